@@ -1,0 +1,63 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both bootstrap what they
+# need (cached venvs under $LLMOPS_CACHE, keyed by lock hash) before doing anything else.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export LLMOPS_CACHE ?= $(HOME)/.cache/llmops
+# Keep Ansible's own state (tmp, galaxy cache) in the checkout, not ~/.ansible.
+export ANSIBLE_HOME := $(CURDIR)/.ansible
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+CONTROL_VENV = $(shell scripts/venv.sh path control)
+BIN = $(CONTROL_VENV)/bin
+PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
+
+.PHONY: help bootstrap control serving demo test lint unit integration clean lock
+
+help:
+	@echo "make demo   - bootstrap, then ansible-playbook site.yml on the local inventory"
+	@echo "make test   - bootstrap, then lint + unit + integration tests"
+	@echo "make lint   - ansible-lint (production), yamllint, syntax-check"
+	@echo "make clean  - stop what the demo started, remove reports (caches stay)"
+
+control:
+	@scripts/venv.sh ensure control >/dev/null
+	@$(BIN)/ansible-galaxy collection install -r collections/requirements.yml >/dev/null
+
+serving:
+	@scripts/venv.sh ensure serving >/dev/null
+
+bootstrap: control serving
+
+demo: bootstrap
+	@start=$$(date +%s); \
+	PATH="$(BIN):$$PATH" ansible-playbook site.yml; \
+	echo; echo "== llmops demo finished in $$(( $$(date +%s) - start ))s"; \
+	$(BIN)/python scripts/print_endpoints.py
+
+lint: control
+	PATH="$(BIN):$$PATH" yamllint -s .
+	PATH="$(BIN):$$PATH" ansible-lint --offline --profile production
+	@for pb in $(PLAYBOOKS); do \
+	  PATH="$(BIN):$$PATH" ansible-playbook --syntax-check "$$pb" >/dev/null || exit 1; \
+	  echo "syntax ok: $$pb"; \
+	done
+
+unit: control
+	PATH="$(BIN):$$PATH" python -m pytest tests/unit -q
+
+integration: bootstrap
+	PATH="$(BIN):$$PATH" python -m pytest tests/integration -q -x
+
+test: bootstrap lint unit integration
+
+clean: control
+	-PATH="$(BIN):$$PATH" ansible-playbook playbooks/teardown.yml
+	rm -rf reports .ansible .pytest_cache
+
+# Re-resolve the lock files from requirements/*.in (needs the package registry).
+lock:
+	scripts/lock.sh control
+	scripts/lock.sh serving

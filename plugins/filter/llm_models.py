@@ -1,0 +1,32 @@
+"""Filters over the platform's inventory model; the logic lives in module_utils.inventory."""
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.llmops.platform.plugins.module_utils.inventory import (
+    InventoryError,
+    expand_replicas,
+    normalize_models,
+    vllm_cli_args,
+)
+
+
+def llm_models_normalize(models, default_args=None, base_port=8100, port_stride=10, device="gpu"):
+    try:
+        return normalize_models(models, default_args, int(base_port), int(port_stride), device)
+    except InventoryError as exc:
+        raise AnsibleFilterError(f"Invalid inventory: {exc}") from None
+
+
+def llm_replicas(models, host="127.0.0.1", prefix="vllm"):
+    return expand_replicas(list(models or []), host, prefix)
+
+
+def vllm_argv(args):
+    return vllm_cli_args(dict(args or {}))
+
+
+class FilterModule:
+    def filters(self):
+        return {"llm_models_normalize": llm_models_normalize, "vllm_argv": vllm_argv,
+                "llm_replicas": llm_replicas}

@@ -1,0 +1,214 @@
+"""Validation and normalisation of the platform's inventory model (`llm_models`).
+
+Pure Python, no Ansible imports: the preflight role, the vllm role (through the
+`llm_models_normalize` filter) and the tests all call `normalize_models`, so an entry
+is read the same way everywhere. Every error names the offending field and the fix.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SOURCE_SCHEMES = ("generated", "path", "hf")
+GENERATED_MODELS = ("tiny-llama",)
+ENTRY_KEYS = {"name", "source", "replicas", "gpus", "vllm_args", "port", "env", "revision"}
+# DNS-1035 label: the name becomes a Kubernetes Service/route name on the kubernetes target.
+NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+HF_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+ARG_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+# Flags the role sets itself; setting them per model would break routing or the cache.
+RESERVED_ARGS = {"model", "served_model_name", "port", "host"}
+MAX_REPLICAS_PER_MODEL = 10
+
+
+class InventoryError(ValueError):
+    """A bad inventory value: `field` is the dotted path, the message says how to fix it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def parse_source(source: Any, field: str = "source") -> dict[str, str]:
+    """Split `scheme:rest` and check the rest for its scheme."""
+    if not isinstance(source, str) or ":" not in source:
+        raise InventoryError(
+            field,
+            f"{source!r} is not a model source; use one of generated:tiny-llama, "
+            "path:/abs/dir (a local HF-format model) or hf:<org>/<repo>",
+        )
+    scheme, _, rest = source.partition(":")
+    if scheme not in SOURCE_SCHEMES:
+        raise InventoryError(
+            field,
+            f"unknown source scheme {scheme!r}; use one of {', '.join(s + ':' for s in SOURCE_SCHEMES)}",
+        )
+    if scheme == "generated" and rest not in GENERATED_MODELS:
+        raise InventoryError(field, f"unknown generated model {rest!r}; use generated:tiny-llama")
+    if scheme == "path" and not rest.startswith("/"):
+        raise InventoryError(field, f"path {rest!r} is not absolute; write path:/abs/dir/of/model")
+    if scheme == "hf":
+        repo, _, revision = rest.partition("@")
+        if not HF_REPO_RE.match(repo):
+            raise InventoryError(field, f"{rest!r} is not a Hugging Face repo id; write hf:<org>/<repo>[@revision]")
+        return {"scheme": scheme, "ref": repo, "revision": revision or "main"}
+    return {"scheme": scheme, "ref": rest, "revision": ""}
+
+
+def _int_field(entry: dict, key: str, field: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    value = entry.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        else:
+            raise InventoryError(field, f"must be an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise InventoryError(field, f"must be {bound}, got {value}")
+    return value
+
+
+def _check_args(args: Any, field: str) -> dict[str, Any]:
+    if args is None:
+        return {}
+    if not isinstance(args, dict):
+        raise InventoryError(field, "must be a mapping of vLLM argument names to values, e.g. {max_num_seqs: 64}")
+    for key, value in args.items():
+        if not isinstance(key, str) or not ARG_RE.match(key):
+            raise InventoryError(f"{field}.{key}", "argument names are snake_case vLLM flags, e.g. max_model_len")
+        if key in RESERVED_ARGS:
+            raise InventoryError(f"{field}.{key}", "is set by the vllm role; remove it from vllm_args")
+        if isinstance(value, (dict, list)) and key not in ("override_generation_config", "limit_mm_per_prompt"):
+            raise InventoryError(f"{field}.{key}", "must be a scalar (string, number or boolean)")
+    return dict(args)
+
+
+def normalize_models(
+    models: Any,
+    default_args: dict[str, Any] | None = None,
+    base_port: int = 8100,
+    port_stride: int = 10,
+    device: str = "gpu",
+) -> list[dict[str, Any]]:
+    """Validate `llm_models` and return entries with every field filled in.
+
+    Ports: entry i gets `port` (or base_port + i * port_stride) for replica 0, then +1
+    per replica, so adding a replica to one model never moves another model's ports.
+    """
+    if not isinstance(models, list):
+        raise InventoryError("llm_models", "must be a list of model entries (each with name and source)")
+    normalized: list[dict[str, Any]] = []
+    seen_names: dict[str, int] = {}
+    used_ports: dict[int, str] = {}
+    for index, entry in enumerate(models):
+        where = f"llm_models[{index}]"
+        if not isinstance(entry, dict):
+            raise InventoryError(where, "must be a mapping with at least name and source")
+        unknown = sorted(set(entry) - ENTRY_KEYS)
+        if unknown:
+            raise InventoryError(
+                f"{where}.{unknown[0]}",
+                f"unknown key; allowed keys are {', '.join(sorted(ENTRY_KEYS))}",
+            )
+        name = entry.get("name")
+        if not name:
+            raise InventoryError(f"{where}.name", "is missing; every model needs a name (lowercase, e.g. chat)")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise InventoryError(
+                f"{where}.name",
+                f"{name!r} is not a valid name; use lowercase letters, digits and '-', starting with a letter",
+            )
+        if name == "vllm":
+            raise InventoryError(
+                f"{where}.name",
+                "'vllm' is reserved (Kubernetes injects VLLM_* env vars from a Service of that name); pick another",
+            )
+        if name in seen_names:
+            raise InventoryError(f"{where}.name", f"duplicate of llm_models[{seen_names[name]}].name; names must be unique")
+        seen_names[name] = index
+        if "source" not in entry:
+            raise InventoryError(f"{where}.source", "is missing; e.g. source: generated:tiny-llama")
+        source = parse_source(entry["source"], f"{where}.source")
+        replicas = _int_field(entry, "replicas", f"{where}.replicas", 1, 0, MAX_REPLICAS_PER_MODEL)
+        gpus = _int_field(entry, "gpus", f"{where}.gpus", 0, 0, 16)
+        first_port = _int_field(entry, "port", f"{where}.port", base_port + index * port_stride, 1024, 65535)
+        ports = list(range(first_port, first_port + replicas))
+        for port in ports:
+            if port > 65535:
+                raise InventoryError(f"{where}.replicas", f"replica port {port} exceeds 65535; lower port or replicas")
+            if port in used_ports:
+                raise InventoryError(
+                    f"{where}.port",
+                    f"port {port} is already used by {used_ports[port]}; set a distinct port for this model",
+                )
+            used_ports[port] = f"{where} ({name})"
+        args = dict(default_args or {})
+        args.update(_check_args(entry.get("vllm_args"), f"{where}.vllm_args"))
+        block = args.get("block_size")
+        if device == "cpu" and block is not None and (not isinstance(block, int) or block % 32):
+            raise InventoryError(
+                f"{where}.vllm_args.block_size",
+                f"{block!r} does not work on vLLM's CPU backend (its attention needs a multiple of 32); use 32",
+            )
+        env = entry.get("env") or {}
+        if not isinstance(env, dict) or not all(isinstance(k, str) for k in env):
+            raise InventoryError(f"{where}.env", "must be a mapping of environment variable names to values")
+        normalized.append(
+            {
+                "name": name,
+                "source": entry["source"],
+                "source_scheme": source["scheme"],
+                "source_ref": source["ref"],
+                "revision": str(entry.get("revision") or source["revision"]),
+                "replicas": replicas,
+                "gpus": gpus,
+                "port": first_port,
+                "ports": ports,
+                "vllm_args": args,
+                "env": {k: str(v) for k, v in env.items()},
+            }
+        )
+    return normalized
+
+
+def vllm_cli_args(args: dict[str, Any]) -> list[str]:
+    """Turn {max_num_seqs: 64, enforce_eager: true} into vLLM's `--max-num-seqs 64 --enforce-eager`.
+
+    False booleans and None are dropped (vLLM's store_true flags have no negative form
+    for most options); dicts go as JSON, which vLLM parses for its JSON-typed flags.
+    """
+    import json
+
+    argv: list[str] = []
+    for key in sorted(args):
+        value = args[key]
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, (dict, list)):
+            argv += [flag, json.dumps(value, sort_keys=True)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1", prefix: str = "vllm") -> list[dict[str, Any]]:
+    """One record per replica of each normalised model: process name, port and URLs."""
+    replicas = []
+    for model in models:
+        for index, port in enumerate(model["ports"]):
+            base = f"http://{host}:{port}"
+            replicas.append(
+                {
+                    "name": f"{prefix}-{model['name']}-{index}",
+                    "model": model["name"],
+                    "index": index,
+                    "port": port,
+                    "base_url": base,
+                    "health_url": f"{base}/health",
+                    "models_url": f"{base}/v1/models",
+                }
+            )
+    return replicas

@@ -1,0 +1,95 @@
+#!/usr/bin/python
+"""Resolve a model source to a local Hugging Face model directory."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: llm_model_source
+short_description: Resolve a model source (generated, path, hf) to a local model directory
+description:
+  - C(generated:tiny-llama) writes a small random-weight Llama (real HF files) into I(cache_dir) once.
+  - C(path:/dir) checks that a local directory holds a complete HF model.
+  - C(hf:org/repo[@revision]) finds the model in the Hugging Face cache or downloads it with I(hf_token).
+  - All three are validated by the same check (config, weights, tokenizer) before any server uses them.
+options:
+  source:
+    description: Model source, C(generated:tiny-llama), C(path:/abs/dir) or C(hf:org/repo[@revision]).
+    type: str
+    required: true
+  cache_dir:
+    description: Where generated models are written.
+    type: path
+    required: true
+  seed:
+    description: Seed for generated weights.
+    type: int
+    default: 0
+  hf_token:
+    description: Hugging Face token for gated repos.
+    type: str
+  hf_hub_cache:
+    description: Hugging Face hub cache directory; defaults to C(HF_HUB_CACHE) or C(HF_HOME)/hub.
+    type: path
+  offline:
+    description: Never try to download; fail if an C(hf:) model is not cached.
+    type: bool
+    default: false
+author: llmops.platform developers
+"""
+
+EXAMPLES = r"""
+- name: Resolve the model of each entry
+  llmops.platform.llm_model_source:
+    source: generated:tiny-llama
+    cache_dir: /var/cache/llmops/models
+"""
+
+RETURN = r"""
+path:
+  description: Local directory of the model.
+  returned: success
+  type: str
+files:
+  description: File names in the model directory.
+  returned: success
+  type: list
+  elements: str
+scheme:
+  description: The source scheme.
+  returned: success
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.llmops.platform.plugins.module_utils.inventory import InventoryError
+from ansible_collections.llmops.platform.plugins.module_utils.model_source import ModelSourceError, resolve
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "source": {"type": "str", "required": True},
+            "cache_dir": {"type": "path", "required": True},
+            "seed": {"type": "int", "default": 0},
+            "hf_token": {"type": "str", "no_log": True},
+            "hf_hub_cache": {"type": "path"},
+            "offline": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        if module.check_mode:
+            from ansible_collections.llmops.platform.plugins.module_utils.inventory import parse_source
+
+            parse_source(params["source"])
+            module.exit_json(changed=False, path="", files=[], scheme=params["source"].split(":")[0])
+        result = resolve(params["source"], params["cache_dir"], params["hf_token"], params["seed"],
+                         params["hf_hub_cache"], params["offline"])
+    except (ModelSourceError, InventoryError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Print where the demo's endpoints and report are (read from the files the play wrote)."""
+import json
+import os
+import sys
+
+home = os.environ.get("LLMOPS_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "llmops")
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+try:
+    with open(os.path.join(home, "run", "endpoints.json"), encoding="utf-8") as handle:
+        replicas = json.load(handle)["models"]
+except (OSError, ValueError, KeyError):
+    replicas = []
+for replica in replicas:
+    print(f"Endpoint: {replica['base_url']}/v1/chat/completions  (model {replica['model']}, replica {replica['index']})")
+index = os.path.join(root, "reports", "index.html")
+if os.path.exists(index):
+    print(f"Report:   file://{index}")
+else:
+    print("Report:   none yet (the bench layer did not run)", file=sys.stderr)

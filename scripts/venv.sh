@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Create (or reuse) a cached venv for this project, keyed by its lock file and interpreter.
+#   scripts/venv.sh path   NAME   -> print the venv directory (no side effects)
+#   scripts/venv.sh ensure NAME   -> build it if missing, then print the directory
+# NAME is control (Python >= 3.12, ansible and the tools) or serving (Python 3.11, vLLM CPU).
+# Venvs live under $LLMOPS_CACHE (default ~/.cache/llmops), outside the clone, so a fresh
+# clone on the same machine reuses them; a changed lock file builds a new one.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${LLMOPS_CACHE:-$HOME/.cache/llmops}
+action=${1:?usage: venv.sh path|ensure NAME}
+name=${2:?usage: venv.sh path|ensure NAME}
+lock="$here/requirements/$name.lock"
+[ -f "$lock" ] || { echo "venv.sh: no lock file $lock" >&2; exit 2; }
+
+# Candidates in order of preference: PATH first, then pyenv's installs.
+candidates() {
+  local minor=$1
+  command -v "python3.$minor" 2>/dev/null || true
+  if command -v pyenv >/dev/null 2>&1; then
+    ls -d "$(pyenv root)"/versions/3."$minor".*/bin/python3 2>/dev/null | sort -V -r || true
+  fi
+  ls -d "$HOME"/.pyenv/versions/3."$minor".*/bin/python3 2>/dev/null | sort -V -r || true
+  command -v python3 2>/dev/null || true
+}
+
+find_python() {
+  local want_min=$1 want_max=$2 minor cand
+  for minor in $(seq "$want_max" -1 "$want_min"); do
+    for cand in $(candidates "$minor"); do
+      if "$cand" -c "import sys, venv; sys.exit(0 if sys.version_info[:2] == (3, $minor) else 1)" 2>/dev/null; then
+        echo "$cand"; return 0
+      fi
+    done
+  done
+  return 1
+}
+
+case "$name" in
+  control) python=$(find_python 12 13) || { echo "venv.sh: need Python 3.12 or 3.13 for ansible-core 2.21 (install python3.12, or pyenv install 3.12)" >&2; exit 3; } ;;
+  serving) python=$(find_python 11 11) || { echo "venv.sh: need Python 3.11 for the vLLM CPU venv (the CPU torch 2.13.0 wheel is cp311)" >&2; exit 3; } ;;
+  *) echo "venv.sh: unknown venv $name (control or serving)" >&2; exit 2 ;;
+esac
+
+key=$( { cat "$lock"; "$python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-16)
+dir="$cache/venvs/$name-$key"
+
+if [ "$action" = path ]; then echo "$dir"; exit 0; fi
+[ "$action" = ensure ] || { echo "venv.sh: unknown action $action" >&2; exit 2; }
+if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
+
+# Venvs are not relocatable, so build in place and mark completion last: a killed
+# build leaves no marker and is rebuilt from scratch next time.
+mkdir -p "$cache/venvs"
+exec 9>"$cache/venvs/.$name.lock"
+flock 9
+if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
+rm -rf "$dir"
+echo "venv.sh: building $name venv in $dir with $python (one-time; cached by lock hash)" >&2
+start=$(date +%s)
+"$python" -m venv "$dir"
+pip=("$dir/bin/python" -m pip --disable-pip-version-check -q)
+if [ "$name" = serving ]; then
+  # torch first and alone: the CPU wheel on disk satisfies it; anything else pulls CUDA.
+  "${pip[@]}" install "$(grep -E '^torch==' "$lock")" >&2
+fi
+"${pip[@]}" install --no-deps -r "$lock" >&2
+"${pip[@]}" check >&2 || echo "venv.sh: pip check reported issues (see above)" >&2
+touch "$dir/.complete"
+echo "venv.sh: $name venv ready in $(( $(date +%s) - start ))s" >&2
+echo "$dir"
