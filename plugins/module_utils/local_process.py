@@ -36,6 +36,9 @@ class ProcessSpec:
     start_retries: int = 0
     stop_timeout_s: float = 20.0
     python: str = sys.executable
+    # The port the process will listen on: checked free before start, so a readiness probe
+    # can never be answered by some other server that holds it.
+    port: int | None = None
 
     @property
     def dir(self) -> str:
@@ -126,6 +129,8 @@ def start(spec: ProcessSpec) -> bool:
     if is_current(spec):
         return False
     stop(spec)
+    if spec.port is not None:
+        ensure_port_free(spec.port, spec.name)
     os.makedirs(spec.dir, exist_ok=True)
     os.makedirs(spec.log_dir, exist_ok=True)
     script = install_supervisor(spec.state_dir)
@@ -163,6 +168,26 @@ def start(spec: ProcessSpec) -> bool:
             return True
         time.sleep(0.05)
     raise RuntimeError(f"{spec.name}: the supervisor did not come up; see {os.path.join(spec.dir, 'supervisor.err')}")
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def ensure_port_free(port: int, name: str, wait_s: float = 3.0) -> None:
+    # A process we just stopped may need a moment to release its socket.
+    deadline = time.monotonic() + wait_s
+    while port_in_use(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"port {port} is already in use by another process, so {name} cannot listen there; "
+                "stop that process or give this model another port (llm_models[].port)"
+            )
+        time.sleep(0.2)
 
 
 def _kill_group(pid: int | None, sig: int) -> None:

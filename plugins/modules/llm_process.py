@@ -45,6 +45,9 @@ options:
   ready_url:
     description: URL the supervisor probes to learn that a start succeeded.
     type: str
+  port:
+    description: Port the process listens on; a start fails when another process holds it.
+    type: int
   wait_urls:
     description: URLs that must all answer 2xx for I(state=ready).
     type: list
@@ -131,6 +134,7 @@ def main() -> None:
             "state_dir": {"type": "path", "required": True},
             "log_dir": {"type": "path", "required": True},
             "ready_url": {"type": "str"},
+            "port": {"type": "int"},
             "wait_urls": {"type": "list", "elements": "str", "default": []},
             "timeout": {"type": "int", "default": 600},
             "start_retries": {"type": "int", "default": 0},
@@ -145,7 +149,7 @@ def main() -> None:
     spec = local_process.ProcessSpec(
         name=p["name"], argv=p["argv"] or [], state_dir=p["state_dir"], log_dir=p["log_dir"],
         env={k: str(v) for k, v in p["env"].items()}, cwd=p["cwd"], ready_url=p["ready_url"],
-        start_retries=p["start_retries"], stop_timeout_s=float(p["stop_timeout"]),
+        start_retries=p["start_retries"], stop_timeout_s=float(p["stop_timeout"]), port=p["port"],
     )
     manager, backend = _backend(p["manager"])
     result = {"manager": manager, "log_file": spec.log_file, "changed": False}

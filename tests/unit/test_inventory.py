@@ -1,0 +1,87 @@
+"""llm_models validation: every bad entry names its field and the fix."""
+import pytest
+
+from ansible_collections.llmops.platform.plugins.module_utils.inventory import (
+    InventoryError,
+    expand_replicas,
+    normalize_models,
+    parse_source,
+    vllm_cli_args,
+)
+
+
+def test_defaults_and_ports():
+    models = normalize_models(
+        [{"name": "chat", "source": "generated:tiny-llama", "replicas": 2},
+         {"name": "code", "source": "hf:org/model@abc", "vllm_args": {"max_num_seqs": 8}}],
+        default_args={"max_num_seqs": 64, "block_size": 16},
+    )
+    assert models[0]["ports"] == [8100, 8101]
+    assert models[1]["ports"] == [8110]
+    assert models[1]["vllm_args"] == {"max_num_seqs": 8, "block_size": 16}
+    assert models[1]["source_ref"] == "org/model" and models[1]["revision"] == "abc"
+    assert models[0]["gpus"] == 0
+
+
+@pytest.mark.parametrize(
+    "entry, field, words",
+    [
+        ({"source": "generated:tiny-llama"}, "llm_models[0].name", "missing"),
+        ({"name": "chat", "source": "generated:tiny-llama", "replicas": -1}, "llm_models[0].replicas", "between 0"),
+        ({"name": "chat", "source": "s3://bucket/x"}, "llm_models[0].source", "scheme"),
+        ({"name": "chat", "source": "ftp:x"}, "llm_models[0].source", "unknown source scheme"),
+        ({"name": "chat", "source": "path:relative/dir"}, "llm_models[0].source", "absolute"),
+        ({"name": "chat", "source": "hf:not a repo"}, "llm_models[0].source", "repo id"),
+        ({"name": "Chat_1", "source": "generated:tiny-llama"}, "llm_models[0].name", "lowercase"),
+        ({"name": "vllm", "source": "generated:tiny-llama"}, "llm_models[0].name", "reserved"),
+        ({"name": "chat", "source": "generated:tiny-llama", "replica": 2}, "llm_models[0].replica", "unknown key"),
+        ({"name": "chat", "source": "generated:tiny-llama", "replicas": "two"}, "llm_models[0].replicas", "integer"),
+        ({"name": "chat", "source": "generated:tiny-llama", "vllm_args": {"port": 1}}, "llm_models[0].vllm_args.port", "vllm role"),
+        ({"name": "chat", "source": "generated:tiny-llama", "vllm_args": {"Max-Len": 1}}, "llm_models[0].vllm_args.Max-Len", "snake_case"),
+        ({"name": "chat"}, "llm_models[0].source", "missing"),
+    ],
+)
+def test_bad_entries_name_the_field(entry, field, words):
+    with pytest.raises(InventoryError) as err:
+        normalize_models([entry])
+    assert err.value.field == field
+    assert words in str(err.value)
+
+
+def test_duplicate_names_and_port_clash():
+    with pytest.raises(InventoryError, match="duplicate"):
+        normalize_models([{"name": "a", "source": "generated:tiny-llama"}] * 2)
+    with pytest.raises(InventoryError, match="already used"):
+        normalize_models([{"name": "a", "source": "generated:tiny-llama", "replicas": 3, "port": 9000},
+                          {"name": "b", "source": "generated:tiny-llama", "port": 9002}])
+
+
+def test_cpu_block_size_must_be_multiple_of_32():
+    entry = {"name": "a", "source": "generated:tiny-llama", "vllm_args": {"block_size": 16}}
+    with pytest.raises(InventoryError) as err:
+        normalize_models([entry], device="cpu")
+    assert err.value.field == "llm_models[0].vllm_args.block_size"
+    assert normalize_models([entry], device="gpu")[0]["vllm_args"]["block_size"] == 16
+
+
+def test_not_a_list():
+    with pytest.raises(InventoryError, match="must be a list"):
+        normalize_models({"name": "a"})
+
+
+def test_parse_source_hf_default_revision():
+    assert parse_source("hf:meta-llama/Llama-3.2-1B") == {"scheme": "hf", "ref": "meta-llama/Llama-3.2-1B", "revision": "main"}
+
+
+def test_vllm_cli_args():
+    argv = vllm_cli_args({"max_num_seqs": 64, "enforce_eager": True, "enable_prefix_caching": False,
+                          "override_generation_config": {"temperature": 0.5}})
+    assert argv == ["--enforce-eager", "--max-num-seqs", "64",
+                    "--override-generation-config", '{"temperature": 0.5}']
+
+
+def test_expand_replicas():
+    models = normalize_models([{"name": "a", "source": "generated:tiny-llama", "replicas": 2}])
+    replicas = expand_replicas(models, "127.0.0.1")
+    assert [r["name"] for r in replicas] == ["vllm-a-0", "vllm-a-1"]
+    assert replicas[1]["health_url"] == "http://127.0.0.1:8101/health"
