@@ -18,7 +18,7 @@ HF_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 ARG_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Flags the role sets itself; setting them per model would break routing or the cache.
 RESERVED_ARGS = {"model", "served_model_name", "port", "host"}
-MAX_REPLICAS_PER_MODEL = 10
+MAX_REPLICAS_PER_MODEL = 64
 
 
 class InventoryError(ValueError):

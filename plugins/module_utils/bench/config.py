@@ -1,0 +1,175 @@
+"""What one benchmark run should do, validated before any traffic is sent."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, Optional
+from urllib.parse import urlsplit
+
+ENDPOINT_PATHS = {
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+}
+
+# Body keys the engine owns: letting additional_params override them would silently change
+# what is measured (e.g. stream=false makes TTFT meaningless).
+_RESERVED_BODY_KEYS = {
+    "model": "model",
+    "messages": "prompt_tokens",
+    "prompt": "prompt_tokens",
+    "stream": None,
+    "stream_options": None,
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens",
+    "ignore_eos": "ignore_eos",
+}
+
+# Guards against typos such as concurrency: 100000 turning a benchmark into a fork bomb.
+MAX_CONCURRENCY = 10000
+
+
+class BenchConfigError(ValueError):
+    """A bad option; `field` names it and the message says how to fix it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    base_url: str
+    model: str
+    endpoint: str = "chat"
+    num_requests: int = 100
+    concurrency: int = 8
+    warmup_requests: int = 0
+    max_tokens: int = 64
+    prompt_tokens: int = 128
+    ignore_eos: bool = True
+    seed: int = 0
+    request_timeout_s: float = 60.0
+    api_key: Optional[str] = field(default=None, repr=False)
+    additional_params: Dict[str, Any] = field(default_factory=dict)
+    run_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        # frozen: normalise through object.__setattr__ so callers can pass "http://h:1/".
+        object.__setattr__(self, "base_url", _check_base_url(self.base_url))
+        _check_str(self.model, "model", "the served model name, e.g. model: chat")
+        if self.endpoint not in ENDPOINT_PATHS:
+            raise BenchConfigError(
+                "endpoint", f"got {self.endpoint!r}; use one of {sorted(ENDPOINT_PATHS)}")
+        _check_int(self.num_requests, "num_requests", minimum=1)
+        _check_int(self.concurrency, "concurrency", minimum=1, maximum=MAX_CONCURRENCY)
+        _check_int(self.warmup_requests, "warmup_requests", minimum=0)
+        _check_int(self.max_tokens, "max_tokens", minimum=1)
+        _check_int(self.prompt_tokens, "prompt_tokens", minimum=1)
+        _check_int(self.seed, "seed", minimum=0)
+        if not isinstance(self.ignore_eos, bool):
+            raise BenchConfigError("ignore_eos", f"got {self.ignore_eos!r}; use true or false")
+        object.__setattr__(self, "request_timeout_s",
+                           _check_seconds(self.request_timeout_s, "request_timeout_s"))
+        object.__setattr__(self, "run_timeout_s",
+                           _check_seconds(self.run_timeout_s, "run_timeout_s"))
+        if self.api_key is not None and not isinstance(self.api_key, str):
+            raise BenchConfigError("api_key", "must be a string (or omitted)")
+        _check_additional_params(self.additional_params)
+
+    @property
+    def url(self) -> str:
+        return self.base_url + ENDPOINT_PATHS[self.endpoint]
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "BenchConfig":
+        """Build from plain options (CLI, JSON); unknown keys are errors, not ignored."""
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise BenchConfigError(key, f"unknown option; known options are {sorted(known)}")
+        for required in ("base_url", "model"):
+            if data.get(required) is None:
+                raise BenchConfigError(required, "is required")
+        return cls(**{k: v for k, v in data.items() if v is not None})
+
+    def to_dict(self, redact: bool = True) -> Dict[str, Any]:
+        """Plain dict for results files; the API key never leaves memory unless asked."""
+        data = asdict(self)
+        if redact:
+            data.pop("api_key", None)
+        data["url"] = self.url
+        return data
+
+
+def _check_str(value: Any, name: str, hint: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise BenchConfigError(name, f"must be a non-empty string: {hint}")
+
+
+def _check_int(value: Any, name: str, minimum: int, maximum: Optional[int] = None) -> None:
+    # bool is an int subclass; `concurrency: true` is a typo, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BenchConfigError(name, f"got {value!r}; use a whole number >= {minimum}")
+    if value < minimum:
+        raise BenchConfigError(name, f"got {value}; use a whole number >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise BenchConfigError(name, f"got {value}; use at most {maximum}")
+
+
+def _check_seconds(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BenchConfigError(name, f"got {value!r}; use a number of seconds > 0")
+    if not math.isfinite(value) or value <= 0:
+        raise BenchConfigError(name, f"got {value}; use a number of seconds > 0")
+    return float(value)
+
+
+def _check_base_url(value: Any) -> str:
+    _check_str(value, "base_url", "e.g. http://127.0.0.1:8000")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https"):
+        raise BenchConfigError("base_url", f"got {value!r}; use http:// or https://, "
+                                           "e.g. http://127.0.0.1:8000")
+    try:
+        port = parts.port  # raises on a port that is not a number or out of range
+    except ValueError:
+        port = -1
+    if not parts.hostname or port == -1:
+        raise BenchConfigError("base_url", f"got {value!r}; give host and optional port, "
+                                           "e.g. http://127.0.0.1:8000")
+    if parts.query or parts.fragment:
+        raise BenchConfigError("base_url", f"got {value!r}; drop the ?query / #fragment")
+    path = parts.path.rstrip("/")
+    if path.endswith("/v1"):
+        raise BenchConfigError("base_url", f"got {value!r}; drop the trailing /v1, the "
+                                           "endpoint option adds /v1/... itself")
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _is_scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)  # NaN/inf are not JSON
+    return value is None or isinstance(value, (str, int, bool))
+
+
+def _check_additional_params(params: Any) -> None:
+    if not isinstance(params, dict):
+        raise BenchConfigError("additional_params", "must be a mapping of request-body fields "
+                                                    "to values, e.g. {temperature: 0.0}")
+    for key, value in params.items():
+        name = f"additional_params.{key}"
+        if not isinstance(key, str) or not key:
+            raise BenchConfigError("additional_params", f"key {key!r} must be a non-empty string")
+        if key in _RESERVED_BODY_KEYS:
+            owner = _RESERVED_BODY_KEYS[key]
+            fix = f"set the {owner} option instead" if owner else "the engine always streams"
+            raise BenchConfigError(name, f"is controlled by the benchmark; {fix}")
+        # Flat lists of scalars cover real knobs such as stop sequences; anything deeper is
+        # almost always a templating mistake and would be sent to the server verbatim.
+        if isinstance(value, list):
+            if not all(_is_scalar(v) and v is not None for v in value):
+                raise BenchConfigError(name, "lists may only hold strings, numbers or booleans")
+        elif not _is_scalar(value):
+            raise BenchConfigError(name, f"got {type(value).__name__}; use a string, number, "
+                                         "boolean, null or a flat list of those")

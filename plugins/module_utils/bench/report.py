@@ -1,0 +1,248 @@
+"""Single-file HTML reports: one per run, plus reports/index.html across runs.
+
+No external JS/CSS/fonts: the pages must open from disk on a closed network. Output is
+deterministic for the same inputs (no "generated at"), so re-rendering an unchanged index
+is a no-op for Ansible.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from html import escape
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from .results import RESULTS_FILE, load_results, write_text
+from .svg import cdf_chart, histogram_chart
+
+REPORT_FILE = "report.html"
+INDEX_FILE = "index.html"
+
+CSS = """
+:root{--fg:#111827;--mut:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--card:#fff;--ok:#047857;
+--okbg:#d1fae5;--bad:#b91c1c;--badbg:#fee2e2;--acc:#2563eb}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--fg);
+font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif}
+main{max-width:1180px;margin:0 auto;padding:28px 24px 48px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 10px}
+.sub{color:var(--mut);margin:0 0 18px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px}
+.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px 14px}
+.card .k{color:var(--mut);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.card .v{font-size:22px;font-weight:600;font-variant-numeric:tabular-nums}
+.card .u{color:var(--mut);font-size:12px;margin-left:3px}
+table{width:100%;border-collapse:collapse;background:var(--card);border:1px solid var(--line);
+border-radius:10px;overflow:hidden}
+th,td{padding:7px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap;
+font-variant-numeric:tabular-nums}
+th{background:#f1f5f9;font-size:12px;color:#374151;text-transform:uppercase;letter-spacing:.03em}
+th:first-child,td:first-child,td.l,th.l{text-align:left}
+tr:last-child td{border-bottom:0}tbody tr:hover{background:#f9fafb}
+a{color:var(--acc);text-decoration:none}a:hover{text-decoration:underline}
+.badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600}
+.ok{background:var(--okbg);color:var(--ok)}.bad{background:var(--badbg);color:var(--bad)}
+.reasons{background:var(--badbg);color:var(--bad);border-radius:10px;padding:10px 14px;
+margin:12px 0}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:12px}
+.chart{width:100%;height:auto;background:var(--card);border:1px solid var(--line);
+border-radius:10px}
+.chart .ct{font-size:13px;font-weight:600;fill:var(--fg)}
+.chart .tk{font-size:11px;fill:var(--mut)}.chart .al{font-size:12px;fill:#374151}
+.chart .grid{stroke:#eef2f7}.chart .box{fill:none;stroke:var(--line)}
+code{background:#f1f5f9;padding:1px 5px;border-radius:5px}
+footer{color:var(--mut);font-size:12px;margin-top:28px}
+"""
+
+_LATENCIES = (("TTFT", "ttft_ms"), ("ITL", "itl_ms"), ("TPOT", "tpot_ms"), ("E2E", "e2e_ms"))
+_STAT_COLS = (("n", "n"), ("mean", "mean"), ("median", "median"), ("p90", "p90"),
+              ("p95", "p95"), ("p99", "p99"), ("p99.9", "p999"), ("min", "min"),
+              ("max", "max"), ("stdev", "stdev"))
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.{digits}f}"
+
+
+def _pct(value: Optional[float]) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _badge(valid: Any) -> str:
+    return ('<span class="badge ok">valid</span>' if valid
+            else '<span class="badge bad">invalid</span>')
+
+
+def _page(title: str, body: str) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+            f"<title>{escape(title)}</title><style>{CSS}</style></head>"
+            f"<body><main>{body}</main></body></html>\n")
+
+
+def _card(label: str, value: str, unit: str = "") -> str:
+    unit_html = f'<span class="u">{escape(unit)}</span>' if unit else ""
+    return (f'<div class="card"><div class="k">{escape(label)}</div>'
+            f'<div class="v">{escape(value)}{unit_html}</div></div>')
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Cells in `rows` are trusted HTML (callers escape); header labels are escaped here."""
+    th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _ms_values(results: Dict[str, Any], key: str) -> List[float]:
+    ok = [r for r in results.get("records", []) if not r.get("error_class")]
+    if key == "itl_s":
+        return [g * 1000.0 for r in ok for g in r.get("itl_s") or []]
+    return [r[key] * 1000.0 for r in ok if r.get(key) is not None]
+
+
+def _reasons(summary: Dict[str, Any]) -> str:
+    reasons = summary.get("invalid_reasons") or []
+    if not reasons:
+        return ""
+    items = "".join(f"<li>{escape(r)}</li>" for r in reasons)
+    return f'<div class="reasons"><strong>Run is invalid</strong><ul>{items}</ul></div>'
+
+
+def render_run_report(results: Dict[str, Any]) -> str:
+    summary = results.get("summary", {})
+    config = results.get("config", {})
+    req = summary.get("requests", {})
+    thr = summary.get("throughput", {})
+    model = str(config.get("model", "?"))
+    body = [f"<h1>{escape(model)} {_badge(summary.get('valid'))}</h1>",
+            f'<p class="sub">{escape(str(results.get("started", "")))} · '
+            f'<code>{escape(str(config.get("url", "")))}</code> · concurrency '
+            f'{escape(str(config.get("concurrency", "?")))} · {escape(str(req.get("total", 0)))} '
+            f'requests</p>', _reasons(summary), '<div class="cards">',
+            _card("Requests/s", _num(thr.get("requests_per_s"), 2)),
+            _card("Output tokens/s", _num(thr.get("output_tokens_per_s"))),
+            _card("Success", _pct(req.get("success_rate"))),
+            _card("TTFT p50", _num(summary.get("ttft_ms", {}).get("median")), "ms"),
+            _card("ITL p50", _num(summary.get("itl_ms", {}).get("median")), "ms"),
+            _card("E2E p99", _num(summary.get("e2e_ms", {}).get("p99")), "ms"), "</div>"]
+
+    rows = []
+    for label, key in _LATENCIES:
+        stats = summary.get(key, {})
+        ci = stats.get("ci95")
+        ci_text = f"{_num(ci[0])} – {_num(ci[1])}" if ci else "–"
+        rows.append([escape(label)] + [_num(stats.get(k)) for _, k in _STAT_COLS[:2]]
+                    + [ci_text] + [_num(stats.get(k)) for _, k in _STAT_COLS[2:]])
+    body += ["<h2>Latency (ms)</h2>",
+             _table(["metric", "n", "mean", "mean 95% CI"] + [c for c, _ in _STAT_COLS[2:]], rows)]
+
+    body += ['<h2>Distributions</h2><div class="charts">',
+             cdf_chart("Latency CDF", [("TTFT", _ms_values(results, "ttft_s")),
+                                       ("E2E", _ms_values(results, "e2e_s"))]),
+             histogram_chart("Inter-token latency", _ms_values(results, "itl_s")), "</div>"]
+
+    errors = req.get("error_classes") or {}
+    if errors:
+        samples: Dict[str, str] = {}
+        for r in results.get("records", []):
+            if r.get("error_class") and r["error_class"] not in samples:
+                samples[r["error_class"]] = str(r.get("error") or "")
+        body += ["<h2>Errors</h2>", _table(
+            ["class", "count", "first message"],
+            [[escape(k), _num(v), f'<span class="l">{escape(samples.get(k, "")[:160])}</span>']
+             for k, v in errors.items()])]
+
+    tokens = summary.get("tokens", {})
+    facts = [("succeeded / failed", f"{_num(req.get('succeeded'))} / {_num(req.get('failed'))}"),
+             ("not sent", _num(req.get("not_sent"))),
+             ("duration", f"{_num(summary.get('duration_s'), 2)} s"),
+             ("input / output tokens", f"{_num(tokens.get('input_total'))} / "
+                                       f"{_num(tokens.get('output_total'))}"),
+             ("total tokens/s", _num(thr.get("total_tokens_per_s")))]
+    facts += [(k, str(v)) for k, v in sorted(config.items()) if k != "url"]
+    body += ["<h2>Run</h2>", _table(["field", "value"],
+                                    [[escape(k), f'<span class="l">{escape(v)}</span>']
+                                     for k, v in facts])]
+    versions = results.get("versions", {})
+    body.append("<footer>llmops.platform benchmark · " + escape(
+        " · ".join(f"{k} {v}" for k, v in sorted(versions.items()))) +
+        f" · schema {escape(str(results.get('schema_version')))}</footer>")
+    return _page(f"{model} benchmark", "".join(body))
+
+
+def write_run_report(results: Dict[str, Any], output_dir: str) -> str:
+    path = os.path.join(output_dir, REPORT_FILE)
+    write_text(path, render_run_report(results))
+    return path
+
+
+def discover_runs(report_root: str) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """Find <root>/<timestamp>/<model>/results.json (and <root>/<timestamp>/results.json).
+
+    Returns (entries newest first, problems); an unreadable file is reported, not fatal.
+    """
+    found = sorted(set(glob.glob(os.path.join(report_root, "*", "*", RESULTS_FILE))
+                       + glob.glob(os.path.join(report_root, "*", RESULTS_FILE))))
+    entries, problems = [], []
+    for path in found:
+        rel_dir = os.path.relpath(os.path.dirname(path), report_root)
+        try:
+            results = load_results(path)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{os.path.relpath(path, report_root)}: {exc}")
+            continue
+        report = os.path.join(os.path.dirname(path), REPORT_FILE)
+        link = os.path.join(rel_dir, REPORT_FILE if os.path.exists(report) else RESULTS_FILE)
+        entries.append({"run": rel_dir.split(os.sep)[0], "dir": rel_dir,
+                        "link": link.replace(os.sep, "/"), "results": results})
+    entries.sort(key=lambda e: (e["run"], str(e["results"].get("started", "")), e["dir"]),
+                 reverse=True)
+    return entries, problems
+
+
+def _index_row(entry: Dict[str, Any]) -> List[str]:
+    res = entry["results"]
+    s = res.get("summary", {})
+    req, thr = s.get("requests", {}), s.get("throughput", {})
+    model = str(res.get("config", {}).get("model", "?"))
+    ttft, itl, e2e = s.get("ttft_ms", {}), s.get("itl_ms", {}), s.get("e2e_ms", {})
+    return [escape(entry["run"]),
+            f'<a href="{escape(entry["link"])}">{escape(model)}</a>',
+            _num(req.get("total")), _pct(req.get("success_rate")),
+            _num(thr.get("requests_per_s"), 2), _num(thr.get("output_tokens_per_s")),
+            _num(ttft.get("median")), _num(ttft.get("p99")), _num(itl.get("median")),
+            _num(e2e.get("median")), _num(e2e.get("p99")), _badge(s.get("valid"))]
+
+
+def render_index(report_root: str, title: str = "LLM benchmark reports") -> str:
+    entries, problems = discover_runs(report_root)
+    return render_index_entries(entries, problems, title)
+
+
+def render_index_entries(entries: List[Dict[str, Any]], problems: List[str],
+                         title: str = "LLM benchmark reports") -> str:
+    body = [f"<h1>{escape(title)}</h1>",
+            f'<p class="sub">{len(entries)} result(s) in '
+            f'{len({e["run"] for e in entries})} run(s), newest first. '
+            "Latencies in milliseconds; throughput over each run's measured window.</p>"]
+    if entries:
+        latest = [e for e in entries if e["run"] == entries[0]["run"]]
+        per_model = [(str(e["results"].get("config", {}).get("model", e["dir"])), e["results"])
+                     for e in sorted(latest, key=lambda e: e["dir"])]
+        body += [f"<h2>Latest run · {escape(entries[0]['run'])}</h2>", '<div class="charts">',
+                 cdf_chart("TTFT CDF by model", [(m, _ms_values(r, "ttft_s"))
+                                                 for m, r in per_model]),
+                 cdf_chart("E2E latency CDF by model", [(m, _ms_values(r, "e2e_s"))
+                                                        for m, r in per_model]), "</div>"]
+    body += ["<h2>All runs</h2>", _table(
+        ["run", "model", "requests", "success", "req/s", "out tok/s", "TTFT p50", "TTFT p99",
+         "ITL p50", "E2E p50", "E2E p99", "valid"],
+        [_index_row(e) for e in entries]) if entries else "<p>No results yet.</p>"]
+    if problems:
+        body.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{escape(p)}</li>" for p in problems)
+                    + "</ul>")
+    body.append("<footer>llmops.platform benchmark reports</footer>")
+    return _page(title, "".join(body))

@@ -1,0 +1,124 @@
+"""Inline SVG charts (CDF, histogram) with no JavaScript: reports must open offline."""
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import List, Sequence, Tuple
+
+from .stats import percentile
+
+PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#db2777", "#0891b2",
+           "#4b5563")
+W, H = 640, 300
+LEFT, RIGHT, TOP, BOTTOM = 58, 16, 34, 44
+CDF_POINTS = 200  # enough for a smooth curve, small enough to keep reports light
+
+Series = Tuple[str, Sequence[float]]
+
+
+def _ticks(lo: float, hi: float, count: int = 5) -> List[float]:
+    if hi <= lo:
+        hi = lo + 1.0
+    raw = (hi - lo) / count
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def _frame(title: str, x_label: str, y_label: str, x_lo: float, x_hi: float,
+           y_ticks: Sequence[Tuple[float, str]], x_map, y_map) -> List[str]:
+    parts = [f'<svg class="chart" viewBox="0 0 {W} {H}" xmlns="http://www.w3.org/2000/svg" '
+             f'role="img" aria-label="{escape(title)}">',
+             f'<text x="{LEFT}" y="20" class="ct">{escape(title)}</text>']
+    for x in _ticks(x_lo, x_hi):
+        px = x_map(x)
+        parts.append(f'<line x1="{px:.1f}" y1="{TOP}" x2="{px:.1f}" y2="{H - BOTTOM}" '
+                     'class="grid"/>')
+        parts.append(f'<text x="{px:.1f}" y="{H - BOTTOM + 16}" class="tk" '
+                     f'text-anchor="middle">{_fmt(x)}</text>')
+    for y, label in y_ticks:
+        py = y_map(y)
+        parts.append(f'<line x1="{LEFT}" y1="{py:.1f}" x2="{W - RIGHT}" y2="{py:.1f}" '
+                     'class="grid"/>')
+        parts.append(f'<text x="{LEFT - 6}" y="{py + 4:.1f}" class="tk" '
+                     f'text-anchor="end">{escape(label)}</text>')
+    parts.append(f'<text x="{(LEFT + W - RIGHT) / 2:.0f}" y="{H - 8}" class="al" '
+                 f'text-anchor="middle">{escape(x_label)}</text>')
+    parts.append(f'<text x="14" y="{(TOP + H - BOTTOM) / 2:.0f}" class="al" text-anchor="middle" '
+                 f'transform="rotate(-90 14 {(TOP + H - BOTTOM) / 2:.0f})">{escape(y_label)}</text>')
+    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{W - LEFT - RIGHT}" '
+                 f'height="{H - TOP - BOTTOM}" class="box"/>')
+    return parts
+
+
+def _empty(title: str) -> str:
+    return (f'<svg class="chart" viewBox="0 0 {W} 80" xmlns="http://www.w3.org/2000/svg">'
+            f'<text x="{LEFT}" y="20" class="ct">{escape(title)}</text>'
+            f'<text x="{LEFT}" y="52" class="tk">no data</text></svg>')
+
+
+def _legend(labels: Sequence[str]) -> List[str]:
+    parts, x = [], W - RIGHT - 8
+    for i, label in reversed(list(enumerate(labels))):
+        x -= 7 * len(label) + 26
+        color = PALETTE[i % len(PALETTE)]
+        parts.append(f'<rect x="{x}" y="11" width="12" height="4" fill="{color}"/>'
+                     f'<text x="{x + 16}" y="17" class="tk">{escape(label)}</text>')
+    return parts
+
+
+def cdf_chart(title: str, series: Sequence[Series], x_label: str = "latency (ms)") -> str:
+    """Empirical CDF per series on shared axes; reading it: y = share of requests <= x."""
+    present = [(name, sorted(vals)) for name, vals in series if vals]
+    if not present:
+        return _empty(title)
+    x_lo = 0.0
+    x_hi = max(vals[-1] for _, vals in present) * 1.02 or 1.0
+    x_map = lambda x: LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)  # noqa: E731
+    y_map = lambda y: H - BOTTOM - y * (H - TOP - BOTTOM)  # noqa: E731
+    y_ticks = [(q, f"{q:.0%}") for q in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    parts = _frame(title, x_label, "share of requests", x_lo, x_hi, y_ticks, x_map, y_map)
+    for i, (_, vals) in enumerate(present):
+        steps = min(CDF_POINTS, max(len(vals) - 1, 1))
+        pts = [(percentile(vals, 100.0 * k / steps), k / steps) for k in range(steps + 1)]
+        path = " ".join(f"{x_map(x):.1f},{y_map(y):.1f}" for x, y in pts)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{PALETTE[i % len(PALETTE)]}" '
+                     'stroke-width="2"/>')
+    parts += _legend([name for name, _ in present])
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def histogram_chart(title: str, values: Sequence[float], x_label: str = "latency (ms)",
+                    bins: int = 40) -> str:
+    """Histogram clipped at p99.5 so one straggler does not squash every other bar."""
+    if not values:
+        return _empty(title)
+    data = sorted(values)
+    x_lo = data[0]
+    x_hi = percentile(data, 99.5) or data[-1]
+    if x_hi <= x_lo:
+        x_hi = x_lo + 1.0
+    width = (x_hi - x_lo) / bins
+    counts = [0] * bins
+    for v in data:
+        counts[min(int((v - x_lo) / width), bins - 1)] += 1  # clipped tail lands in last bin
+    peak = max(counts) / len(data)
+    x_map = lambda x: LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)  # noqa: E731
+    y_map = lambda y: H - BOTTOM - y / peak * (H - TOP - BOTTOM)  # noqa: E731
+    y_ticks = [(t, f"{t:.0%}" if peak >= 0.05 else f"{t:.1%}") for t in _ticks(0.0, peak, 4)
+               if t <= peak]
+    parts = _frame(title, x_label, "share of values", x_lo, x_hi, y_ticks, x_map, y_map)
+    for b, count in enumerate(counts):
+        if count:
+            x0, x1 = x_map(x_lo + b * width), x_map(x_lo + (b + 1) * width)
+            y = y_map(count / len(data))
+            parts.append(f'<rect x="{x0 + 0.5:.1f}" y="{y:.1f}" width="{max(x1 - x0 - 1, 0.5):.1f}" '
+                         f'height="{H - BOTTOM - y:.1f}" fill="{PALETTE[0]}" opacity="0.8"/>')
+    parts.append("</svg>")
+    return "".join(parts)

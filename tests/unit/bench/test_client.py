@@ -1,0 +1,210 @@
+"""The streaming client against an in-process OpenAI-style server on 127.0.0.1.
+
+Every scenario is bounded: small request counts, short delays, and run_timeout_s.
+"""
+import asyncio
+import json
+import socket
+import time
+
+import pytest
+
+aiohttp = pytest.importorskip("aiohttp")
+from aiohttp import web  # noqa: E402
+
+from ansible_collections.llmops.platform.plugins.module_utils.bench.client import (  # noqa: E402
+    run_benchmark,
+)
+from ansible_collections.llmops.platform.plugins.module_utils.bench.config import (  # noqa: E402
+    BenchConfig,
+)
+from ansible_collections.llmops.platform.plugins.module_utils.bench.metrics import (  # noqa: E402
+    summarize,
+)
+
+TTFT = 0.03
+ITL = 0.01
+
+
+class FixtureServer:
+    """Streams max_tokens content chunks after TTFT, ITL apart, then usage and [DONE].
+
+    The first path segment picks the behaviour: ok, fail500, cut, nodone, slow, flaky.
+    """
+
+    def __init__(self, ttft=TTFT, itl=ITL):
+        self.ttft, self.itl = ttft, itl
+        self.bodies = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.hits = 0
+
+    async def handle(self, request):
+        mode = request.match_info["mode"]
+        body = await request.json()
+        self.bodies.append(body)
+        self.hits += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if mode == "fail500" or (mode == "flaky" and self.hits % 3 == 0):
+                return web.json_response({"error": {"message": "engine dead"}}, status=500)
+            if mode == "slow":
+                await asyncio.sleep(3.0)
+            return await self.stream(request, body, mode)
+        finally:
+            self.in_flight -= 1
+
+    async def stream(self, request, body, mode):
+        chat = "messages" in body
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+
+        async def send(obj):
+            await resp.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+
+        if chat:  # vLLM opens chat streams with a role-only chunk: not a token
+            await send({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+        await resp.write(b": keep-alive comment\n\n")
+        await asyncio.sleep(self.ttft)
+        n = body["max_tokens"]
+        for i in range(n):
+            if i:
+                await asyncio.sleep(self.itl)
+            if mode == "cut" and i == 2:
+                request.transport.close()  # abrupt: chunked body never terminated
+                return resp
+            piece = f"t{i} "
+            await send({"choices": [{"index": 0, "delta": {"content": piece}} if chat
+                                    else {"index": 0, "text": piece}]})
+        if mode == "nodone":
+            await resp.write_eof()  # clean HTTP end, but no usage and no [DONE]
+            return resp
+        words = len((body["messages"][0]["content"] if chat else body["prompt"]).split())
+        await send({"choices": [], "usage": {"prompt_tokens": words, "completion_tokens": n,
+                                             "total_tokens": words + n}})
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def serve_and_run(server, mode, **overrides):
+    app = web.Application()
+    app.router.add_post("/{mode}/v1/chat/completions", server.handle)
+    app.router.add_post("/{mode}/v1/completions", server.handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port, backlog=1024)  # default 128 would cap us
+    await site.start()
+    try:
+        options = dict(base_url=f"http://127.0.0.1:{port}/{mode}", model="fixture",
+                       num_requests=6, concurrency=3, max_tokens=5, prompt_tokens=12,
+                       request_timeout_s=5.0, run_timeout_s=20.0)
+        options.update(overrides)
+        return await run_benchmark(BenchConfig(**options))
+    finally:
+        await runner.cleanup()
+
+
+def test_streaming_records_ttft_itl_usage():
+    server = FixtureServer()
+    result = asyncio.run(serve_and_run(server, "ok", warmup_requests=2,
+                                       additional_params={"temperature": 0.0}))
+    assert len(server.bodies) == 8 and len(result.records) == 6  # warm-up sent, not kept
+    assert result.warmup_completed == 2 and result.not_sent == 0
+    assert [r.index for r in result.records] == list(range(6))
+    assert server.max_in_flight == 3  # closed loop: never more than `concurrency`
+    body = server.bodies[-1]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["ignore_eos"] is True and body["temperature"] == 0.0
+    for rec in result.records:
+        assert rec.ok and rec.status == 200 and rec.error_class is None
+        assert rec.output_tokens == 5 and rec.input_tokens == 12
+        assert len(rec.chunk_times) == 5 and len(rec.itl_s) == 4  # TTFT is not a gap
+        assert rec.ttft_s == rec.chunk_times[0] and rec.ttft_s >= TTFT * 0.9
+        assert all(gap >= ITL * 0.5 for gap in rec.itl_s)
+        assert rec.e2e_s >= rec.chunk_times[-1]
+        assert rec.ttft_s + sum(rec.itl_s) == pytest.approx(rec.chunk_times[-1])
+    summary = summarize(result)
+    assert summary["valid"] and summary["itl_ms"]["n"] == 24
+    assert summary["tokens"]["output_total"] == 30
+    assert result.duration_s > TTFT + 4 * ITL
+    prompts = [b["messages"][0]["content"] for b in server.bodies]
+    assert len(set(prompts)) == 8  # warm-up prompts differ from measured ones
+
+
+def test_completions_endpoint_counts_text_chunks():
+    server = FixtureServer()
+    result = asyncio.run(serve_and_run(server, "ok", endpoint="completions", num_requests=2))
+    assert all(r.ok and len(r.chunk_times) == 5 for r in result.records)
+    assert "prompt" in server.bodies[0]
+
+
+def test_no_100_connection_cap():
+    server = FixtureServer(ttft=0.4, itl=0.0)
+    result = asyncio.run(serve_and_run(server, "ok", num_requests=150, concurrency=150,
+                                       max_tokens=1))
+    assert server.max_in_flight == 150
+    assert sum(r.ok for r in result.records) == 150
+
+
+def test_http_500_is_recorded_and_run_is_invalid():
+    result = asyncio.run(serve_and_run(FixtureServer(), "fail500"))
+    assert len(result.records) == 6
+    assert {r.error_class for r in result.records} == {"http_500"}
+    assert all(r.status == 500 and "engine dead" in r.error for r in result.records)
+    summary = summarize(result)
+    assert summary["valid"] is False and summary["requests"]["error_classes"] == {"http_500": 6}
+
+
+def test_mixed_failures_are_counted():
+    result = asyncio.run(serve_and_run(FixtureServer(), "flaky", num_requests=9))
+    summary = summarize(result)
+    assert summary["requests"]["failed"] == 3 and summary["requests"]["succeeded"] == 6
+    assert summary["valid"] is False
+
+
+@pytest.mark.parametrize("mode", ["cut", "nodone"])
+def test_stream_cut_midway(mode):
+    result = asyncio.run(serve_and_run(FixtureServer(), mode))
+    assert len(result.records) == 6
+    for rec in result.records:
+        assert rec.error_class == "stream_cut", rec.error
+        assert rec.e2e_s is None and rec.status == 200
+        assert len(rec.chunk_times) >= 2  # what arrived before the cut is kept for diagnosis
+
+
+def test_connection_refused():
+    port = free_port()  # bound then released: nothing listens there
+    config = BenchConfig(base_url=f"http://127.0.0.1:{port}", model="m", num_requests=4,
+                         concurrency=2, request_timeout_s=2.0, run_timeout_s=10.0)
+    result = asyncio.run(run_benchmark(config))
+    assert [r.error_class for r in result.records] == ["connection_refused"] * 4
+    assert summarize(result)["valid"] is False
+
+
+def test_request_timeout():
+    started = time.perf_counter()
+    result = asyncio.run(serve_and_run(FixtureServer(), "slow", num_requests=2, concurrency=2,
+                                       request_timeout_s=0.3))
+    assert [r.error_class for r in result.records] == ["timeout", "timeout"]
+    assert time.perf_counter() - started < 3.0
+
+
+def test_run_timeout_bounds_the_whole_run():
+    started = time.perf_counter()
+    result = asyncio.run(serve_and_run(FixtureServer(), "slow", num_requests=6, concurrency=2,
+                                       request_timeout_s=10.0, run_timeout_s=0.5))
+    assert time.perf_counter() - started < 3.0
+    assert len(result.records) == 2 and result.not_sent == 4
+    assert all(r.error_class == "timeout" and "run_timeout_s" in r.error for r in result.records)
+    assert result.stopped_reason and "run_timeout_s" in result.stopped_reason
+    summary = summarize(result)
+    assert summary["valid"] is False and summary["requests"]["not_sent"] == 4

@@ -1,0 +1,120 @@
+"""Every bad option is rejected with an error that names it; options stay in sync."""
+import math
+
+import pytest
+
+from ansible_collections.llmops.platform.plugins.module_utils.bench.config import (
+    BenchConfig,
+    BenchConfigError,
+)
+from ansible_collections.llmops.platform.plugins.module_utils.bench.workload import (
+    request_body,
+    synthetic_prompt,
+)
+
+BASE = {"base_url": "http://127.0.0.1:8000", "model": "chat"}
+
+
+@pytest.mark.parametrize("field, value", [
+    ("base_url", "ftp://127.0.0.1:8000"),
+    ("base_url", "127.0.0.1:8000"),
+    ("base_url", "http://"),
+    ("base_url", "http://127.0.0.1:99999"),
+    ("base_url", "http://127.0.0.1:8000/v1"),
+    ("base_url", "http://127.0.0.1:8000/?x=1"),
+    ("model", ""),
+    ("model", None),
+    ("endpoint", "embeddings"),
+    ("num_requests", 0),
+    ("num_requests", "10"),
+    ("concurrency", 0),
+    ("concurrency", True),
+    ("concurrency", 10**6),
+    ("warmup_requests", -1),
+    ("max_tokens", 0),
+    ("prompt_tokens", 0),
+    ("ignore_eos", "yes"),
+    ("seed", -1),
+    ("request_timeout_s", 0),
+    ("request_timeout_s", "fast"),
+    ("run_timeout_s", math.nan),
+    ("run_timeout_s", -5),
+    ("api_key", 12345),
+    ("additional_params", ["temperature", 0]),
+])
+def test_bad_field_is_named(field, value):
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**{**BASE, field: value})
+    assert err.value.field == field
+    assert field in str(err.value) and len(err.value.message) > 10
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"nested": {"a": 1}}, "additional_params.nested"),
+    ({"stop": [["x"]]}, "additional_params.stop"),
+    ({"temperature": math.inf}, "additional_params.temperature"),
+    ({"stream": False}, "additional_params.stream"),
+    ({"max_tokens": 5}, "additional_params.max_tokens"),
+    ({"model": "other"}, "additional_params.model"),
+])
+def test_additional_params_errors_name_the_key(params, field):
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**BASE, additional_params=params)
+    assert err.value.field == field
+
+
+def test_valid_config_normalises_and_redacts():
+    cfg = BenchConfig(base_url="http://127.0.0.1:8000/router/", model="chat", api_key="s3cret",
+                      additional_params={"temperature": 0.0, "stop": ["\n", "END"], "top_k": 5})
+    assert cfg.url == "http://127.0.0.1:8000/router/v1/chat/completions"
+    assert "api_key" not in cfg.to_dict() and "s3cret" not in repr(cfg)
+    assert cfg.to_dict(redact=False)["api_key"] == "s3cret"
+    assert BenchConfig(**BASE, endpoint="completions").url.endswith("/v1/completions")
+
+
+def test_from_dict_rejects_unknown_and_missing():
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig.from_dict({**BASE, "concurency": 4})
+    assert err.value.field == "concurency"
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig.from_dict({"model": "chat"})
+    assert err.value.field == "base_url"
+    assert BenchConfig.from_dict({**BASE, "api_key": None}).api_key is None
+
+
+def test_body_and_prompts_are_deterministic_and_distinct():
+    cfg = BenchConfig(**BASE, prompt_tokens=20, additional_params={"temperature": 0.5})
+    assert synthetic_prompt(1, 3, 20) == synthetic_prompt(1, 3, 20)
+    assert synthetic_prompt(1, 3, 20) != synthetic_prompt(1, 4, 20)
+    assert len(synthetic_prompt(1, 3, 20).split()) == 20
+    body = request_body(cfg, "hi")
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["ignore_eos"] is True and body["temperature"] == 0.5
+    assert body["messages"] == [{"role": "user", "content": "hi"}]
+    no_eos = request_body(BenchConfig(**BASE, endpoint="completions", ignore_eos=False), "hi")
+    assert "ignore_eos" not in no_eos and no_eos["prompt"] == "hi"
+
+
+def test_module_options_match_engine_defaults_and_docs():
+    """The module's argument_spec, its DOCUMENTATION and BenchConfig must agree."""
+    pytest.importorskip("ansible")
+    yaml = pytest.importorskip("yaml")
+    from dataclasses import MISSING, fields
+
+    from ansible_collections.llmops.platform.plugins.modules import llm_benchmark as mod
+
+    doc = yaml.safe_load(mod.DOCUMENTATION)["options"]
+    yaml.safe_load(mod.RETURN)
+    yaml.safe_load(mod.EXAMPLES)
+    assert set(doc) == set(mod.ARGUMENT_SPEC)
+    for name, spec in mod.ARGUMENT_SPEC.items():
+        assert doc[name]["type"] == spec["type"], name
+        assert doc[name].get("default") == spec.get("default"), name
+        assert bool(doc[name].get("required")) == bool(spec.get("required")), name
+    engine = {f.name: f for f in fields(BenchConfig)}
+    assert set(engine) == set(mod.ARGUMENT_SPEC) - set(mod.MODULE_ONLY)
+    for name, f in engine.items():
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if default is not MISSING:
+            assert mod.ARGUMENT_SPEC[name].get("default") == default, name
+    assert mod.ARGUMENT_SPEC["api_key"]["no_log"] is True
