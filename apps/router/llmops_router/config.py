@@ -1,0 +1,138 @@
+"""Router configuration: a JSON (or YAML) file rendered by the `router` role.
+
+Validation errors name the field and the fix, like the inventory checks do.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+POLICIES = ("round_robin", "least_inflight", "queue_aware", "session_affinity")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ReplicaConfig:
+    name: str
+    url: str  # base URL, e.g. http://127.0.0.1:8100 (no trailing slash)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    replicas: tuple[ReplicaConfig, ...]
+    policy: str | None = None  # overrides the router-wide policy for this model
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    models: tuple[ModelConfig, ...]
+    host: str = "127.0.0.1"
+    port: int = 8000
+    policy: str = "queue_aware"
+    poll_interval_s: float = 1.0
+    # Scraped metrics older than this are ignored (the replica falls back to in-flight counts).
+    metrics_stale_s: float = 3.0
+    health_interval_s: float = 2.0
+    health_timeout_s: float = 2.0
+    # A replica that failed a connection is skipped this long, then needs a passing /health.
+    eject_s: float = 10.0
+    # Other replicas tried after the first one failed before anything reached the client.
+    max_retries: int = 2
+    connect_timeout_s: float = 5.0
+    # Time until upstream response headers; streaming bodies are not time-limited.
+    upstream_timeout_s: float = 600.0
+    # queue_aware score = running + wait_weight * waiting + kv_weight * kv_usage + new in-flight
+    wait_weight: float = 2.0
+    kv_weight: float = 4.0
+    session_header: str = "x-session-id"
+    # session_affinity leaves its replica when that replica's load exceeds the least loaded
+    # replica's by more than this (in requests).
+    affinity_max_imbalance: float = 4.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def policy_for(self, model: str) -> str:
+        for entry in self.models:
+            if entry.name == model and entry.policy:
+                return entry.policy
+        return self.policy
+
+
+def _num(raw: dict, key: str, default: float, minimum: float, kind: type = float) -> Any:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}: must be a number, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{key}: must be >= {minimum}, got {value}")
+    return kind(value)
+
+
+def _policy(value: Any, where: str) -> str:
+    if value not in POLICIES:
+        raise ConfigError(f"{where}: unknown policy {value!r}; use one of {', '.join(POLICIES)}")
+    return value
+
+
+def parse_config(raw: dict[str, Any]) -> RouterConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError("config: must be a mapping with a `models` list")
+    models_raw = raw.get("models")
+    if not isinstance(models_raw, list):
+        raise ConfigError("models: must be a list of {name, replicas: [{name, url}]}")
+    models = []
+    seen: set[str] = set()
+    for i, entry in enumerate(models_raw):
+        where = f"models[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise ConfigError(f"{where}.name: every model needs a name")
+        if entry["name"] in seen:
+            raise ConfigError(f"{where}.name: duplicate model {entry['name']!r}")
+        seen.add(entry["name"])
+        replicas = []
+        for j, rep in enumerate(entry.get("replicas") or []):
+            url = rep.get("url") if isinstance(rep, dict) else None
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{where}.replicas[{j}].url: must be an http(s) base URL, got {url!r}")
+            replicas.append(ReplicaConfig(name=str(rep.get("name") or url), url=url.rstrip("/")))
+        policy = entry.get("policy")
+        models.append(ModelConfig(entry["name"], tuple(replicas),
+                                  _policy(policy, f"{where}.policy") if policy else None))
+    poll = _num(raw, "poll_interval_s", 1.0, 0.05)
+    known = {f for f in RouterConfig.__dataclass_fields__} - {"models", "extra"}
+    return RouterConfig(
+        models=tuple(models),
+        host=str(raw.get("host", "127.0.0.1")),
+        port=_num(raw, "port", 8000, 0, int),
+        policy=_policy(raw.get("policy", "queue_aware"), "policy"),
+        poll_interval_s=poll,
+        metrics_stale_s=_num(raw, "metrics_stale_s", 3 * poll, poll),
+        health_interval_s=_num(raw, "health_interval_s", 2.0, 0.05),
+        health_timeout_s=_num(raw, "health_timeout_s", 2.0, 0.05),
+        eject_s=_num(raw, "eject_s", 10.0, 0),
+        max_retries=_num(raw, "max_retries", 2, 0, int),
+        connect_timeout_s=_num(raw, "connect_timeout_s", 5.0, 0.05),
+        upstream_timeout_s=_num(raw, "upstream_timeout_s", 600.0, 0.1),
+        wait_weight=_num(raw, "wait_weight", 2.0, 0),
+        kv_weight=_num(raw, "kv_weight", 4.0, 0),
+        session_header=str(raw.get("session_header", "x-session-id")).lower(),
+        affinity_max_imbalance=_num(raw, "affinity_max_imbalance", 4.0, 0),
+        extra={k: v for k, v in raw.items() if k not in known and k != "models"},
+    )
+
+
+def load_config(path: str) -> RouterConfig:
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            import yaml  # optional: PyYAML is in both platform venvs, JSON needs nothing
+        except ImportError as exc:
+            raise ConfigError(f"{path}: not JSON and PyYAML is not installed") from exc
+        raw = yaml.safe_load(text)
+    return parse_config(raw)

@@ -1,0 +1,56 @@
+"""Replica choice. Each policy returns routable replicas best first; the proxy tries them
+in that order, so the tail is the retry order when the first one fails."""
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Sequence
+
+from .config import RouterConfig
+from .replicas import Replica
+
+
+class Chooser:
+    def __init__(self, config: RouterConfig):
+        self.config = config
+        self._rr: dict[str, int] = {}
+
+    def _rotation(self, model: str, replicas: Sequence[Replica]) -> list[Replica]:
+        start = self._rr.get(model, 0)
+        self._rr[model] = start + 1
+        k = start % len(replicas)
+        return list(replicas[k:]) + list(replicas[:k])
+
+    def load(self, replica: Replica, now: float) -> float:
+        """queue_aware's estimate of the work queued on a replica, in requests."""
+        cfg = self.config
+        metrics = replica.fresh_metrics(cfg.metrics_stale_s, now)
+        if metrics is None:  # stale or never scraped: only what the router itself knows
+            return float(replica.inflight)
+        scraped = (metrics.running + cfg.wait_weight * metrics.waiting
+                   + cfg.kv_weight * metrics.kv_usage + replica.new_inflight)
+        # Own in-flight requests are a lower bound even when the scrape lags behind.
+        return max(scraped, float(replica.inflight))
+
+    def order(self, model: str, replicas: Sequence[Replica], policy: str,
+              session: str | None = None) -> list[Replica]:
+        now = time.monotonic()
+        live = [r for r in replicas if r.routable(now)]
+        if not live:
+            return []
+        # Rotating first makes every tie-break fair instead of always favouring replica 0.
+        rotated = self._rotation(model, live)
+        if policy == "round_robin":
+            return rotated
+        if policy == "least_inflight":
+            return sorted(rotated, key=lambda r: r.inflight)
+        by_load = sorted(rotated, key=lambda r: self.load(r, now))
+        if policy == "queue_aware" or not session:
+            return by_load
+        # session_affinity: rendezvous hashing keeps a session on its replica while the set
+        # of replicas changes, and moves only the sessions of a replica that left.
+        home = max(live, key=lambda r: hashlib.blake2b(f"{session}|{r.url}".encode(),
+                                                       digest_size=8).digest())
+        if self.load(home, now) - self.load(by_load[0], now) > self.config.affinity_max_imbalance:
+            return by_load  # overloaded: escape to the least loaded replica
+        return [home] + [r for r in by_load if r is not home]

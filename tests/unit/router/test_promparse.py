@@ -1,0 +1,52 @@
+"""Metric parsing: both vLLM name generations, labels, sums across engines."""
+from llmops_router.promparse import parse_queue_metrics
+
+CURRENT = """# HELP vllm:num_requests_waiting Number of requests waiting.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="tiny chat"} 3.0
+vllm:num_requests_running{engine="0",model_name="tiny chat"} 5.0
+vllm:kv_cache_usage_perc{engine="0",model_name="tiny chat"} 0.25
+vllm:num_requests_waiting_by_reason{engine="0",reason="capacity"} 99.0
+"""
+
+DEPRECATED = """vllm:num_requests_waiting{model_name="m"} 7
+vllm:num_requests_running{model_name="m"} 1
+vllm:gpu_cache_usage_perc{model_name="m"} 0.5
+"""
+
+
+def test_current_names():
+    m = parse_queue_metrics(CURRENT)
+    assert (m.waiting, m.running, m.kv_usage) == (3.0, 5.0, 0.25)
+
+
+def test_deprecated_cache_name():
+    m = parse_queue_metrics(DEPRECATED)
+    assert (m.waiting, m.running, m.kv_usage) == (7.0, 1.0, 0.5)
+
+
+def test_cpu_cache_name_and_percent_scale():
+    m = parse_queue_metrics("vllm:num_requests_waiting 0\nvllm:cpu_cache_usage_perc 40\n")
+    assert m.kv_usage == 0.4
+
+
+def test_current_name_wins_over_deprecated():
+    text = CURRENT + 'vllm:gpu_cache_usage_perc{engine="0"} 0.9\n'
+    assert parse_queue_metrics(text).kv_usage == 0.25
+
+
+def test_engines_are_summed():
+    text = ('vllm:num_requests_waiting{engine="0"} 2\nvllm:num_requests_waiting{engine="1"} 4\n'
+            'vllm:num_requests_running{engine="0"} 1\nvllm:num_requests_running{engine="1"} 1\n')
+    m = parse_queue_metrics(text)
+    assert (m.waiting, m.running) == (6.0, 2.0)
+
+
+def test_no_vllm_metrics_is_none():
+    assert parse_queue_metrics("process_cpu_seconds_total 3\n") is None
+    assert parse_queue_metrics("") is None
+
+
+def test_label_value_with_braces_and_spaces_and_timestamp():
+    m = parse_queue_metrics('vllm:num_requests_waiting{model_name="a } b"} 4 1700000000000\n')
+    assert m.waiting == 4.0
