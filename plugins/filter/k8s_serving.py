@@ -1,0 +1,31 @@
+"""Filters for the Kubernetes target of the serving layer."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def router_k8s_models(models: list[dict[str, Any]], namespace: str, port: int = 8000,
+                      cluster_domain: str = "cluster.local") -> list[dict[str, Any]]:
+    """Router config entries for models served on Kubernetes.
+
+    `replicas` holds the model's ClusterIP Service, which any router build can use (kube-proxy
+    then spreads connections). `discovery` names the headless `<model>-replicas` Service:
+    its DNS returns one address per *ready* pod, which is what a load-aware router needs
+    to poll and pick individual replicas (pod IPs change, so they cannot be listed here).
+    """
+    entries = []
+    for model in models:
+        name = model["name"]
+        suffix = f"{namespace}.svc.{cluster_domain}"
+        entries.append({
+            "name": name,
+            "replicas": [{"name": name, "url": f"http://{name}.{suffix}:{int(port)}"}],
+            "discovery": {"type": "dns", "host": f"{name}-replicas.{suffix}", "port": int(port),
+                          "scheme": "http"},
+        })
+    return entries
+
+
+class FilterModule:
+    def filters(self):
+        return {"router_k8s_models": router_k8s_models}
