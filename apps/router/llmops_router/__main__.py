@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import sys
 
 from aiohttp import web
@@ -25,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ConfigError) as exc:
         print(f"llmops_router: bad config: {exc}", file=sys.stderr)
         return 2
+    # One socket to the client and one to the replica per stream: the default soft limit
+    # (often 1024) would cap the router near 500 concurrent streams.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     host = args.host or config.host
     port = args.port if args.port is not None else config.port
     logging.getLogger("llmops_router").info(

@@ -1,0 +1,50 @@
+"""The config document the router role renders from llm_router + llm_models."""
+import pytest
+
+from ansible_collections.llmops.platform.plugins.module_utils.inventory import expand_replicas, normalize_models
+from ansible_collections.llmops.platform.plugins.module_utils.router_config import (
+    RouterConfigError,
+    build_router_config,
+)
+from llmops_router.config import parse_config
+
+MODELS = normalize_models([
+    {"name": "chat", "source": "generated:tiny-llama", "replicas": 2},
+    {"name": "code", "source": "generated:tiny-llama", "replicas": 1, "port": 8200},
+    {"name": "idle", "source": "generated:tiny-llama", "replicas": 0},
+])
+
+
+def build(settings=None):
+    return build_router_config(MODELS, settings, expand_replicas(MODELS), "127.0.0.1", 8000)
+
+
+def test_replica_urls_follow_the_inventory_ports_and_the_router_reads_it():
+    cfg = build({"policy": "round_robin", "poll_interval_s": 0.5, "per_model_policy": {"code": "least_inflight"}})
+    assert cfg["models"][0] == {"name": "chat", "replicas": [
+        {"name": "vllm-chat-0", "url": "http://127.0.0.1:8100"},
+        {"name": "vllm-chat-1", "url": "http://127.0.0.1:8101"}]}
+    assert cfg["models"][1]["replicas"] == [{"name": "vllm-code-0", "url": "http://127.0.0.1:8200"}]
+    assert cfg["models"][2] == {"name": "idle", "replicas": []}  # listed: 503, not 404
+    parsed = parse_config(cfg)
+    assert parsed.policy == "round_robin" and parsed.poll_interval_s == 0.5
+    assert parsed.policy_for("code") == "least_inflight" and parsed.policy_for("chat") == "round_robin"
+    assert parsed.port == 8000
+
+
+def test_defaults_are_queue_aware_every_second():
+    cfg = build()
+    assert (cfg["policy"], cfg["poll_interval_s"]) == ("queue_aware", 1)
+
+
+@pytest.mark.parametrize("settings,field", [
+    ({"policy": "fastest"}, "llm_router.policy"),
+    ({"policy": "kube_proxy"}, "llm_router.policy"),
+    ({"poll_interval_s": 0}, "llm_router.poll_interval_s"),
+    ({"pol": "x"}, "llm_router.pol"),
+    ({"per_model_policy": {"nope": "round_robin"}}, "llm_router.per_model_policy.nope"),
+    ({"per_model_policy": {"chat": "bogus"}}, "llm_router.per_model_policy.chat"),
+])
+def test_bad_settings_name_the_field(settings, field):
+    with pytest.raises(RouterConfigError, match=field.replace(".", r"\.")):
+        build(settings)
