@@ -26,6 +26,9 @@ class ModelConfig:
     name: str
     replicas: tuple[ReplicaConfig, ...]
     policy: str | None = None  # overrides the router-wide policy for this model
+    # {type: dns, host, port, scheme}: replicas are the addresses `host` resolves to (a
+    # Kubernetes headless Service answers one per ready pod); re-resolved every health round.
+    discovery: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,22 @@ def _policy(value: Any, where: str) -> str:
     return value
 
 
+def _discovery(raw: Any, where: str) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or raw.get("type") != "dns":
+        raise ConfigError(f"{where}: must be {{type: dns, host: NAME, port: PORT}}")
+    if not isinstance(raw.get("host"), str) or not raw["host"]:
+        raise ConfigError(f"{where}.host: the DNS name to resolve, e.g. chat-replicas.ns.svc.cluster.local")
+    port = raw.get("port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{where}.port: must be a port number, got {port!r}")
+    scheme = raw.get("scheme", "http")
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"{where}.scheme: http or https, got {scheme!r}")
+    return {"host": raw["host"], "port": port, "scheme": scheme}
+
+
 def parse_config(raw: dict[str, Any]) -> RouterConfig:
     if not isinstance(raw, dict):
         raise ConfigError("config: must be a mapping with a `models` list")
@@ -100,7 +119,8 @@ def parse_config(raw: dict[str, Any]) -> RouterConfig:
             replicas.append(ReplicaConfig(name=str(rep.get("name") or url), url=url.rstrip("/")))
         policy = entry.get("policy")
         models.append(ModelConfig(entry["name"], tuple(replicas),
-                                  _policy(policy, f"{where}.policy") if policy else None))
+                                  _policy(policy, f"{where}.policy") if policy else None,
+                                  _discovery(entry.get("discovery"), f"{where}.discovery")))
     poll = _num(raw, "poll_interval_s", 1.0, 0.05)
     known = {f for f in RouterConfig.__dataclass_fields__} - {"models", "extra"}
     return RouterConfig(

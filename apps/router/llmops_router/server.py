@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from typing import Any
 
@@ -44,6 +45,8 @@ class Router:
         self.config = config
         self.pools: dict[str, list[Replica]] = {
             m.name: [Replica(r.name, m.name, r.url) for r in m.replicas] for m in config.models}
+        self.static = {name: list(pool) for name, pool in self.pools.items()}
+        self.discovery = {m.name: m.discovery for m in config.models if m.discovery}
         self.chooser = Chooser(config)
         self.metrics = RouterMetrics()
         self.session: aiohttp.ClientSession | None = None
@@ -64,8 +67,9 @@ class Router:
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
         # auto_decompress off: bytes pass through exactly as the replica sent them.
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        await self.discover_once()
         await self.check_health_once()
-        self._tasks.append(asyncio.create_task(self._loop(self.check_health_once,
+        self._tasks.append(asyncio.create_task(self._loop(self.discover_and_check,
                                                           self.config.health_interval_s)))
         if self._scrapes():
             await self.scrape_once()
@@ -101,6 +105,32 @@ class Router:
 
     async def check_health_once(self) -> None:
         await asyncio.gather(*(self._health(r) for r in self.replicas))
+
+    async def _discover(self, model: str, spec: dict) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(loop.getaddrinfo(spec["host"], spec["port"], type=socket.SOCK_STREAM),
+                                           self.config.health_timeout_s)
+        except (OSError, asyncio.TimeoutError):
+            infos = []  # NXDOMAIN: a headless Service with no ready pod
+        hosts = sorted({info[4][0] for info in infos})
+        urls = [f"{spec['scheme']}://{'[' + h + ']' if ':' in h else h}:{spec['port']}" for h in hosts]
+        current = {r.url: r for r in self.pools[model]}
+        if urls:
+            fresh = [current.get(u) or Replica(f"{model}@{u.split('://')[1]}", model, u) for u in urls]
+        else:  # fall back to the static replicas (the model's Service)
+            fresh = [current.get(r.url) or r for r in self.static[model]]
+        if [r.url for r in fresh] != list(current):
+            log.info("model %s replicas: %s", model, ", ".join(r.url for r in fresh) or "none")
+        # In place: a replica that left is never chosen again; new ones wait for /health.
+        self.pools[model][:] = fresh
+
+    async def discover_once(self) -> None:
+        await asyncio.gather(*(self._discover(m, spec) for m, spec in self.discovery.items()))
+
+    async def discover_and_check(self) -> None:
+        await self.discover_once()
+        await self.check_health_once()
 
     async def _scrape(self, replica: Replica) -> None:
         if not replica.healthy:

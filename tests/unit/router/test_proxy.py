@@ -257,3 +257,22 @@ def test_router_main_rejects_bad_config(tmp_path, capsys):
     path.write_text(json.dumps({"models": [{"name": "x", "replicas": [{"url": "ftp://x"}]}], "port": free_port()}))
     assert main(["--config", str(path)]) == 2
     assert "models[0].replicas[0].url" in capsys.readouterr().err
+
+
+def test_dns_discovery_routes_to_resolved_replicas_and_drops_removed_ones():
+    async def scenario():
+        async with backends("a0", "svc") as bk:
+            cfg = router_config({"alpha": [bk["svc"]]}, policy="queue_aware", health_interval_s=30)
+            cfg["models"][0]["discovery"] = {"type": "dns", "host": "localhost", "port": bk["a0"].port}
+            async with router(cfg) as (url, rt), aiohttp.ClientSession() as s:
+                found = sorted(r.url for r in rt.pools["alpha"])
+                first = {(await post(s, url, "alpha"))[1] for _ in range(3)}
+                rt.discovery["alpha"]["host"] = "no-such-host.invalid"  # every pod gone
+                await rt.discover_and_check()
+                second = {(await post(s, url, "alpha"))[1] for _ in range(3)}
+                return found, first, second, bk["a0"].hits
+    found, first, second, a0_hits = run(scenario())
+    assert any(u.startswith("http://127.0.0.1:") for u in found)
+    assert len(first) == 1 and next(iter(first)).startswith("alpha@127.0.0.1:")
+    assert second == {"svc"}  # fell back to the static Service entry
+    assert a0_hits == 3

@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Router overhead: added TTFT (p50/p99) versus going direct, and the most concurrent streams
+held with no errors, for the llmops router and vllm-router side by side, in one run.
+
+    python bench/router_overhead.py [--vllm-router /path/to/venv/bin/vllm-router] [--quick]
+
+Everything runs on 127.0.0.1 in ports 19800-19809: a fixture OpenAI backend with a fixed
+latency (own process), each router (own process), and the load generator (this process).
+Every phase is bounded in request count and time. Needs aiohttp.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+import aiohttp
+from aiohttp import web
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROUTER_APP = os.path.join(HERE, "..", "apps", "router")
+BACKEND_PORT, LLMOPS_PORT, VR_PORT, VR_PROM_PORT = 19800, 19801, 19802, 19803
+MODEL = "fixture"
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# -- fixture backend (runs in a child process: `--serve-backend`) ----------------------------
+async def _backend_chat(request: web.Request) -> web.StreamResponse:
+    cfg = request.app["cfg"]
+    await request.read()
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    await asyncio.sleep(cfg["ttft"])
+    for i in range(cfg["chunks"]):
+        if i:
+            await asyncio.sleep(cfg["itl"])
+        chunk = {"id": "x", "object": "chat.completion.chunk", "model": MODEL,
+                 "choices": [{"index": 0, "delta": {"content": f"tok{i} "}}]}
+        await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    await resp.write(b"data: [DONE]\n\n")
+    await resp.write_eof()
+    return resp
+
+
+def serve_backend(port: int, ttft: float, itl: float, chunks: int) -> None:
+    raise_nofile()
+    app = web.Application()
+    app["cfg"] = {"ttft": ttft, "itl": itl, "chunks": chunks}
+
+    async def ok(_r):
+        return web.Response(text="")
+
+    async def models(_r):
+        return web.json_response({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+
+    async def metrics(_r):
+        return web.Response(text="vllm:num_requests_waiting 0\nvllm:num_requests_running 0\n"
+                                 "vllm:kv_cache_usage_perc 0\n")
+
+    async def set_cfg(request):
+        app["cfg"].update(await request.json())
+        return web.json_response(app["cfg"])
+
+    app.router.add_get("/health", ok)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/fixture/config", set_cfg)
+    app.router.add_post("/v1/chat/completions", _backend_chat)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, backlog=8192, print=None)
+
+
+# -- processes ---------------------------------------------------------------------------
+def wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+def start(argv: list[str], log: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+# -- load ----------------------------------------------------------------------------------
+BODY = json.dumps({"model": MODEL, "stream": True, "max_tokens": 8,
+                   "messages": [{"role": "user", "content": "hello"}]}).encode()
+
+
+async def one_stream(session: aiohttp.ClientSession, url: str, timeout: float) -> tuple[float | None, str | None]:
+    """(ttft seconds, error). TTFT = request sent -> first content chunk received."""
+    start = time.perf_counter()
+    ttft = None
+    try:
+        async with session.post(url, data=BODY, headers={"Content-Type": "application/json"},
+                                timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            if resp.status != 200:
+                return None, f"http {resp.status}"
+            done = False
+            async for line in resp.content:
+                if ttft is None and line.startswith(b"data: {"):
+                    ttft = time.perf_counter() - start
+                if line.startswith(b"data: [DONE]"):
+                    done = True
+            return (ttft, None) if done and ttft is not None else (ttft, "stream ended early")
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        return ttft, type(exc).__name__
+
+
+async def ttft_run(base: str, n: int, concurrency: int) -> list[float]:
+    url = base + "/v1/chat/completions"
+    connector = aiohttp.TCPConnector(limit=0)
+    out: list[float] = []
+    errors: list[str] = []
+    async with aiohttp.ClientSession(connector=connector) as session:
+        queue = list(range(n))
+
+        async def worker():
+            while queue:
+                queue.pop()
+                ttft, err = await one_stream(session, url, 30)
+                if err:
+                    errors.append(err)
+                elif ttft is not None:
+                    out.append(ttft)
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if errors:
+        raise RuntimeError(f"{base}: {len(errors)} errors in the TTFT run, e.g. {errors[0]}")
+    return out
+
+
+async def streams_level(base: str, n: int, timeout: float) -> tuple[int, list[str], float]:
+    """Open n streams at once and hold them; (completed ok, errors, wall seconds)."""
+    url = base + "/v1/chat/completions"
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    start = time.monotonic()
+    async with aiohttp.ClientSession(connector=connector) as session:
+        results = await asyncio.gather(*(one_stream(session, url, timeout) for _ in range(n)))
+    errors = [e for _, e in results if e]
+    return n - len(errors), errors, time.monotonic() - start
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    k = (len(s) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def set_backend(cfg: dict) -> None:
+    req = urllib.request.Request(f"http://127.0.0.1:{BACKEND_PORT}/fixture/config", data=json.dumps(cfg).encode(),
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=5).read()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vllm-router", default=shutil.which("vllm-router"),
+                        help="vllm-router executable (pip install vllm-router==0.1.17 in a scratch venv)")
+    parser.add_argument("--ttft-ms", type=float, default=20.0, help="fixture backend time to first token")
+    parser.add_argument("--requests", type=int, default=300, help="requests per target per TTFT round")
+    parser.add_argument("--rounds", type=int, default=3, help="TTFT rounds (targets interleaved per round)")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--levels", default="250,500,1000,1500,2000,3000", help="concurrent stream counts to try")
+    parser.add_argument("--python", default=sys.executable, help="interpreter that runs the llmops router")
+    parser.add_argument("--log-dir", default="/tmp/router-bench")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    raise_nofile()
+    os.makedirs(args.log_dir, exist_ok=True)
+
+    procs: list[subprocess.Popen] = []
+    targets = {"direct": f"http://127.0.0.1:{BACKEND_PORT}"}
+    notes: dict[str, str] = {}
+    try:
+        backend = start([sys.executable, __file__, "--serve-backend", str(BACKEND_PORT),
+                         str(args.ttft_ms / 1000)], f"{args.log_dir}/backend.log")
+        procs.append(backend)
+        wait_http(f"http://127.0.0.1:{BACKEND_PORT}/health", 30, backend)
+
+        cfg_path = f"{args.log_dir}/llmops-router.json"
+        with open(cfg_path, "w") as handle:
+            json.dump({"host": "127.0.0.1", "port": LLMOPS_PORT, "policy": "queue_aware", "poll_interval_s": 1,
+                       "models": [{"name": MODEL, "replicas": [
+                           {"name": "backend", "url": f"http://127.0.0.1:{BACKEND_PORT}"}]}]}, handle)
+        router = start([args.python, "-m", "llmops_router", "--config", cfg_path, "--log-level", "WARNING"],
+                       f"{args.log_dir}/llmops-router.log", env={"PYTHONPATH": os.path.abspath(ROUTER_APP)})
+        procs.append(router)
+        wait_http(f"http://127.0.0.1:{LLMOPS_PORT}/health", 30, router)
+        targets["llmops-router"] = f"http://127.0.0.1:{LLMOPS_PORT}"
+
+        if not args.vllm_router:
+            notes["vllm-router"] = "not measured: no vllm-router executable (pass --vllm-router)"
+        else:
+            vr = start([args.vllm_router, "--host", "127.0.0.1", "--port", str(VR_PORT),
+                        "--worker-urls", f"http://127.0.0.1:{BACKEND_PORT}", "--policy", "round_robin",
+                        "--prometheus-host", "127.0.0.1", "--prometheus-port", str(VR_PROM_PORT),
+                        "--log-level", "warning"], f"{args.log_dir}/vllm-router.log")
+            procs.append(vr)
+            try:
+                wait_http(f"http://127.0.0.1:{VR_PORT}/health", 60, vr)
+                targets["vllm-router"] = f"http://127.0.0.1:{VR_PORT}"
+            except RuntimeError as exc:
+                with open(f"{args.log_dir}/vllm-router.log", errors="replace") as handle:
+                    tail = handle.read()[-600:]
+                notes["vllm-router"] = f"could not run: {exc}; log tail: {tail}"
+
+        # 1) Added TTFT: rounds interleave the targets so machine noise hits all of them alike.
+        ttfts: dict[str, list[float]] = {name: [] for name in targets}
+        for _ in range(args.rounds):
+            for name, base in targets.items():
+                asyncio.run(ttft_run(base, 20, args.concurrency))  # warm the connection pools
+                ttfts[name] += asyncio.run(ttft_run(base, args.requests, args.concurrency))
+        result: dict = {"backend_ttft_ms": args.ttft_ms, "concurrency": args.concurrency,
+                        "requests_per_target": args.requests * args.rounds, "ttft_ms": {}, "streams": {},
+                        "notes": notes}
+        direct50, direct99 = pct(ttfts["direct"], 50), pct(ttfts["direct"], 99)
+        for name, values in ttfts.items():
+            p50, p99 = pct(values, 50), pct(values, 99)
+            result["ttft_ms"][name] = {"p50": p50 * 1e3, "p99": p99 * 1e3, "mean": statistics.mean(values) * 1e3,
+                                       "added_p50": (p50 - direct50) * 1e3, "added_p99": (p99 - direct99) * 1e3}
+
+        # 2) Concurrent streams: each stream lasts ~2.5 s (5 chunks 0.5 s apart), all opened at once.
+        set_backend({"ttft": 0.05, "itl": 0.5, "chunks": 5})
+        levels = [int(x) for x in args.levels.split(",")]
+        for name, base in targets.items():
+            best = 0
+            tried = []
+            for n in levels:
+                ok, errors, wall = asyncio.run(streams_level(base, n, timeout=60))
+                tried.append({"streams": n, "ok": ok, "errors": len(errors), "wall_s": round(wall, 2),
+                              "first_error": errors[0] if errors else None})
+                if errors:
+                    break
+                best = n
+                time.sleep(1)  # let sockets from this level close
+            result["streams"][name] = {"max_without_errors": best, "levels": tried}
+        set_backend({"ttft": args.ttft_ms / 1000, "itl": 0.005, "chunks": 8})
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+    print(f"Fixture backend: TTFT {args.ttft_ms:.0f} ms; {result['requests_per_target']} streamed requests per "
+          f"target at concurrency {args.concurrency}, {args.rounds} interleaved rounds; machine: {os.cpu_count()} cores")
+    print(f"{'target':15} {'TTFT p50':>9} {'p99':>8} {'added p50':>10} {'added p99':>10} {'max streams (0 errors)':>24}")
+    for name in targets:
+        t, s = result["ttft_ms"][name], result["streams"][name]
+        top = s["max_without_errors"]
+        more = "" if top == levels[-1] else f" (fails at {s['levels'][-1]['streams']}: {s['levels'][-1]['first_error']})"
+        print(f"{name:15} {t['p50']:7.2f}ms {t['p99']:6.2f}ms {t['added_p50']:+8.2f}ms {t['added_p99']:+8.2f}ms "
+              f"{top:>10}{more}")
+    for name, note in notes.items():
+        print(f"{name}: {note}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 4 and sys.argv[1] == "--serve-backend":
+        serve_backend(int(sys.argv[2]), float(sys.argv[3]), 0.005, 8)
+    else:
+        sys.exit(main())

@@ -1,0 +1,38 @@
+"""The router's own config validation names the field to fix."""
+import pytest
+
+from llmops_router.config import ConfigError, parse_config
+
+OK_REPLICA = [{"name": "r", "url": "http://127.0.0.1:8100/"}]
+
+
+def test_defaults_and_trailing_slash():
+    cfg = parse_config({"models": [{"name": "m", "replicas": OK_REPLICA}]})
+    assert cfg.policy == "queue_aware" and cfg.port == 8000
+    assert cfg.metrics_stale_s == 3.0  # 3 x poll_interval_s
+    assert cfg.models[0].replicas[0].url == "http://127.0.0.1:8100"
+
+
+def test_kubernetes_style_discovery_entry_is_read():
+    cfg = parse_config({"host": "0.0.0.0", "port": 8080, "models": [{
+        "name": "m", "replicas": OK_REPLICA,
+        "discovery": {"type": "dns", "host": "m-replicas.ns.svc.cluster.local", "port": 8000, "scheme": "http"}}]})
+    assert cfg.models[0].discovery == {"host": "m-replicas.ns.svc.cluster.local", "port": 8000, "scheme": "http"}
+
+
+@pytest.mark.parametrize("raw,field", [
+    ({"models": "x"}, "models"),
+    ({"models": [{"replicas": OK_REPLICA}]}, "models[0].name"),
+    ({"models": [{"name": "m"}, {"name": "m"}]}, "models[1].name"),
+    ({"models": [{"name": "m", "replicas": [{"url": "127.0.0.1:1"}]}]}, "models[0].replicas[0].url"),
+    ({"models": [], "policy": "random"}, "policy"),
+    ({"models": [{"name": "m", "policy": "x"}]}, "models[0].policy"),
+    ({"models": [], "poll_interval_s": "1"}, "poll_interval_s"),
+    ({"models": [], "poll_interval_s": 1, "metrics_stale_s": 0.5}, "metrics_stale_s"),
+    ({"models": [{"name": "m", "discovery": {"type": "dns", "host": "h"}}]}, "models[0].discovery.port"),
+    ({"models": [{"name": "m", "discovery": {"type": "consul"}}]}, "models[0].discovery"),
+])
+def test_errors_name_the_field(raw, field):
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert str(err.value).startswith(field + ":")
