@@ -46,7 +46,7 @@ lint: control
 	done
 
 unit: control
-	PATH="$(BIN):$$PATH" python -m pytest tests/unit -q
+	PATH="$(BIN):$$PATH" python -m pytest tests/unit tests/render -q
 
 integration: bootstrap
 	PATH="$(BIN):$$PATH" python -m pytest tests/integration -q -x

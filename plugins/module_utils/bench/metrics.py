@@ -5,7 +5,9 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence
 
 from .records import RequestRecord, RunResult
-from .stats import DEFAULT_PERCENTILES, describe, percentile  # noqa: F401 (re-export)
+from .stats import DEFAULT_PERCENTILES, describe, percentile
+
+__all__ = ["MAX_ERROR_SHARE", "describe", "percentile", "summarize", "summarize_records", "tpot_s"]
 
 # More than this share of failed requests and the latency numbers describe a broken server,
 # not its performance: the run is marked invalid everywhere it is shown.

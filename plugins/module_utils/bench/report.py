@@ -7,6 +7,7 @@ is a no-op for Ansible.
 from __future__ import annotations
 
 import glob
+import json
 import os
 from html import escape
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -89,11 +90,22 @@ def _card(label: str, value: str, unit: str = "") -> str:
             f'<div class="v">{escape(value)}{unit_html}</div></div>')
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Cells in `rows` are trusted HTML (callers escape); header labels are escaped here."""
-    th = "".join(f"<th>{escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left_cols: int = 1) -> str:
+    """Cells in `rows` are trusted HTML (callers escape); header labels are escaped here.
+
+    The first `left_cols` columns hold text (left-aligned); the rest are numbers.
+    """
+    def cls(i: int) -> str:
+        return ' class="l"' if i < left_cols else ""
+    th = "".join(f"<th{cls(i)}>{escape(h)}</th>" for i, h in enumerate(head))
+    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(row))
+                   + "</tr>" for row in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _text(value: Any) -> str:
+    # JSON spelling (true, {"temperature": 0.0}) matches what users write in playbooks.
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _ms_values(results: Dict[str, Any], key: str) -> List[float]:
@@ -152,8 +164,8 @@ def render_run_report(results: Dict[str, Any]) -> str:
                 samples[r["error_class"]] = str(r.get("error") or "")
         body += ["<h2>Errors</h2>", _table(
             ["class", "count", "first message"],
-            [[escape(k), _num(v), f'<span class="l">{escape(samples.get(k, "")[:160])}</span>']
-             for k, v in errors.items()])]
+            [[escape(k), _num(v), escape(samples.get(k, "")[:160])] for k, v in errors.items()],
+            left_cols=3)]
 
     tokens = summary.get("tokens", {})
     facts = [("succeeded / failed", f"{_num(req.get('succeeded'))} / {_num(req.get('failed'))}"),
@@ -162,10 +174,9 @@ def render_run_report(results: Dict[str, Any]) -> str:
              ("input / output tokens", f"{_num(tokens.get('input_total'))} / "
                                        f"{_num(tokens.get('output_total'))}"),
              ("total tokens/s", _num(thr.get("total_tokens_per_s")))]
-    facts += [(k, str(v)) for k, v in sorted(config.items()) if k != "url"]
+    facts += [(k, _text(v)) for k, v in sorted(config.items()) if k != "url"]
     body += ["<h2>Run</h2>", _table(["field", "value"],
-                                    [[escape(k), f'<span class="l">{escape(v)}</span>']
-                                     for k, v in facts])]
+                                    [[escape(k), escape(v)] for k, v in facts], left_cols=2)]
     versions = results.get("versions", {})
     body.append("<footer>llmops.platform benchmark · " + escape(
         " · ".join(f"{k} {v}" for k, v in sorted(versions.items()))) +
@@ -240,7 +251,7 @@ def render_index_entries(entries: List[Dict[str, Any]], problems: List[str],
     body += ["<h2>All runs</h2>", _table(
         ["run", "model", "requests", "success", "req/s", "out tok/s", "TTFT p50", "TTFT p99",
          "ITL p50", "E2E p50", "E2E p99", "valid"],
-        [_index_row(e) for e in entries]) if entries else "<p>No results yet.</p>"]
+        [_index_row(e) for e in entries], left_cols=2) if entries else "<p>No results yet.</p>"]
     if problems:
         body.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{escape(p)}</li>" for p in problems)
                     + "</ul>")

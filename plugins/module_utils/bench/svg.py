@@ -77,8 +77,13 @@ def cdf_chart(title: str, series: Sequence[Series], x_label: str = "latency (ms)
     present = [(name, sorted(vals)) for name, vals in series if vals]
     if not present:
         return _empty(title)
-    x_lo = 0.0
     x_hi = max(vals[-1] for _, vals in present) * 1.02 or 1.0
+    x_min = min(vals[0] for _, vals in present)
+    x_lo = 0.0
+    if x_min > 0.3 * x_hi:
+        # Tight distributions far from zero would be a vertical line at the right edge:
+        # start the axis at the tick just below the fastest request instead.
+        x_lo = max(t for t in [0.0] + _ticks(0.0, x_min) if t <= x_min * 0.98)
     x_map = lambda x: LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)  # noqa: E731
     y_map = lambda y: H - BOTTOM - y * (H - TOP - BOTTOM)  # noqa: E731
     y_ticks = [(q, f"{q:.0%}") for q in (0.0, 0.25, 0.5, 0.75, 1.0)]
