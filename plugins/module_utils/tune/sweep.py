@@ -1,0 +1,202 @@
+"""The trial loop: ask -> deploy -> wait ready -> benchmark -> score -> clean up -> journal.
+
+It knows nothing about where servers run (a Runtime does that). Every failure becomes an
+infeasible trial with its reason and log tail; the sweep always finishes. Finished trials
+are journalled as they end, so a re-run after a kill resumes without repeating any.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+from . import TUNER_VERSION
+from .journal import Journal, task_fingerprint
+from .measure import measure
+from .objectives import better, score
+from .params import constraints, infeasible_reason
+from .runtimes.base import Runtime, TrialFailure
+from .search import config_key, make_strategy
+from .task import Task
+
+DEFAULT_ID = "default"
+
+
+@dataclass
+class SweepOptions:
+    output_dir: str
+    runtime: Runtime
+    device: str = "cpu"                 # cpu | gpu: decides known-infeasible regions
+    gpus: int = 0                       # GPUs a trial may use (0: CPU)
+    base_args: dict[str, Any] = field(default_factory=dict)  # platform defaults under every trial
+    include_default: bool = True        # measure the untuned configuration for "best vs default"
+    restart: bool = False               # discard an existing journal
+    request_timeout_s: float = 60.0
+    log: Callable[[str], None] = lambda line: None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    runtime = opts.runtime
+    args = {**opts.base_args, **task.engine_args, **params}
+    record: dict[str, Any] = {"id": trial_id, "params": params, "vllm_args": args, "started": _now(),
+                              "status": "ok", "failure": None}
+    timings = {"start_s": 0.0, "ready_s": 0.0, "warmup_s": 0.0, "bench_s": 0.0, "stop_s": 0.0}
+    t0 = time.monotonic()
+    deadline = t0 + task.timeout_per_iteration
+    dep = None
+    points: list[dict[str, Any]] = []
+    try:
+        dep = runtime.start(trial_id, args)
+        record["deployment"] = {k: v for k, v in dep.info.items() if k != "argv"}
+        record["command"] = dep.info.get("argv")
+        timings["start_s"] = time.monotonic() - t0
+        t1 = time.monotonic()
+        runtime.wait_ready(dep, max(1.0, deadline - t1))
+        timings["ready_s"] = time.monotonic() - t1
+        try:
+            points, timings["warmup_s"], timings["bench_s"] = measure(
+                task, dep.base_url, dep.served_name, deadline, opts.request_timeout_s)
+        except TimeoutError as exc:
+            raise TrialFailure("timeout", f"{exc} (timeout_per_iteration {task.timeout_per_iteration:g}s)",
+                               runtime.logs(dep)) from None
+        dead = runtime.dead_reason(dep)
+        if dead:
+            raise TrialFailure("benchmark_error", f"server died during the benchmark: {dead}", runtime.logs(dep))
+    except TrialFailure as failure:
+        record["status"] = "infeasible"
+        record["failure"] = {"kind": failure.kind, "reason": failure.reason,
+                             "log_tail": failure.log_tail[-6000:]}
+    except Exception as exc:  # noqa: BLE001 - a broken trial must never end the sweep
+        record["status"] = "infeasible"
+        record["failure"] = {"kind": "runtime_error", "reason": f"{type(exc).__name__}: {exc}",
+                             "log_tail": runtime.logs(dep) if dep else ""}
+    finally:
+        t2 = time.monotonic()
+        if dep is not None:
+            try:
+                runtime.stop(dep)
+            except Exception as exc:  # noqa: BLE001
+                record.setdefault("warnings", []).append(f"clean-up failed: {exc}")
+        timings["stop_s"] = time.monotonic() - t2
+    timings["total_s"] = time.monotonic() - t0
+    timings["overhead_s"] = timings["total_s"] - timings["bench_s"]
+    timings["overhead_share"] = timings["overhead_s"] / timings["total_s"] if timings["total_s"] else 0.0
+    record["timings"] = timings
+    record["ended"] = _now()
+    record["points"] = points
+    gpus = 0
+    if opts.gpus:
+        gpus = args.get("tensor_parallel_size", 1) * args.get("pipeline_parallel_size", 1)
+    if record["status"] == "ok":
+        scored = score(points, task.metric, task.direction, task.slo, gpus)
+        record.update(value=scored["value"], raw=scored["raw"], metrics=scored["metrics"],
+                      slo_violations=scored["slo_violations"])
+        if not scored["feasible"]:
+            record["status"] = "infeasible"
+            record["failure"] = {"kind": "slo_violated" if scored["raw"] is not None else "benchmark_error",
+                                 "reason": scored["reason"], "log_tail": ""}
+            record["value"] = None
+    else:
+        record.update(value=None, raw=None, metrics={}, slo_violations=[])
+    return record
+
+
+def run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
+    log = opts.log
+    rules = constraints(opts.device, opts.gpus)
+    strategy = make_strategy(task.strategy, task.space, task.direction, task.seed,
+                             lambda c: infeasible_reason({**opts.base_args, **task.engine_args, **c}, rules))
+    fingerprint = task_fingerprint(task.raw, {"base_args": opts.base_args, "device": opts.device,
+                                              "runtime": opts.runtime.kind, "default": opts.include_default})
+    journal = Journal(opts.output_dir, fingerprint)
+    finished = journal.start(opts.restart)
+    started = _now()
+    stopped = opts.runtime.prepare(task.name)
+    if stopped:
+        log(f"stopped leftovers of an earlier run of this task: {', '.join(stopped)}")
+
+    trials: list[dict[str, Any]] = []
+    default_trial: Optional[dict[str, Any]] = None
+    for old in finished:
+        if old["id"] == DEFAULT_ID:
+            default_trial = old
+        else:
+            strategy.tell(old["params"], old.get("value"))
+            trials.append(old)
+        old["resumed"] = True
+    if finished:
+        log(f"resuming: {len(finished)} finished trial(s) from {journal.path} are kept, not re-run")
+
+    if opts.include_default and default_trial is None:
+        log("trial default: the untuned configuration (engine and platform defaults)")
+        default_trial = run_trial(task, opts, DEFAULT_ID, {})
+        journal.record(default_trial)
+        log(f"  -> {default_trial['status']} {task.metric}={default_trial.get('value')}")
+
+    best_value: Optional[float] = None
+    since_best = 0
+    for t in trials:
+        if better(t.get("value"), best_value, task.direction):
+            best_value, since_best = t["value"], 0
+        else:
+            since_best += 1
+    stop_reason = "max_iterations reached"
+    while True:
+        if len(trials) >= task.max_iterations:
+            break
+        if task.early_stop_patience and since_best >= task.early_stop_patience and best_value is not None:
+            stop_reason = f"early stop: no improvement in {task.early_stop_patience} trials"
+            break
+        params = strategy.ask()
+        if params is None:
+            stop_reason = "search space exhausted"
+            break
+        trial_id = f"t{len(trials):03d}"
+        log(f"trial {trial_id}: {params}")
+        record = run_trial(task, opts, trial_id, params)
+        record["key"] = config_key(params)
+        strategy.tell(params, record.get("value"))
+        journal.record(record)
+        trials.append(record)
+        detail = record["failure"]["reason"][:160] if record["failure"] else f"{task.metric}={record['value']:.4g}"
+        log(f"  -> {record['status']}: {detail} ({record['timings']['total_s']:.0f}s)")
+        if better(record.get("value"), best_value, task.direction):
+            best_value, since_best = record["value"], 0
+        else:
+            since_best += 1
+
+    feasible = [t for t in trials if t.get("value") is not None]
+    best = None
+    if feasible:
+        best = min(feasible, key=lambda t: t["value"]) if task.direction == "minimize" else max(feasible, key=lambda t: t["value"])
+    return {
+        "schema_version": "1",
+        "kind": "llmops.platform/sweep",
+        "tuner_version": TUNER_VERSION,
+        "task_name": task.name,
+        "task": task.raw,
+        "strategy": task.strategy,
+        "objective": task.objective,
+        "metric": task.metric,
+        "direction": task.direction,
+        "seed": task.seed,
+        "started": started,
+        "ended": _now(),
+        "stop_reason": stop_reason,
+        "runtime": opts.runtime.describe(),
+        "device": opts.device,
+        "base_args": opts.base_args,
+        "engine_args": task.engine_args,
+        "space": task.space,
+        "grid_size": task.grid_size,
+        "skipped_infeasible": [{"params": k, "reason": r} for k, r in strategy.skipped.items()],
+        "default": default_trial,
+        "trials": trials,
+        "best": best,
+        "new_trials": sum(1 for t in trials + ([default_trial] if default_trial else []) if not t.get("resumed")),
+    }
