@@ -46,11 +46,19 @@ class Backend:
         self.inflight = 0
         self.max_inflight = 0
         self.port = 0
+        # Simulated engine capacity (like max_num_seqs): with slots set, requests beyond it
+        # queue, and /metrics reports the live running/waiting counts, as vLLM does.
+        self.slots: int | None = None
+        self._sem: asyncio.Semaphore | None = None
+        self.live_running = 0
 
     async def health(self, _r: web.Request) -> web.Response:
         return web.Response(status=200 if self.healthy else 503)
 
     async def metrics(self, _r: web.Request) -> web.Response:
+        if self.slots is not None:
+            self.running = float(self.live_running)
+            self.waiting = float(self.inflight - self.live_running)
         kv = "vllm:gpu_cache_usage_perc" if self.deprecated_names else "vllm:kv_cache_usage_perc"
         labels = '{engine="0",model_name="m x"}'
         text = (f"# HELP vllm:num_requests_waiting x\n# TYPE vllm:num_requests_waiting gauge\n"
@@ -76,20 +84,34 @@ class Backend:
                                           "choices": [{"message": {"content": "hi"}}]})
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await resp.prepare(request)
-            await asyncio.sleep(self.first_delay)
-            for i in range(self.chunks):
-                if i:
-                    await asyncio.sleep(self.chunk_delay)
-                if self.mode == "midstream" and i == 1:
-                    request.transport.close()
-                    return resp
-                chunk = {"served_by": self.name, "choices": [{"delta": {"content": f"t{i}"}}]}
-                await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            await resp.write(b"data: [DONE]\n\n")
-            await resp.write_eof()
-            return resp
+            if self.slots is not None:
+                if self._sem is None:
+                    self._sem = asyncio.Semaphore(self.slots)
+                async with self._sem:
+                    self.live_running += 1
+                    try:
+                        return await self._stream(request, resp)
+                    finally:
+                        self.live_running -= 1
+            return await self._stream(request, resp)
         finally:
             self.inflight -= 1
+
+    async def _stream(self, request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+        await asyncio.sleep(self.first_delay)
+        for i in range(self.chunks):
+            if i:
+                await asyncio.sleep(self.chunk_delay)
+            if self.mode == "midstream" and i == 1:
+                request.transport.close()
+                return resp
+            chunk = {"served_by": self.name, "choices": [{"delta": {"content": f"t{i}"}}]}
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        usage = {"prompt_tokens": 10, "completion_tokens": self.chunks, "total_tokens": 10 + self.chunks}
+        await resp.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
 
     def app(self) -> web.Application:
         app = web.Application()

@@ -276,3 +276,33 @@ def test_dns_discovery_routes_to_resolved_replicas_and_drops_removed_ones():
     assert len(first) == 1 and next(iter(first)).startswith("alpha@127.0.0.1:")
     assert second == {"svc"}  # fell back to the static Service entry
     assert a0_hits == 3
+
+
+def test_queue_aware_beats_round_robin_on_unequal_replicas():
+    """A small replica (2 slots) and a big one (8 slots), concurrency 10: round-robin queues
+    half the load on the small one; queue_aware sees its waiting queue and avoids it."""
+    async def one_policy(policy):
+        async with backends("small", "big") as bk:
+            bk["small"].slots, bk["big"].slots = 2, 8
+            for b in bk.values():
+                b.chunks, b.chunk_delay = 5, 0.02
+            cfg = router_config({"alpha": [bk["small"], bk["big"]]}, policy=policy, poll_interval_s=0.1)
+            async with router(cfg) as (url, _), aiohttp.ClientSession() as s:
+                latencies = []
+                todo = list(range(60))
+
+                async def client():
+                    while todo:
+                        todo.pop()
+                        start = time.monotonic()
+                        status, _, _ = await post(s, url, "alpha", stream=True)
+                        assert status == 200
+                        latencies.append(time.monotonic() - start)
+                await asyncio.gather(*(client() for _ in range(10)))
+                return sum(latencies) / len(latencies), bk["big"].hits
+
+    rr_mean, rr_big = run(one_policy("round_robin"))
+    qa_mean, qa_big = run(one_policy("queue_aware"))
+    assert rr_big == 30
+    assert qa_big >= 40, qa_big
+    assert qa_mean < 0.8 * rr_mean, (qa_mean, rr_mean)
