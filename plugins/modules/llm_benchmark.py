@@ -8,13 +8,20 @@ module: llm_benchmark
 short_description: Benchmark an OpenAI-compatible LLM endpoint (TTFT, ITL, TPOT, E2E, throughput)
 version_added: "0.1.0"
 description:
-  - Sends streaming chat or completions requests at a fixed concurrency (closed loop) and
-    records, per request, time to first token, every inter-token gap, end-to-end latency,
-    token counts from the server's C(usage) chunk, status and error class.
+  - Sends streaming chat or completions requests with a load profile (closed-loop
+    concurrency, open-loop constant or Poisson/gamma arrivals on absolute deadlines, max
+    throughput, a sweep from synchronous to max throughput, an SLO rate search, or a trace
+    replay) and records, per request, scheduled and actual send time, dispatch lag, client
+    queue time, time to first token, every inter-chunk gap, tokens per chunk, end-to-end
+    latency, token counts from the server's C(usage), status and error class.
+  - Scrapes the server's C(/metrics) before and after each step and reports server-side
+    TTFT, E2E, queue time and token totals next to the client's, flagging disagreement.
+  - See docs/benchmark.md for the definitions of every metric.
   - Writes C(results.json) (schema_version 1), C(requests.jsonl) and a self-contained
     C(report.html) into O(output_dir), and returns the summary.
   - Endpoint failures (refused connections, timeouts, HTTP errors, cut streams) are recorded
-    per request, never fatal; a run with more than 1% failed requests is marked invalid.
+    per request, never fatal; a run with more than 1% failed requests, unsent requests, or a
+    sender that fell behind its schedule is marked invalid.
   - Send load only to endpoints you own (loopback or your own test hosts).
 options:
   base_url:
@@ -66,6 +73,88 @@ options:
     description: Hard bound on the whole run in seconds (warm-up included); unsent requests make the run invalid.
     type: float
     default: 600.0
+  profile:
+    description:
+      - C(concurrency) closed loop with O(concurrency) workers; C(constant) and C(poisson)
+        open loop at O(rate); C(throughput) sends everything at once (up to O(max_concurrency));
+        C(sweep) runs synchronous, max throughput and O(sweep_steps) rates between;
+        C(slo_search) bisects for the highest rate meeting O(slo_target); C(trace) replays O(trace_path).
+    type: str
+    choices: [concurrency, constant, poisson, throughput, sweep, slo_search, trace]
+    default: concurrency
+  rate:
+    description: Requests per second for the C(constant) and C(poisson) profiles.
+    type: float
+  burstiness:
+    description: Gamma shape of inter-arrival times; 1 is Poisson, below 1 burstier.
+    type: float
+    default: 1.0
+  sweep_steps:
+    description: Rates between synchronous and max throughput (C(sweep)), or bisection probes (C(slo_search)).
+    type: int
+    default: 5
+  max_concurrency:
+    description: Open-loop cap on requests in flight; a full cap delays sends and shows as dispatch lag.
+    type: int
+  trace_path:
+    description: JSONL trace for C(profile=trace), one request per line with C(timestamp) (s) and optional C(input_length), C(output_length).
+    type: path
+  trace_speed:
+    description: Replay speed factor for traces.
+    type: float
+    default: 1.0
+  max_dispatch_lag_ms:
+    description: Open-loop runs whose p99 dispatch lag exceeds this are invalid (the sender fell behind).
+    type: float
+    default: 10.0
+  saturation_guard:
+    description: Stop an open-loop step early when requests in flight keep growing.
+    type: bool
+    default: true
+  repeats:
+    description: Runs per step; percentiles are pooled over all of them and the spread is reported.
+    type: int
+    default: 1
+  scenario:
+    description: Traffic scenario in genai-bench notation, e.g. C(D(128,32)), C(N(480,240)/(300,150)), C(U(50,100)/(200,250)); overrides O(prompt_tokens) and O(max_tokens).
+    type: str
+  dataset:
+    description: Prompt source.
+    type: str
+    choices: [synthetic, sharegpt, alpaca, jsonl]
+    default: synthetic
+  dataset_path:
+    description: File for the C(sharegpt), C(alpaca) (JSON) or C(jsonl) datasets.
+    type: path
+  tokenizer:
+    description: Local model directory or tokenizer.json; synthetic prompts then have exactly the requested token count.
+    type: path
+  percentiles:
+    description: Percentiles reported for every latency (p90 and p99 are always included).
+    type: list
+    elements: float
+    default: [90.0, 95.0, 99.0, 99.9]
+  slo_ttft_ms:
+    description: TTFT SLO in ms for goodput.
+    type: float
+  slo_tpot_ms:
+    description: TPOT SLO in ms for goodput.
+    type: float
+  slo_e2e_ms:
+    description: E2E latency SLO in ms for goodput.
+    type: float
+  slo_target:
+    description: Share of requests that must meet every SLO (goodput target, SLO search).
+    type: float
+    default: 0.9
+  server_metrics:
+    description: Scrape C(<base_url>/metrics) before and after each step.
+    type: bool
+    default: true
+  server_args:
+    description: How the server was started (recorded in every output, never interpreted).
+    type: dict
+    default: {}
   api_key:
     description: Bearer token for the endpoint. Never written to results or logs.
     type: str
@@ -117,7 +206,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 valid:
-  description: False when more than 1% of requests failed, none succeeded, or requests were never sent.
+  description: False when more than 1% of requests failed, none succeeded, requests were never sent, or the sender fell behind its schedule (dispatch lag p99 above O(max_dispatch_lag_ms)).
   returned: success
   type: bool
   sample: true
@@ -134,6 +223,9 @@ summary:
       p999, min, max, stdev and ci95 (95% t-interval of the mean), in milliseconds.
     - C(throughput) has requests_per_s, output_tokens_per_s, total_tokens_per_s;
       C(tokens) has input_total, output_total and usage_missing.
+    - C(queue_ms) (client queue time), C(schedule) (target/achieved rate, dispatch lag),
+      C(goodput), C(server) (histogram deltas) and C(server_disagreements), C(steps) (one
+      line per load step) and C(schema) (the JSON Schema id, plugins/module_utils/bench/schema/summary-v1.json).
   returned: success and not check mode
   type: dict
   sample: {"valid": true, "requests": {"total": 200, "succeeded": 200, "success_rate": 1.0}}
@@ -177,6 +269,29 @@ ARGUMENT_SPEC = dict(
     seed=dict(type="int", default=0),
     request_timeout_s=dict(type="float", default=60.0),
     run_timeout_s=dict(type="float", default=600.0),
+    profile=dict(type="str", default="concurrency",
+                 choices=["concurrency", "constant", "poisson", "throughput", "sweep",
+                          "slo_search", "trace"]),
+    rate=dict(type="float"),
+    burstiness=dict(type="float", default=1.0),
+    sweep_steps=dict(type="int", default=5),
+    max_concurrency=dict(type="int"),
+    trace_path=dict(type="path"),
+    trace_speed=dict(type="float", default=1.0),
+    max_dispatch_lag_ms=dict(type="float", default=10.0),
+    saturation_guard=dict(type="bool", default=True),
+    repeats=dict(type="int", default=1),
+    scenario=dict(type="str"),
+    dataset=dict(type="str", default="synthetic", choices=["synthetic", "sharegpt", "alpaca", "jsonl"]),
+    dataset_path=dict(type="path"),
+    tokenizer=dict(type="path"),
+    percentiles=dict(type="list", elements="float", default=[90.0, 95.0, 99.0, 99.9]),
+    slo_ttft_ms=dict(type="float"),
+    slo_tpot_ms=dict(type="float"),
+    slo_e2e_ms=dict(type="float"),
+    slo_target=dict(type="float", default=0.9),
+    server_metrics=dict(type="bool", default=True),
+    server_args=dict(type="dict", default={}),
     api_key=dict(type="str", no_log=True),
     additional_params=dict(type="dict", default={}),
     output_dir=dict(type="path", required=True),
@@ -201,26 +316,20 @@ def main() -> None:
         module.exit_json(changed=False, valid=None, invalid_reasons=[], **paths)
 
     try:  # imported late: check mode and argument errors must not need aiohttp
-        from ansible_collections.llmops.platform.plugins.module_utils.bench.client import run
+        from ansible_collections.llmops.platform.plugins.module_utils.bench.api import run_to_dir
+        import aiohttp  # noqa: F401
     except ImportError as exc:
         module.fail_json(msg=missing_required_lib("aiohttp"), exception=str(exc), **paths)
-    from ansible_collections.llmops.platform.plugins.module_utils.bench.metrics import summarize
-    from ansible_collections.llmops.platform.plugins.module_utils.bench.report import (
-        write_run_report,
-    )
-    from ansible_collections.llmops.platform.plugins.module_utils.bench.results import (
-        build_results,
-        save_results,
-    )
 
-    result = run(config)
-    summary = summarize(result)
-    results = build_results(result, summary)
-    written = save_results(results, output_dir)
-    write_run_report(results, output_dir)
+    try:
+        done = run_to_dir(config, output_dir)
+    except (OSError, ValueError) as exc:  # unreadable dataset/trace/tokenizer
+        module.fail_json(msg=f"llm_benchmark: {exc}", **paths)
+    summary = done["results"]["summary"]
+    written = done["paths"]
     out = dict(changed=True, valid=summary["valid"], invalid_reasons=summary["invalid_reasons"],
                summary=summary, results_path=written["results"],
-               requests_path=written["requests"], report_path=paths["report_path"])
+               requests_path=written["requests"], report_path=written["report"])
     if params["fail_on_invalid"] and not summary["valid"]:
         module.fail_json(msg="benchmark run is invalid: " + "; ".join(summary["invalid_reasons"]),
                          **out)

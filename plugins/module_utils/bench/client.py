@@ -15,9 +15,19 @@ import aiohttp
 
 from .config import BenchConfig
 from .records import RequestRecord, RunResult
-from .workload import encoded_bodies
+from .workload import RequestSpec, build_requests
 
-__all__ = ["RequestRecord", "RunResult", "run", "run_benchmark"]
+__all__ = ["Counters", "Phase", "RequestRecord", "RunResult", "run", "run_benchmark", "run_phase"]
+
+# Open-loop sends sleep until this close to their deadline, then yield-spin: asyncio's timer
+# granularity alone would put ~1 ms of jitter on every scheduled send.
+_SPIN_S = 0.0015
+# Saturation guard: sample in-flight requests every window; stop when it grew in each of
+# the last SAT_WINDOWS samples to more than SAT_GROWTH x the first and at least SAT_MIN.
+SAT_WINDOW_S = 1.0
+SAT_WINDOWS = 5
+SAT_GROWTH = 2.0
+SAT_MIN = 16
 
 _ERROR_BODY_BYTES = 2048
 
@@ -62,6 +72,7 @@ def _handle_event(payload: bytes, now: float, rec: RequestRecord) -> bool:
         rec.fail("invalid_response", f"server error in stream: {json.dumps(obj['error'])}")
         return False
     usage = obj.get("usage")
+    before = rec.output_tokens or 0
     if isinstance(usage, dict):
         rec.input_tokens = _token_count(usage.get("prompt_tokens"))
         rec.output_tokens = _token_count(usage.get("completion_tokens"))
@@ -71,6 +82,10 @@ def _handle_event(payload: bytes, now: float, rec: RequestRecord) -> bool:
         else:
             rec.itl_s.append(now - rec.chunk_times[-1])
         rec.chunk_times.append(now)
+        if isinstance(usage, dict) and rec.output_tokens is not None:
+            # Running usage on content chunks (vLLM continuous_usage_stats): the delta is
+            # what this chunk carried, so multi-token chunks are counted, not guessed.
+            rec.chunk_tokens.append(rec.output_tokens - before)
     return True
 
 
@@ -115,82 +130,230 @@ def _classify(exc: BaseException, rec: RequestRecord) -> None:
         rec.fail("client_error", text)
 
 
-async def _send_one(session: aiohttp.ClientSession, url: str, body: bytes,
-                    headers: Dict[str, str], rec: RequestRecord, t0: float) -> None:
+
+class Counters:
+    """Live numbers a progress display reads; updated in place by the senders."""
+
+    def __init__(self, planned: int = 0) -> None:
+        self.planned = planned
+        self.sent = 0
+        self.done = 0
+        self.failed = 0
+        self.in_flight = 0
+        self.label = ""
+
+
+def _on_written(session: Any, ctx: Any, params: Any) -> Any:
+    # aiohttp trace hook: the last header/body write is when the request is on the wire.
+    rec = ctx.trace_request_ctx
+    if isinstance(rec, dict):
+        rec["written"] = time.perf_counter()
+
+    async def noop() -> None:
+        return None
+    return noop()
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(_on_written)
+    trace.on_request_chunk_sent.append(_on_written)
+    return trace
+
+
+async def _send_one(session: aiohttp.ClientSession, url: str, spec: RequestSpec,
+                    headers: Dict[str, str], rec: RequestRecord, t0: float,
+                    counters: Optional[Counters] = None) -> None:
     start = time.perf_counter()
     rec.send_s = start - t0
+    rec.dispatch_lag_s = max(0.0, rec.send_s - rec.scheduled_s)
     rec.send_wall = time.time()
+    rec.prompt_tokens_target = spec.prompt_tokens
+    rec.max_tokens = spec.max_tokens
+    marks: Dict[str, float] = {}
+    if counters:
+        counters.sent += 1
+        counters.in_flight += 1
     try:
-        async with session.post(url, data=body, headers=headers) as resp:
+        async with session.post(url, data=spec.body, headers=headers,
+                                trace_request_ctx=marks) as resp:
+            written = marks.get("written", start)
+            rec.queue_s = written - start
             rec.status = resp.status
             if resp.status != 200:
                 detail = await resp.content.read(_ERROR_BODY_BYTES)
                 rec.fail(f"http_{resp.status}", detail.decode("utf-8", "replace"))
             else:
-                await _consume_stream(resp, rec, start)
+                await _consume_stream(resp, rec, written)
     except asyncio.CancelledError:
         raise  # run_timeout_s: the phase marks this record
     except Exception as exc:  # noqa: BLE001 - every failure must become a record, not a crash
         _classify(exc, rec)
     finally:
         rec.end_s = time.perf_counter() - t0
+        if counters:
+            counters.in_flight -= 1
+            counters.done += 1
+            counters.failed += 0 if rec.ok else 1
 
 
-async def _run_phase(session: aiohttp.ClientSession, config: BenchConfig, bodies: List[bytes],
-                     t0: float, deadline: float) -> Tuple[List[RequestRecord], int, bool]:
+class Phase:
+    """One measured (or warm-up) phase: a list of requests and how to send them."""
+
+    def __init__(self, config: BenchConfig, specs: List[RequestSpec],
+                 offsets: Optional[List[float]] = None, concurrency: Optional[int] = None,
+                 max_concurrency: Optional[int] = None, guard: bool = False) -> None:
+        self.config = config
+        self.specs = specs
+        self.offsets = offsets            # None: closed loop
+        self.concurrency = concurrency or config.concurrency
+        self.max_concurrency = max_concurrency
+        self.guard = guard
+
+
+async def _closed_loop(session: aiohttp.ClientSession, phase: Phase, t0: float,
+                       deadline: float, records: List[RequestRecord],
+                       counters: Optional[Counters]) -> Tuple[int, bool, Optional[str]]:
     """Closed loop: `concurrency` workers each send the next request when theirs finishes."""
-    pending = deque(range(len(bodies)))
-    records: List[RequestRecord] = []
-    headers = _headers(config)
+    pending = deque(range(len(phase.specs)))
+    headers = _headers(phase.config)
 
     async def worker() -> None:
         while pending and time.perf_counter() < deadline:
             index = pending.popleft()
             rec = RequestRecord(index=index, scheduled_s=time.perf_counter() - t0)
             records.append(rec)
-            await _send_one(session, config.url, bodies[index], headers, rec, t0)
+            await _send_one(session, phase.config.url, phase.specs[index], headers, rec, t0,
+                            counters)
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(min(config.concurrency, len(bodies)))]
+    tasks = [asyncio.ensure_future(worker())
+             for _ in range(min(phase.concurrency, len(phase.specs)))]
     late: set = set()
     if tasks:
         _, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
+    return len(pending), bool(late or pending), None
+
+
+async def _wait_until(target: float) -> None:
+    delay = target - time.perf_counter() - _SPIN_S
+    if delay > 0:
+        await asyncio.sleep(delay)
+    while time.perf_counter() < target:
+        await asyncio.sleep(0)  # yield-spin: streams keep being read meanwhile
+
+
+async def _open_loop(session: aiohttp.ClientSession, phase: Phase, t0: float,
+                     deadline: float, records: List[RequestRecord],
+                     counters: Optional[Counters]) -> Tuple[int, bool, Optional[str]]:
+    """Open loop: request i is due at start + offsets[i], whatever happened before it."""
+    headers = _headers(phase.config)
+    offsets = phase.offsets or []
+    cap = asyncio.Semaphore(phase.max_concurrency) if phase.max_concurrency else None
+    tasks: List["asyncio.Task[None]"] = []
+    in_flight = [0]
+    samples: List[int] = []
+    next_sample = [0.0]
+    stop_reason: Optional[str] = None
+
+    async def send(rec: RequestRecord, spec: RequestSpec) -> None:
+        try:
+            await _send_one(session, phase.config.url, spec, headers, rec, t0, counters)
+        finally:
+            in_flight[0] -= 1
+            if cap:
+                cap.release()
+
+    start = time.perf_counter() + 0.005  # a little slack so request 0 is not born late
+    next_sample[0] = start + SAT_WINDOW_S
+    sent = 0
+    for index, offset in enumerate(offsets):
+        target = start + offset
+        if target >= deadline:
+            break
+        await _wait_until(target)
+        if cap:
+            await cap.acquire()  # a full cap delays the send: it shows up as dispatch lag
+        now = time.perf_counter()
+        if now >= deadline:
+            if cap:
+                cap.release()
+            break
+        if phase.guard and now >= next_sample[0]:
+            next_sample[0] = now + SAT_WINDOW_S
+            samples.append(in_flight[0])
+            window = samples[-(SAT_WINDOWS + 1):]
+            if (len(window) == SAT_WINDOWS + 1 and window[-1] >= SAT_MIN
+                    and all(b > a for a, b in zip(window, window[1:]))
+                    and window[-1] > SAT_GROWTH * max(window[0], 1)):
+                stop_reason = (f"saturated: requests in flight grew from {window[0]} to "
+                               f"{window[-1]} over {SAT_WINDOWS * SAT_WINDOW_S:g}s")
+                if cap:
+                    cap.release()
+                break
+        rec = RequestRecord(index=index, scheduled_s=target - t0)
+        records.append(rec)
+        in_flight[0] += 1
+        tasks.append(asyncio.ensure_future(send(rec, phase.specs[index])))
+        sent += 1
+    late: set = set()
+    if tasks:
+        _, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+    not_sent = len(offsets) - sent
+    return not_sent, bool(late or (not_sent and not stop_reason)), stop_reason
+
+
+async def run_phase(session: aiohttp.ClientSession, phase: Phase, t0: float, deadline: float,
+                    counters: Optional[Counters] = None) -> RunResult:
+    records: List[RequestRecord] = []
+    started_wall = time.time()
+    if phase.offsets is None:
+        not_sent, hit_deadline, stop = await _closed_loop(session, phase, t0, deadline,
+                                                          records, counters)
+    else:
+        not_sent, hit_deadline, stop = await _open_loop(session, phase, t0, deadline,
+                                                        records, counters)
+    ended_wall = time.time()
     for rec in records:
         if rec.e2e_s is None and rec.error_class is None:
             rec.fail("timeout", "run_timeout_s reached before the request finished")
-    return sorted(records, key=lambda r: r.index), len(pending), bool(late or pending)
+    ends = [r.end_s for r in records if r.end_s is not None]
+    duration = (max(ends) - min(r.send_s for r in records)) if ends else 0.0
+    if hit_deadline and not stop:
+        stop = f"run_timeout_s ({phase.config.run_timeout_s:g}s) reached"
+    return RunResult(config=phase.config, records=sorted(records, key=lambda r: r.index),
+                     started_wall=started_wall, ended_wall=ended_wall, duration_s=duration,
+                     not_sent=not_sent, stopped_reason=stop,
+                     saturated=bool(stop and stop.startswith("saturated")))
 
 
-async def run_benchmark(config: BenchConfig) -> RunResult:
-    warmup_bodies = encoded_bodies(config, config.warmup_requests, salt="w")
-    bodies = encoded_bodies(config, config.num_requests, salt="m")
+def open_session(config: BenchConfig) -> aiohttp.ClientSession:
     # limit=0: aiohttp's default pool caps at 100 connections, which would queue requests
     # inside the client and show up as server TTFT above 100 streams.
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     timeout = aiohttp.ClientTimeout(total=config.request_timeout_s)
+    # trust_env=False: an HTTP(S)_PROXY in the environment must not reroute benchmark traffic.
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False,
+                                 trace_configs=[_trace_config()])
+
+
+async def run_benchmark(config: BenchConfig) -> RunResult:
+    """The closed-loop run with warm-up (the v1 entry point; engine.py runs every profile)."""
+    warm_specs = build_requests(config, config.warmup_requests, salt="w")
+    specs = build_requests(config, config.num_requests, salt="m")
     t0 = time.perf_counter()
     deadline = t0 + config.run_timeout_s
-    # trust_env=False: an HTTP(S)_PROXY in the environment must not reroute benchmark traffic.
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                     trust_env=False) as session:
-        warm, _, _ = await _run_phase(session, config, warmup_bodies, t0, deadline)
-        started_wall = time.time()
-        records, not_sent, hit_deadline = await _run_phase(session, config, bodies, t0, deadline)
-        ended_wall = time.time()
-    ends = [r.end_s for r in records if r.end_s is not None]
-    duration = (max(ends) - min(r.send_s for r in records)) if ends else 0.0
-    return RunResult(
-        config=config,
-        records=records,
-        started_wall=started_wall,
-        ended_wall=ended_wall,
-        duration_s=duration,
-        warmup_completed=sum(1 for r in warm if r.ok),
-        not_sent=not_sent,
-        stopped_reason=f"run_timeout_s ({config.run_timeout_s:g}s) reached" if hit_deadline else None,
-    )
+    async with open_session(config) as session:
+        warm = await run_phase(session, Phase(config, warm_specs), t0, deadline)
+        result = await run_phase(session, Phase(config, specs), t0, deadline)
+    result.warmup_completed = sum(1 for r in warm.records if r.ok)
+    result.concurrency = config.concurrency
+    return result
 
 
 def run(config: BenchConfig) -> RunResult:

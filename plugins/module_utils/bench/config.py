@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
 ENDPOINT_PATHS = {
@@ -26,6 +26,13 @@ _RESERVED_BODY_KEYS = {
 
 # Guards against typos such as concurrency: 100000 turning a benchmark into a fork bomb.
 MAX_CONCURRENCY = 10000
+
+# closed loop: `concurrency` workers; open loop: arrivals on a schedule anchored to absolute
+# deadlines (constant, poisson, trace); multi-step: sweep and slo_search run several rates.
+PROFILES = ("concurrency", "constant", "poisson", "throughput", "sweep", "slo_search", "trace")
+OPEN_LOOP = ("constant", "poisson", "trace", "throughput")
+RATE_PROFILES = ("constant", "poisson")
+DATASETS = ("synthetic", "sharegpt", "alpaca", "jsonl")
 
 
 class BenchConfigError(ValueError):
@@ -53,6 +60,30 @@ class BenchConfig:
     api_key: Optional[str] = field(default=None, repr=False)
     additional_params: Dict[str, Any] = field(default_factory=dict)
     run_timeout_s: float = 600.0
+    # --- load profile -------------------------------------------------------------------
+    profile: str = "concurrency"
+    rate: Optional[float] = None          # requests/s for constant and poisson
+    burstiness: float = 1.0               # gamma shape of inter-arrivals: 1 = Poisson, <1 burstier
+    sweep_steps: int = 5                  # rates between synchronous and max throughput
+    max_concurrency: Optional[int] = None  # open-loop in-flight cap (waiting = falling behind)
+    trace_path: Optional[str] = None      # JSONL with "timestamp" (s) per request
+    trace_speed: float = 1.0              # 2.0 replays the trace twice as fast
+    max_dispatch_lag_ms: float = 10.0     # p99 send lag above this: the sender fell behind
+    saturation_guard: bool = True
+    repeats: int = 1
+    # --- workload -----------------------------------------------------------------------
+    scenario: Optional[str] = None        # genai-bench notation: D(128,32), N(..)/(..), U(..)/(..)
+    dataset: str = "synthetic"
+    dataset_path: Optional[str] = None
+    tokenizer: Optional[str] = None       # local dir or tokenizer.json: exact prompt lengths
+    # --- statistics, SLOs, server side ----------------------------------------------------
+    percentiles: List[float] = field(default_factory=lambda: [90.0, 95.0, 99.0, 99.9])
+    slo_ttft_ms: Optional[float] = None
+    slo_tpot_ms: Optional[float] = None
+    slo_e2e_ms: Optional[float] = None
+    slo_target: float = 0.9               # share of requests that must meet every SLO
+    server_metrics: bool = True           # scrape <base_url>/metrics before and after
+    server_args: Dict[str, Any] = field(default_factory=dict)  # recorded, never interpreted
 
     def __post_init__(self) -> None:
         # frozen: normalise through object.__setattr__ so callers can pass "http://h:1/".
@@ -76,6 +107,84 @@ class BenchConfig:
         if self.api_key is not None and not isinstance(self.api_key, str):
             raise BenchConfigError("api_key", "must be a string (or omitted)")
         _check_additional_params(self.additional_params)
+        self._check_profile()
+        self._check_workload()
+        self._check_slos()
+
+    def _check_profile(self) -> None:
+        if self.profile not in PROFILES:
+            raise BenchConfigError("profile", f"got {self.profile!r}; use one of {list(PROFILES)}")
+        if self.profile in RATE_PROFILES and self.rate is None:
+            raise BenchConfigError("rate", f"profile {self.profile} needs rate (requests/s)")
+        if self.rate is not None:
+            object.__setattr__(self, "rate", _check_positive(self.rate, "rate", "requests/s"))
+        object.__setattr__(self, "burstiness",
+                           _check_positive(self.burstiness, "burstiness", "gamma shape"))
+        _check_int(self.sweep_steps, "sweep_steps", minimum=1, maximum=50)
+        if self.max_concurrency is not None:
+            _check_int(self.max_concurrency, "max_concurrency", minimum=1,
+                       maximum=MAX_CONCURRENCY)
+        if self.profile == "trace" and not self.trace_path:
+            raise BenchConfigError("trace_path", "profile trace needs trace_path (JSONL with "
+                                                 "a timestamp per line)")
+        object.__setattr__(self, "trace_speed",
+                           _check_positive(self.trace_speed, "trace_speed", "speed factor"))
+        object.__setattr__(self, "max_dispatch_lag_ms", _check_positive(
+            self.max_dispatch_lag_ms, "max_dispatch_lag_ms", "milliseconds"))
+        if not isinstance(self.saturation_guard, bool):
+            raise BenchConfigError("saturation_guard", "use true or false")
+        _check_int(self.repeats, "repeats", minimum=1, maximum=100)
+
+    def _check_workload(self) -> None:
+        if self.scenario is not None:
+            from .scenario import ScenarioError, parse_scenario  # late: scenario imports config
+            try:
+                parse_scenario(self.scenario)
+            except ScenarioError as exc:
+                raise BenchConfigError("scenario", str(exc)) from None
+        if self.dataset not in DATASETS:
+            raise BenchConfigError("dataset", f"got {self.dataset!r}; use one of {list(DATASETS)}")
+        if self.dataset != "synthetic" and not self.dataset_path:
+            raise BenchConfigError("dataset_path", f"dataset {self.dataset} needs dataset_path")
+        for name in ("dataset_path", "tokenizer", "trace_path"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and value.strip()):
+                raise BenchConfigError(name, "must be a non-empty path (or omitted)")
+
+    def _check_slos(self) -> None:
+        if not isinstance(self.percentiles, (list, tuple)) or not self.percentiles:
+            raise BenchConfigError("percentiles", "use a non-empty list such as [90, 99, 99.9]")
+        cleaned = []
+        for q in self.percentiles:
+            if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 100:
+                raise BenchConfigError("percentiles", f"got {q!r}; each must be within (0, 100)")
+            cleaned.append(float(q))
+        object.__setattr__(self, "percentiles", sorted(set(cleaned)))
+        for name in ("slo_ttft_ms", "slo_tpot_ms", "slo_e2e_ms"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _check_positive(getattr(self, name), name, "ms"))
+        if (isinstance(self.slo_target, bool) or not isinstance(self.slo_target, (int, float))
+                or not 0 < self.slo_target <= 1):
+            raise BenchConfigError("slo_target", f"got {self.slo_target!r}; use a share in (0, 1]")
+        object.__setattr__(self, "slo_target", float(self.slo_target))
+        if self.profile == "slo_search" and not self.slos:
+            raise BenchConfigError("profile", "slo_search needs at least one of slo_ttft_ms, "
+                                              "slo_tpot_ms, slo_e2e_ms")
+        if not isinstance(self.server_metrics, bool):
+            raise BenchConfigError("server_metrics", "use true or false")
+        if not isinstance(self.server_args, dict):
+            raise BenchConfigError("server_args", "must be a mapping (recorded as-is)")
+
+    @property
+    def slos(self) -> Dict[str, float]:
+        """Configured SLOs keyed like the summary's latency blocks (ttft_ms, tpot_ms, e2e_ms)."""
+        return {k[4:]: v for k, v in (("slo_ttft_ms", self.slo_ttft_ms),
+                                      ("slo_tpot_ms", self.slo_tpot_ms),
+                                      ("slo_e2e_ms", self.slo_e2e_ms)) if v is not None}
+
+    @property
+    def metrics_url(self) -> str:
+        return self.base_url + "/metrics"
 
     @property
     def url(self) -> str:
@@ -122,6 +231,14 @@ def _check_seconds(value: Any, name: str) -> float:
         raise BenchConfigError(name, f"got {value!r}; use a number of seconds > 0")
     if not math.isfinite(value) or value <= 0:
         raise BenchConfigError(name, f"got {value}; use a number of seconds > 0")
+    return float(value)
+
+
+def _check_positive(value: Any, name: str, unit: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BenchConfigError(name, f"got {value!r}; use a number > 0 ({unit})")
+    if not math.isfinite(value) or value <= 0:
+        raise BenchConfigError(name, f"got {value}; use a number > 0 ({unit})")
     return float(value)
 
 

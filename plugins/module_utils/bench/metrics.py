@@ -24,13 +24,64 @@ def tpot_s(rec: RequestRecord) -> Optional[float]:
     return (rec.e2e_s - rec.ttft_s) / (rec.output_tokens - 1)
 
 
+def good(rec: RequestRecord, slos: Dict[str, float]) -> bool:
+    """Meets every configured SLO (ttft_ms, tpot_ms, e2e_ms). Failed requests never do;
+    TPOT is undefined for one output token, so a TPOT SLO cannot fail such a request."""
+    if not rec.ok:
+        return False
+    values = {"ttft_ms": rec.ttft_s, "tpot_ms": tpot_s(rec), "e2e_ms": rec.e2e_s}
+    for key, limit in slos.items():
+        value = values.get(key)
+        if value is None:
+            if key == "tpot_ms":
+                continue
+            return False
+        if value * MS > limit:
+            return False
+    return True
+
+
+def goodput(records: Sequence[RequestRecord], duration_s: float,
+            slos: Dict[str, float], target: float = 0.9) -> Optional[Dict[str, Any]]:
+    """Share and rate of requests meeting all SLOs; None when no SLO is set."""
+    if not slos:
+        return None
+    n_good = sum(1 for r in records if good(r, slos))
+    share = (n_good / len(records)) if records else 0.0
+    return {"slos": dict(slos), "target": target, "good": n_good, "total": len(records),
+            "share": share, "requests_per_s": _rate(n_good, duration_s),
+            "meets_target": bool(records) and share >= target}
+
+
+def schedule_stats(records: Sequence[RequestRecord], target_rate: Optional[float],
+                   percentiles: Sequence[float]) -> Dict[str, Any]:
+    """How faithfully the sender kept its schedule: lag per send, achieved vs target rate."""
+    sends = sorted(r.send_s for r in records)
+    achieved = ((len(sends) - 1) / (sends[-1] - sends[0])
+                if len(sends) > 1 and sends[-1] > sends[0] else None)
+    lag = [r.dispatch_lag_s for r in records]
+    return {
+        "target_rate": target_rate,
+        "achieved_rate": achieved,
+        "rate_error": ((achieved - target_rate) / target_rate
+                       if achieved is not None and target_rate else None),
+        "dispatch_lag_ms": describe(lag, MS, percentiles),
+        "abs_lag_p99_ms": (percentile([abs(x) * MS for x in lag], 99.0) if lag else None),
+    }
+
+
 def _rate(amount: float, duration_s: float) -> Optional[float]:
     return amount / duration_s if duration_s > 0 else None
 
 
 def summarize_records(records: Sequence[RequestRecord], duration_s: float, planned: int,
                       not_sent: int = 0, stopped_reason: Optional[str] = None,
-                      percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> Dict[str, Any]:
+                      percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+                      slos: Optional[Dict[str, float]] = None, slo_target: float = 0.9,
+                      target_rate: Optional[float] = None,
+                      max_lag_ms: Optional[float] = None) -> Dict[str, Any]:
+    # p90/p99 are always present: other tools (tune, the integration test) read them.
+    percentiles = sorted(set(float(q) for q in percentiles) | {90.0, 99.0})
     ok: List[RequestRecord] = [r for r in records if r.ok]
     failed = [r for r in records if not r.ok]
     total = len(records)
@@ -55,6 +106,13 @@ def summarize_records(records: Sequence[RequestRecord], duration_s: float, plann
     if not_sent:
         reasons.append(f"{not_sent} of {planned} requests were never sent"
                        + (f" ({stopped_reason})" if stopped_reason else ""))
+    schedule = schedule_stats(records, target_rate, percentiles)
+    lag_p99 = schedule["dispatch_lag_ms"].get("p99")
+    if max_lag_ms is not None and lag_p99 is not None and lag_p99 > max_lag_ms:
+        reasons.append(f"sender fell behind schedule: dispatch lag p99 {lag_p99:.2f} ms "
+                       f"> {max_lag_ms:g} ms")
+    queue = [r.queue_s for r in records if r.queue_s is not None]
+    tokens_per_chunk = [t for r in ok for t in r.chunk_tokens]
 
     return {
         "valid": not reasons,
@@ -73,6 +131,10 @@ def summarize_records(records: Sequence[RequestRecord], duration_s: float, plann
         "itl_ms": describe(itl, MS, percentiles),
         "tpot_ms": describe(tpot, MS, percentiles),
         "e2e_ms": describe(e2e, MS, percentiles),
+        "queue_ms": describe(queue, MS, percentiles),  # client-side, never inside TTFT
+        "schedule": schedule,
+        "goodput": goodput(records, duration_s, slos or {}, slo_target),
+        "tokens_per_chunk": describe(tokens_per_chunk, 1.0, percentiles),
         "throughput": {
             "requests_per_s": _rate(len(ok), duration_s),
             "output_tokens_per_s": _rate(output_total, duration_s),
@@ -87,9 +149,14 @@ def summarize_records(records: Sequence[RequestRecord], duration_s: float, plann
 
 
 def summarize(run_result: RunResult,
-              percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> Dict[str, Any]:
+              percentiles: Optional[Sequence[float]] = None) -> Dict[str, Any]:
+    config = run_result.config
+    scheduled = run_result.profile in ("constant", "poisson", "trace")
     return summarize_records(run_result.records, run_result.duration_s,
-                             planned=run_result.config.num_requests,
+                             planned=len(run_result.records) + run_result.not_sent,
                              not_sent=run_result.not_sent,
                              stopped_reason=run_result.stopped_reason,
-                             percentiles=percentiles)
+                             percentiles=percentiles or config.percentiles,
+                             slos=config.slos, slo_target=config.slo_target,
+                             target_rate=run_result.target_rate,
+                             max_lag_ms=config.max_dispatch_lag_ms if scheduled else None)

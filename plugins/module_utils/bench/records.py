@@ -25,17 +25,30 @@ class RequestRecord:
     index: int
     # Offsets in seconds from the run's perf_counter anchor; wall time only for humans.
     scheduled_s: float = 0.0
-    send_s: float = 0.0
+    send_s: float = 0.0                 # when the sender actually started this request
     send_wall: float = 0.0
     end_s: Optional[float] = None
-    ttft_s: Optional[float] = None
-    # Arrival of each content-carrying chunk, seconds after send (first one == ttft_s).
+    # send_s - scheduled_s: how late the sender was (open loop); 0 by design in closed loop.
+    dispatch_lag_s: float = 0.0
+    # Client-side queueing between send_s and the request being on the wire (connection
+    # pool wait, connect, write). Kept OUT of TTFT/E2E so they measure the server (#54101).
+    queue_s: Optional[float] = None
+    ttft_s: Optional[float] = None      # first content chunk, seconds after the request was written
+    # Arrival of each content-carrying chunk, seconds after the request was written
+    # (first one == ttft_s).
     chunk_times: List[float] = field(default_factory=list)
+    # Output tokens carried by each content chunk, from the server's running usage
+    # (continuous_usage_stats); empty when the server sends usage only at the end.
+    chunk_tokens: List[int] = field(default_factory=list)
     # Gaps between consecutive content chunks after the first: never contains TTFT.
     itl_s: List[float] = field(default_factory=list)
     e2e_s: Optional[float] = None
     input_tokens: Optional[int] = None   # from the server's usage chunk, never re-tokenised
     output_tokens: Optional[int] = None
+    prompt_tokens_target: Optional[int] = None  # exact tokenizer length we built, if known
+    max_tokens: Optional[int] = None
+    step: int = 0
+    repeat: int = 0
     status: Optional[int] = None
     error_class: Optional[str] = None
     error: Optional[str] = None
@@ -65,5 +78,12 @@ class RunResult:
     ended_wall: float
     duration_s: float                     # first measured send -> last measured completion
     warmup_completed: int = 0
-    not_sent: int = 0                     # requests never sent because run_timeout_s hit
+    not_sent: int = 0                     # requests never sent (run_timeout_s, saturation)
     stopped_reason: Optional[str] = None
+    profile: str = "concurrency"          # how this phase sent load (the step's own profile)
+    target_rate: Optional[float] = None   # requests/s the schedule asked for (open loop)
+    concurrency: Optional[int] = None     # closed-loop workers
+    saturated: bool = False               # the saturation guard stopped this phase
+    step: int = 0
+    repeat: int = 0
+    server: Optional[Dict[str, Any]] = None  # /metrics deltas over this phase

@@ -1,15 +1,18 @@
-"""Request bodies: synthetic prompts and the JSON each request sends.
+"""Request bodies: prompts (synthetic, datasets, exact-length) and the JSON each request sends.
 
-Bodies are built (and encoded) before the clock starts so JSON work never lands inside a
-measured TTFT. Issue-4 workloads (scenarios, datasets, tokenizer-exact prompts) plug in here.
+Bodies are built (and encoded) before the clock starts so JSON and tokenizer work never
+lands inside a measured TTFT.
 """
 from __future__ import annotations
 
 import json
+import os
 import random
-from typing import Any, Dict, List
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 from .config import BenchConfig
+from .scenario import parse_scenario
 
 # Common short words: roughly one token each for most BPE vocabularies, so N words ~ N tokens.
 _WORDS = (
@@ -27,6 +30,14 @@ _WORDS = (
 ).split()
 
 
+@dataclass(frozen=True)
+class RequestSpec:
+    index: int
+    body: bytes
+    prompt_tokens: Optional[int]   # exact when a tokenizer was given, else None
+    max_tokens: int
+
+
 def synthetic_prompt(seed: int, index: int, words: int, salt: str = "m") -> str:
     # Every request gets its own text: identical prompts would hit the prefix cache and make
     # TTFT look better than real traffic. The same (seed, index) always gives the same text.
@@ -34,26 +45,124 @@ def synthetic_prompt(seed: int, index: int, words: int, salt: str = "m") -> str:
     return " ".join(rng.choice(_WORDS) for _ in range(words))
 
 
-def request_body(config: BenchConfig, prompt: str) -> Dict[str, Any]:
+def load_tokenizer(path: str) -> Any:
+    """A `tokenizers.Tokenizer` from a model dir or a tokenizer.json (local only, no hub)."""
+    from tokenizers import Tokenizer  # late: only exact-length workloads need it
+
+    file = os.path.join(path, "tokenizer.json") if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"tokenizer: no tokenizer.json at {file}")
+    return Tokenizer.from_file(file)
+
+
+def count_tokens(tokenizer: Any, text: str) -> int:
+    return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def exact_prompt(tokenizer: Any, seed: int, index: int, tokens: int, salt: str = "m") -> str:
+    """Text that the model's tokenizer encodes to exactly `tokens` ids (no special tokens).
+
+    Decoding a truncated id list does not always re-encode to the same length, so the cut is
+    nudged until it does; bounded to a few dozen tries.
+    """
+    words = synthetic_prompt(seed, index, tokens * 2 + 8, salt)
+    ids = tokenizer.encode(words, add_special_tokens=False).ids
+    cut = tokens
+    for _ in range(40):
+        text = tokenizer.decode(ids[:cut]).strip()
+        have = count_tokens(tokenizer, text)
+        if have == tokens:
+            return text
+        cut += tokens - have
+        cut = max(1, min(cut, len(ids)))
+    raise ValueError(f"could not build a prompt of exactly {tokens} tokens")
+
+
+def request_body(config: BenchConfig, prompt: str,
+                 max_tokens: Optional[int] = None) -> Dict[str, Any]:
     body: Dict[str, Any] = {"model": config.model}
     if config.endpoint == "chat":
         body["messages"] = [{"role": "user", "content": prompt}]
     else:
         body["prompt"] = prompt
-    body["max_tokens"] = config.max_tokens
+    body["max_tokens"] = max_tokens or config.max_tokens
     body["stream"] = True
     # Usage from the server is the only trustworthy token count (no re-tokenising).
     body["stream_options"] = {"include_usage": True}
     if config.ignore_eos:
-        # vLLM extension; omitted when false so strict OpenAI-style servers do not reject it.
+        # vLLM extensions; omitted when false so strict OpenAI-style servers do not reject
+        # them. Running usage on every chunk gives tokens per chunk without re-tokenising.
         body["ignore_eos"] = True
+        body["stream_options"]["continuous_usage_stats"] = True
     body.update(config.additional_params)
     return body
 
 
+def _dataset_prompts(config: BenchConfig) -> List[Tuple[str, Optional[str]]]:
+    """(prompt, reference answer or None) from a ShareGPT/alpaca JSON or a JSONL file."""
+    path = str(config.dataset_path)
+    with open(path, encoding="utf-8") as handle:
+        if config.dataset == "jsonl":
+            rows = [json.loads(line) for line in handle if line.strip()]
+            out = [(str(r.get("prompt") or r.get("text") or ""), r.get("output"))
+                   for r in rows if isinstance(r, dict)]
+        else:
+            data = json.load(handle)
+            out = []
+            for item in data if isinstance(data, list) else []:
+                if not isinstance(item, dict):
+                    continue
+                if config.dataset == "sharegpt":
+                    turns = item.get("conversations") or item.get("conversation") or []
+                    if len(turns) >= 2:
+                        out.append((str(turns[0].get("value", "")), str(turns[1].get("value", ""))))
+                else:  # alpaca
+                    prompt = str(item.get("instruction", ""))
+                    if item.get("input"):
+                        prompt += "\n\n" + str(item["input"])
+                    out.append((prompt, item.get("output")))
+    out = [(p, a) for p, a in out if p.strip()]
+    if not out:
+        raise ValueError(f"dataset {config.dataset} at {path}: no usable prompts")
+    return out
+
+
+def build_requests(config: BenchConfig, count: int, salt: str,
+                   tokenizer: Any = None,
+                   lengths: Optional[List[Tuple[Optional[int], Optional[int]]]] = None
+                   ) -> List[RequestSpec]:
+    """`count` request bodies; `lengths` (from a trace) overrides scenario/config lengths."""
+    if lengths is None:
+        if config.scenario:
+            seed = config.seed if salt == "m" else config.seed + 7919
+            lengths = list(parse_scenario(config.scenario).sample(count, seed))
+        else:
+            lengths = [(config.prompt_tokens, config.max_tokens)] * count
+    dataset = _dataset_prompts(config) if config.dataset != "synthetic" else None
+    if dataset:
+        order = list(range(len(dataset)))
+        random.Random(f"{config.seed}:{salt}:dataset").shuffle(order)
+    specs = []
+    for i in range(count):
+        want_in, want_out = lengths[i] if i < len(lengths) else (None, None)
+        want_in = want_in or config.prompt_tokens
+        out_tokens = want_out or config.max_tokens
+        exact: Optional[int] = None
+        if dataset:
+            prompt, answer = dataset[order[i % len(order)]]
+            if not config.scenario and want_out is None and answer and tokenizer is not None:
+                out_tokens = max(1, count_tokens(tokenizer, str(answer)))
+            if tokenizer is not None:
+                exact = count_tokens(tokenizer, prompt)
+        elif tokenizer is not None:
+            prompt = exact_prompt(tokenizer, config.seed, i, want_in, salt)
+            exact = want_in
+        else:
+            prompt = synthetic_prompt(config.seed, i, want_in, salt)
+        body = json.dumps(request_body(config, prompt, out_tokens)).encode()
+        specs.append(RequestSpec(i, body, exact, out_tokens))
+    return specs
+
+
 def encoded_bodies(config: BenchConfig, count: int, salt: str) -> List[bytes]:
-    return [
-        json.dumps(request_body(config, synthetic_prompt(config.seed, i, config.prompt_tokens,
-                                                         salt))).encode()
-        for i in range(count)
-    ]
+    return [spec.body for spec in build_requests(config, count, salt)]

@@ -88,11 +88,13 @@ def test_body_and_prompts_are_deterministic_and_distinct():
     assert synthetic_prompt(1, 3, 20) != synthetic_prompt(1, 4, 20)
     assert len(synthetic_prompt(1, 3, 20).split()) == 20
     body = request_body(cfg, "hi")
-    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
     assert body["ignore_eos"] is True and body["temperature"] == 0.5
     assert body["messages"] == [{"role": "user", "content": "hi"}]
     no_eos = request_body(BenchConfig(**BASE, endpoint="completions", ignore_eos=False), "hi")
     assert "ignore_eos" not in no_eos and no_eos["prompt"] == "hi"
+    assert no_eos["stream_options"] == {"include_usage": True}
 
 
 def test_module_options_match_engine_defaults_and_docs():

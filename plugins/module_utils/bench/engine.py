@@ -1,0 +1,256 @@
+"""Every load profile, repeats, warm-up and the server-side view: one run, many steps.
+
+The module and the CLI both call `execute`, so the same arguments give the same summary.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import aiohttp
+
+from . import servermetrics
+from .client import Counters, Phase, open_session, run_phase
+from .config import MAX_CONCURRENCY, BenchConfig
+from .metrics import summarize, summarize_records
+from .records import RunResult
+from .schedule import constant_offsets, gamma_offsets, load_trace
+from .workload import build_requests, load_tokenizer
+
+StepPlan = Dict[str, Any]  # profile, rate, concurrency, label
+OnStep = Callable[[Dict[str, Any]], None]
+SAMPLE_EVERY_S = 1.0
+
+
+class StepRun:
+    """One load level: its repeats (RunResults), pooled summary and server view."""
+
+    def __init__(self, index: int, plan: StepPlan) -> None:
+        self.index = index
+        self.plan = plan
+        self.repeats: List[RunResult] = []
+        self.summary: Dict[str, Any] = {}
+        self.server: Optional[Dict[str, Any]] = None
+        self.series: List[Dict[str, Any]] = []
+
+
+async def _scrape(session: aiohttp.ClientSession, url: str) -> Optional[servermetrics.Samples]:
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+            if resp.status != 200:
+                return None
+            return servermetrics.parse(await resp.text())
+    except Exception:  # noqa: BLE001 - a server without /metrics is normal, not an error
+        return None
+
+
+async def _sampler(session: aiohttp.ClientSession, url: str, t0: float,
+                   series: List[Dict[str, Any]], stop: asyncio.Event) -> None:
+    # Gauges over time (running/waiting/KV use) for the report's server-side series.
+    while not stop.is_set():
+        samples = await _scrape(session, url)
+        if samples is not None:
+            series.append({"t_s": time.perf_counter() - t0, **servermetrics.gauges(samples)})
+        try:
+            await asyncio.wait_for(stop.wait(), SAMPLE_EVERY_S)
+        except asyncio.TimeoutError:
+            pass
+
+
+class Engine:
+    def __init__(self, config: BenchConfig, counters: Optional[Counters] = None,
+                 on_step: Optional[OnStep] = None) -> None:
+        self.config = config
+        self.counters = counters or Counters()
+        self.on_step = on_step
+        self.tokenizer = load_tokenizer(config.tokenizer) if config.tokenizer else None
+        self.trace = (load_trace(config.trace_path, config.trace_speed, config.num_requests)
+                      if config.profile == "trace" and config.trace_path else None)
+        count = len(self.trace) if self.trace else config.num_requests
+        lengths = [(r[1], r[2]) for r in self.trace] if self.trace else None
+        self.specs = build_requests(config, count, "m", self.tokenizer, lengths)
+        self.warm_specs = build_requests(config, config.warmup_requests, "w", self.tokenizer)
+        self.steps: List[StepRun] = []
+        self.warmup_completed = 0
+        self.metrics_available: Optional[bool] = None
+        self.stopped_reason: Optional[str] = None
+
+    # ---- plans --------------------------------------------------------------------------
+    def _max_inflight(self) -> int:
+        return self.config.max_concurrency or min(len(self.specs), MAX_CONCURRENCY)
+
+    def _phase(self, plan: StepPlan) -> Phase:
+        cfg, n = self.config, len(self.specs)
+        profile = plan["profile"]
+        if profile == "concurrency":
+            return Phase(cfg, self.specs, None, concurrency=plan["concurrency"])
+        if profile == "throughput":
+            offsets = [0.0] * n
+        elif profile == "trace":
+            offsets = [r[0] for r in self.trace or []]
+        elif profile == "poisson":
+            offsets = gamma_offsets(n, plan["rate"], cfg.burstiness, cfg.seed)
+        else:
+            offsets = constant_offsets(n, plan["rate"])
+        return Phase(cfg, self.specs, offsets, max_concurrency=cfg.max_concurrency or
+                     (self._max_inflight() if profile == "throughput" else None),
+                     guard=cfg.saturation_guard and profile != "throughput")
+
+    def _rate_profile(self) -> str:
+        return "poisson" if self.config.burstiness != 1.0 else "constant"
+
+    # ---- running ------------------------------------------------------------------------
+    async def _run_step(self, session: aiohttp.ClientSession, plan: StepPlan, t0: float,
+                        deadline: float) -> StepRun:
+        step = StepRun(len(self.steps), plan)
+        self.steps.append(step)
+        cfg = self.config
+        before = await _scrape(session, cfg.metrics_url) if cfg.server_metrics else None
+        if self.metrics_available is None:
+            self.metrics_available = before is not None
+        stop = asyncio.Event()
+        sampler = (asyncio.ensure_future(_sampler(session, cfg.metrics_url, t0, step.series, stop))
+                   if before is not None else None)
+        for repeat in range(cfg.repeats):
+            if time.perf_counter() >= deadline:
+                break
+            self.counters.label = f"{plan['label']} #{repeat + 1}/{cfg.repeats}"
+            result = await run_phase(session, self._phase(plan), t0, deadline, self.counters)
+            result.profile, result.target_rate = plan["profile"], plan.get("rate")
+            result.concurrency, result.step, result.repeat = plan.get("concurrency"), step.index, repeat
+            for rec in result.records:
+                rec.step, rec.repeat = step.index, repeat
+            step.repeats.append(result)
+            if result.stopped_reason:
+                break
+        stop.set()
+        if sampler:
+            await sampler
+        after = await _scrape(session, cfg.metrics_url) if before is not None else None
+        step.summary = pooled_summary(step.repeats, cfg)
+        step.summary["step"] = {"index": step.index, **plan}
+        if before is not None and after is not None:
+            step.server = servermetrics.delta(before, after)
+            step.summary["server"] = step.server
+            step.summary["server_disagreements"] = servermetrics.compare(step.summary, step.server)
+        if self.on_step:
+            self.on_step(step.summary)
+        return step
+
+    async def run(self) -> None:
+        cfg = self.config
+        t0 = time.perf_counter()
+        deadline = t0 + cfg.run_timeout_s
+        self.t0 = t0
+        async with open_session(cfg) as session:
+            if self.warm_specs:
+                self.counters.label = "warm-up"
+                warm = await run_phase(session, Phase(cfg, self.warm_specs), t0, deadline,
+                                       self.counters)
+                self.warmup_completed = sum(1 for r in warm.records if r.ok)
+            await self._run_profile(session, t0, deadline)
+
+    async def _run_profile(self, session: aiohttp.ClientSession, t0: float,
+                           deadline: float) -> None:
+        cfg = self.config
+        single = {"concurrency": {"profile": "concurrency", "concurrency": cfg.concurrency,
+                                  "label": f"concurrency {cfg.concurrency}"},
+                  "constant": {"profile": "constant", "rate": cfg.rate,
+                               "label": f"constant {cfg.rate:g}/s" if cfg.rate else ""},
+                  "poisson": {"profile": "poisson", "rate": cfg.rate,
+                              "label": f"poisson {cfg.rate:g}/s" if cfg.rate else ""},
+                  "throughput": {"profile": "throughput", "label": "max throughput"},
+                  "trace": {"profile": "trace", "label": "trace replay"}}
+        if cfg.profile in single:
+            await self._run_step(session, single[cfg.profile], t0, deadline)
+            return
+        sync = await self._run_step(session, {"profile": "concurrency", "concurrency": 1,
+                                              "label": "synchronous"}, t0, deadline)
+        top = await self._run_step(session, {"profile": "throughput", "label": "max throughput"},
+                                   t0, deadline)
+        lo = sync.summary["throughput"]["requests_per_s"] or 0.0
+        hi = top.summary["throughput"]["requests_per_s"] or 0.0
+        if not lo or not hi or hi <= lo:
+            self.stopped_reason = (f"no rate range to {cfg.profile} (synchronous {lo:.3g}/s, "
+                                   f"max {hi:.3g}/s)")
+            return
+        kind = self._rate_profile()
+        if cfg.profile == "sweep":
+            for k in range(1, cfg.sweep_steps + 1):
+                if time.perf_counter() >= deadline:
+                    self.stopped_reason = "run_timeout_s reached during the sweep"
+                    break
+                rate = lo + (hi - lo) * k / (cfg.sweep_steps + 1)
+                step = await self._run_step(session, {"profile": kind, "rate": rate,
+                                                      "label": f"{kind} {rate:.3g}/s"},
+                                            t0, deadline)
+                if any(r.saturated for r in step.repeats):
+                    self.stopped_reason = f"saturated at {rate:.3g}/s; higher rates skipped"
+                    break
+            return
+        # slo_search: bisection on the rate for the highest one whose goodput share meets
+        # slo_target; sweep_steps bounds the number of probes.
+        good_lo, bad_hi = lo, hi
+        for _ in range(cfg.sweep_steps):
+            if time.perf_counter() >= deadline:
+                self.stopped_reason = "run_timeout_s reached during the SLO search"
+                break
+            rate = (good_lo + bad_hi) / 2.0
+            step = await self._run_step(session, {"profile": kind, "rate": rate,
+                                                  "label": f"{kind} {rate:.3g}/s"}, t0, deadline)
+            gp = step.summary.get("goodput") or {}
+            if gp.get("meets_target") and step.summary["valid"]:
+                good_lo = rate
+            else:
+                bad_hi = rate
+
+
+def pooled_summary(repeats: List[RunResult], config: BenchConfig) -> Dict[str, Any]:
+    """Percentiles pooled over all repeats' requests, plus the spread between repeats."""
+    if len(repeats) == 1:
+        return summarize(repeats[0])
+    records = [r for res in repeats for r in res.records]
+    scheduled = bool(repeats) and repeats[0].profile in ("constant", "poisson", "trace")
+    stopped = "; ".join(sorted({r.stopped_reason for r in repeats if r.stopped_reason}))
+    summary = summarize_records(
+        records, sum(r.duration_s for r in repeats),
+        planned=sum(len(r.records) + r.not_sent for r in repeats),
+        not_sent=sum(r.not_sent for r in repeats), stopped_reason=stopped or None,
+        percentiles=config.percentiles, slos=config.slos, slo_target=config.slo_target,
+        target_rate=repeats[0].target_rate if repeats else None,
+        max_lag_ms=config.max_dispatch_lag_ms if scheduled else None)
+    from .stats import describe
+    per = [summarize(r) for r in repeats]
+    summary["repeats"] = {
+        "count": len(repeats),
+        "requests_per_s": describe([p["throughput"]["requests_per_s"] or 0.0 for p in per]),
+        "ttft_mean_ms": describe([p["ttft_ms"]["mean"] for p in per if p["ttft_ms"]["mean"]]),
+        "e2e_mean_ms": describe([p["e2e_ms"]["mean"] for p in per if p["e2e_ms"]["mean"]]),
+    }
+    return summary
+
+
+def headline(steps: List[StepRun]) -> Optional[StepRun]:
+    """The step the top-level summary shows: the only one, else the highest valid throughput."""
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+    valid = [s for s in steps if s.summary.get("valid")] or steps
+    return max(valid, key=lambda s: s.summary["throughput"]["requests_per_s"] or 0.0)
+
+
+def slo_best(steps: List[StepRun]) -> Optional[Tuple[float, Dict[str, Any]]]:
+    """Highest tested open-loop rate that was valid and met the goodput target."""
+    passing = [(s.plan["rate"], s.summary) for s in steps
+               if s.plan.get("rate") and s.summary.get("valid")
+               and (s.summary.get("goodput") or {}).get("meets_target")]
+    return max(passing, key=lambda p: p[0]) if passing else None
+
+
+def execute(config: BenchConfig, counters: Optional[Counters] = None,
+            on_step: Optional[OnStep] = None) -> Engine:
+    engine = Engine(config, counters, on_step)
+    asyncio.run(engine.run())
+    return engine

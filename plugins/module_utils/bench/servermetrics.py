@@ -1,0 +1,150 @@
+"""Server-side truth from Prometheus /metrics: histogram and counter deltas over a phase.
+
+Parsing is stdlib-only (the text exposition format); fetching happens in the client's
+session. Series are summed over label sets (one server may expose several model names).
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+# Our summary key -> vLLM histogram (first name that the server exposes wins).
+HISTOGRAMS: Dict[str, Tuple[str, ...]] = {
+    "ttft_ms": ("vllm:time_to_first_token_seconds",),
+    "e2e_ms": ("vllm:e2e_request_latency_seconds",),
+    "queue_ms": ("vllm:request_queue_time_seconds",),
+    "itl_ms": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
+    "prefill_ms": ("vllm:request_prefill_time_seconds",),
+    "decode_ms": ("vllm:request_decode_time_seconds",),
+}
+COUNTERS = {
+    "output_tokens": "vllm:generation_tokens_total",
+    "input_tokens": "vllm:prompt_tokens_total",
+}
+GAUGES = ("vllm:num_requests_running", "vllm:num_requests_waiting",
+          "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+# Client means may exceed the server's by HTTP/SSE overhead; more than this is flagged.
+AGREEMENT_REL = 0.03
+AGREEMENT_ABS_MS = 1.0
+
+_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+Samples = Dict[str, List[Tuple[Dict[str, str], float]]]
+
+
+def parse(text: str) -> Samples:
+    out: Samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if not match:
+            continue
+        try:
+            value = float(match.group(3))
+        except ValueError:
+            continue
+        labels = dict(_LABEL.findall(match.group(2) or ""))
+        out.setdefault(match.group(1), []).append((labels, value))
+    return out
+
+
+def _total(samples: Samples, name: str) -> Optional[float]:
+    rows = samples.get(name)
+    return sum(v for _, v in rows) if rows else None
+
+
+def _buckets(samples: Samples, name: str) -> Dict[float, float]:
+    out: Dict[float, float] = {}
+    for labels, value in samples.get(name + "_bucket", []):
+        le = labels.get("le")
+        if le is None:
+            continue
+        bound = math.inf if le in ("+Inf", "Inf") else float(le)
+        out[bound] = out.get(bound, 0.0) + value
+    return out
+
+
+def bucket_quantile(buckets: Dict[float, float], q: float) -> Optional[float]:
+    """Prometheus histogram_quantile: linear inside the bucket holding rank q * count."""
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return None
+    total = buckets[bounds[-1]]
+    rank = q * total
+    prev_bound, prev_count = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if math.isinf(bound):
+                return prev_bound  # rank in the open +Inf bucket: best known is its floor
+            inside = count - prev_count
+            frac = (rank - prev_count) / inside if inside > 0 else 1.0
+            return prev_bound + (bound - prev_bound) * frac
+        prev_bound, prev_count = bound, count
+    return prev_bound
+
+
+def delta(before: Samples, after: Samples) -> Dict[str, Any]:
+    """Per-phase server view: histogram means/percentiles (ms), token counters, counts."""
+    out: Dict[str, Any] = {}
+    for key, names in HISTOGRAMS.items():
+        name = next((n for n in names if n + "_count" in after), None)
+        if name is None:
+            continue
+        count = (_total(after, name + "_count") or 0.0) - (_total(before, name + "_count") or 0.0)
+        total = (_total(after, name + "_sum") or 0.0) - (_total(before, name + "_sum") or 0.0)
+        b_after, b_before = _buckets(after, name), _buckets(before, name)
+        diff = {b: c - b_before.get(b, 0.0) for b, c in b_after.items()}
+        out[key] = {
+            "metric": name,
+            "count": int(round(count)),
+            "mean": (total / count * 1000.0) if count > 0 else None,
+            "median": _ms(bucket_quantile(diff, 0.5)),
+            "p90": _ms(bucket_quantile(diff, 0.9)),
+            "p99": _ms(bucket_quantile(diff, 0.99)),
+        }
+    for key, name in COUNTERS.items():
+        a, b = _total(after, name), _total(before, name)
+        if a is not None:
+            out[key] = int(round(a - (b or 0.0)))
+    return out
+
+
+def _ms(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else seconds * 1000.0
+
+
+def gauges(samples: Samples) -> Dict[str, float]:
+    return {name.split(":", 1)[1]: v for name in GAUGES
+            if (v := _total(samples, name)) is not None}
+
+
+def compare(client: Dict[str, Any], server: Dict[str, Any]) -> List[str]:
+    """Disagreements between the client summary and the server's deltas (empty = agree)."""
+    flags: List[str] = []
+    for key in ("ttft_ms", "e2e_ms"):
+        c = (client.get(key) or {}).get("mean")
+        s = (server.get(key) or {}).get("mean")
+        if c is None or s is None:
+            continue
+        gap = c - s
+        if gap < -AGREEMENT_ABS_MS:
+            flags.append(f"{key}: client mean {c:.2f} ms below server {s:.2f} ms "
+                         "(clock or accounting error)")
+        elif gap > max(AGREEMENT_REL * s, AGREEMENT_ABS_MS):
+            flags.append(f"{key}: client mean {c:.2f} ms exceeds server {s:.2f} ms by "
+                         f"{gap / s:.1%} (> {AGREEMENT_REL:.0%}: client or network overhead)")
+    tokens = (client.get("tokens") or {}).get("output_total")
+    if tokens is not None and server.get("output_tokens") is not None:
+        if tokens != server["output_tokens"]:
+            flags.append(f"output tokens: client usage {tokens} != server "
+                         f"generation_tokens delta {server['output_tokens']}")
+    requests = (client.get("requests") or {}).get("succeeded")
+    count = (server.get("e2e_ms") or {}).get("count")
+    if requests is not None and count is not None and count != requests:
+        flags.append(f"requests: client saw {requests} succeed, server finished {count} "
+                     "(other traffic on the server?)")
+    return flags
