@@ -62,19 +62,23 @@ def count_tokens(tokenizer: Any, text: str) -> int:
 def exact_prompt(tokenizer: Any, seed: int, index: int, tokens: int, salt: str = "m") -> str:
     """Text that the model's tokenizer encodes to exactly `tokens` ids (no special tokens).
 
-    Decoding a truncated id list does not always re-encode to the same length, so the cut is
-    nudged until it does; bounded to a few dozen tries.
+    Words are appended or dropped one at a time (pre-tokenizers split at spaces, so a
+    word's tokens do not depend on its neighbours) until the count is exact; bounded.
     """
-    words = synthetic_prompt(seed, index, tokens * 2 + 8, salt)
-    ids = tokenizer.encode(words, add_special_tokens=False).ids
-    cut = tokens
-    for _ in range(40):
-        text = tokenizer.decode(ids[:cut]).strip()
+    rng = random.Random(f"{seed}:{salt}:{index}:exact")
+    filler = [w for w in _WORDS if count_tokens(tokenizer, " " + w) == 1] or list(_WORDS)
+    words = synthetic_prompt(seed, index, tokens, salt).split()
+    for _ in range(4 * tokens + 64):
+        text = " ".join(words)
         have = count_tokens(tokenizer, text)
         if have == tokens:
             return text
-        cut += tokens - have
-        cut = max(1, min(cut, len(ids)))
+        if have < tokens:
+            words += [rng.choice(filler) for _ in range(max(1, (tokens - have) // 2))]
+        else:
+            words.pop()
+            if not words:
+                words = [rng.choice(filler)]
     raise ValueError(f"could not build a prompt of exactly {tokens} tokens")
 
 
@@ -137,7 +141,7 @@ def build_requests(config: BenchConfig, count: int, salt: str,
             seed = config.seed if salt == "m" else config.seed + 7919
             lengths = list(parse_scenario(config.scenario).sample(count, seed))
         else:
-            lengths = [(config.prompt_tokens, config.max_tokens)] * count
+            lengths = [(None, None)] * count  # config lengths; datasets may set their own
     dataset = _dataset_prompts(config) if config.dataset != "synthetic" else None
     if dataset:
         order = list(range(len(dataset)))

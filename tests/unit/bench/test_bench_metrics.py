@@ -137,3 +137,98 @@ def test_summarize_run_result():
     s = summarize(run)
     assert s["valid"] and s["throughput"]["requests_per_s"] == pytest.approx(4.0)
     assert s["ttft_ms"]["stdev"] == pytest.approx(0.0)
+
+
+# ---- issue 4: goodput, schedule, server-side ---------------------------------------------
+from ansible_collections.llmops.platform.plugins.module_utils.bench import servermetrics  # noqa: E402
+from ansible_collections.llmops.platform.plugins.module_utils.bench.metrics import (  # noqa: E402
+    good,
+    goodput,
+    schedule_stats,
+)
+
+
+def test_goodput_edge_cases():
+    fast = ok_record(0, [0.1, 0.2, 0.3], 0.3, 3)          # TTFT 100, TPOT 100, E2E 300 ms
+    one_token = ok_record(1, [0.05], 0.06, 1)             # TPOT undefined
+    slow = ok_record(2, [0.5, 0.6], 0.6, 2)               # TTFT 500 ms
+    failed = failed_record(3)
+    slos = {"ttft_ms": 200.0, "tpot_ms": 100.0}
+    assert good(fast, slos) and good(one_token, slos)      # exactly at the limit passes
+    assert not good(slow, slos) and not good(failed, slos)
+    gp = goodput([fast, one_token, slow, failed], 2.0, slos, target=0.5)
+    assert gp["good"] == 2 and gp["share"] == 0.5 and gp["requests_per_s"] == 1.0
+    assert gp["meets_target"] is True
+    assert goodput([fast], 1.0, {}) is None                # no SLO, no goodput
+    empty = goodput([], 0.0, slos)
+    assert empty["share"] == 0.0 and empty["requests_per_s"] is None
+    assert not empty["meets_target"]
+
+
+def test_schedule_stats_known_answer():
+    recs = []
+    for i, lag in enumerate([0.0, 0.001, 0.0, 0.003, 0.0]):
+        r = ok_record(i, [0.1], 0.1, 1)
+        r.scheduled_s, r.send_s, r.dispatch_lag_s = i * 0.1, i * 0.1 + lag, lag
+        recs.append(r)
+    s = schedule_stats(recs, 10.0, [50, 99])
+    assert s["achieved_rate"] == pytest.approx(4 / 0.4)       # sends 0..0.4 s
+    assert s["rate_error"] == pytest.approx(0.0)
+    assert s["dispatch_lag_ms"]["max"] == pytest.approx(3.0)
+    assert s["dispatch_lag_ms"]["mean"] == pytest.approx(0.8)
+
+
+def test_queue_time_is_not_in_ttft_and_lag_invalidates():
+    rec = ok_record(0, [0.1, 0.2], 0.2, 2)
+    rec.queue_s, rec.dispatch_lag_s = 0.05, 0.02
+    s = summarize_records([rec], 1.0, planned=1, max_lag_ms=10.0)
+    assert s["ttft_ms"]["mean"] == pytest.approx(100.0) and s["queue_ms"]["mean"] == 50.0
+    assert s["valid"] is False and "sender fell behind" in s["invalid_reasons"][0]
+    assert summarize_records([rec], 1.0, planned=1, max_lag_ms=None)["valid"] is True
+
+
+def test_percentile_set_is_configurable_but_keeps_p90_p99():
+    recs = [ok_record(i, [0.01 * (i + 1)], 0.01 * (i + 1), 1) for i in range(10)]
+    s = summarize_records(recs, 1.0, planned=10, percentiles=[50, 99.9])
+    assert {"p50", "p90", "p99", "p999"} <= set(s["ttft_ms"])
+    assert s["ttft_ms"]["p50"] == pytest.approx(55.0)
+
+
+METRICS_BEFORE = """# HELP x
+vllm:time_to_first_token_seconds_bucket{le="0.01",model_name="a"} 1
+vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="a"} 2
+vllm:time_to_first_token_seconds_bucket{le="+Inf",model_name="a"} 2
+vllm:time_to_first_token_seconds_count{model_name="a"} 2
+vllm:time_to_first_token_seconds_sum{model_name="a"} 0.06
+vllm:generation_tokens_total{model_name="a"} 100
+"""
+METRICS_AFTER = """vllm:time_to_first_token_seconds_bucket{le="0.01",model_name="a"} 1
+vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="a"} 6
+vllm:time_to_first_token_seconds_bucket{le="+Inf",model_name="a"} 6
+vllm:time_to_first_token_seconds_count{model_name="a"} 6
+vllm:time_to_first_token_seconds_sum{model_name="a"} 0.26
+vllm:generation_tokens_total{model_name="a"} 140
+vllm:num_requests_running{model_name="a"} 3
+"""
+
+
+def test_server_histogram_deltas_known_answer():
+    d = servermetrics.delta(servermetrics.parse(METRICS_BEFORE),
+                            servermetrics.parse(METRICS_AFTER))
+    assert d["ttft_ms"]["count"] == 4
+    assert d["ttft_ms"]["mean"] == pytest.approx(50.0)        # (0.26 - 0.06) / 4 s
+    assert d["ttft_ms"]["median"] == pytest.approx(55.0)      # 4 in (0.01, 0.1]: mid-bucket
+    assert d["output_tokens"] == 40
+    assert servermetrics.gauges(servermetrics.parse(METRICS_AFTER)) == {"num_requests_running": 3}
+    client = {"ttft_ms": {"mean": 50.5}, "tokens": {"output_total": 40}}
+    assert servermetrics.compare(client, d) == []
+    bad = servermetrics.compare({"ttft_ms": {"mean": 60.0}, "tokens": {"output_total": 39}}, d)
+    assert len(bad) == 2 and "exceeds" in bad[0] and "39" in bad[1]
+    assert "below server" in servermetrics.compare({"ttft_ms": {"mean": 40.0}}, d)[0]
+
+
+def test_ci_on_small_samples():
+    # n=2: t(0.975, 1) = 12.706; values 1, 3 -> mean 2, sd sqrt(2), half = 12.706 * 1
+    lo, hi = mean_ci([1.0, 3.0])
+    assert (lo + hi) / 2 == pytest.approx(2.0) and (hi - lo) / 2 == pytest.approx(12.7062047, rel=1e-6)
+    assert mean_ci([5.0]) is None

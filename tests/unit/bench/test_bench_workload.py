@@ -1,0 +1,143 @@
+"""Scenarios, datasets and tokenizer-exact prompts: lengths with known answers."""
+import json
+
+import pytest
+
+from ansible_collections.llmops.platform.plugins.module_utils.bench.config import (
+    BenchConfig,
+    BenchConfigError,
+)
+from ansible_collections.llmops.platform.plugins.module_utils.bench.scenario import (
+    ScenarioError,
+    parse_scenario,
+)
+from ansible_collections.llmops.platform.plugins.module_utils.bench.schedule import (
+    constant_offsets,
+    gamma_offsets,
+    load_trace,
+)
+from ansible_collections.llmops.platform.plugins.module_utils.bench.workload import (
+    build_requests,
+    count_tokens,
+    load_tokenizer,
+)
+
+BASE = {"base_url": "http://127.0.0.1:8000", "model": "chat"}
+
+
+def test_scenarios_parse_and_sample():
+    assert parse_scenario("D(128,32)").sample(3, 0) == [(128, 32)] * 3
+    u = parse_scenario("U(10,20)/(1,3)").sample(500, 1)
+    assert {i for i, _ in u} == set(range(10, 21)) and {o for _, o in u} == {1, 2, 3}
+    n = parse_scenario("N(480,240)/(300,150)").sample(4000, 2)
+    mean_in = sum(i for i, _ in n) / len(n)
+    assert 460 < mean_in < 500 and min(i for i, _ in n) >= 1
+    assert parse_scenario("N(10,5)/(5,1)").sample(5, 3) == parse_scenario("N(10,5)/(5,1)").sample(5, 3)
+    for bad in ("D(0,5)", "D(1.5,2)", "U(5,1)/(1,2)", "X(1,2)", "N(1,2)", "D(1,2)/(3,4)"):
+        with pytest.raises(ScenarioError):
+            parse_scenario(bad)
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**BASE, scenario="D(1)")
+    assert err.value.field == "scenario"
+
+
+def test_scenario_sets_lengths_and_max_tokens():
+    specs = build_requests(BenchConfig(**BASE, scenario="D(7,3)"), 4, "m")
+    bodies = [json.loads(s.body) for s in specs]
+    assert all(b["max_tokens"] == 3 for b in bodies)
+    assert all(len(b["messages"][0]["content"].split()) == 7 for b in bodies)
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tmp_path_factory):
+    pytest.importorskip("tokenizers")
+    from ansible_collections.llmops.platform.plugins.module_utils.model_source import resolve
+
+    path = resolve("generated:tiny-llama", str(tmp_path_factory.mktemp("models")))["path"]
+    return path, load_tokenizer(path)
+
+
+def test_exact_prompt_lengths_from_the_models_tokenizer(tiny_tokenizer):
+    path, tok = tiny_tokenizer
+    cfg = BenchConfig(**BASE, endpoint="completions", scenario="U(5,200)/(1,4)", tokenizer=path)
+    specs = build_requests(cfg, 40, "m", tok)
+    for spec in specs:
+        prompt = json.loads(spec.body)["prompt"]
+        assert count_tokens(tok, prompt) == spec.prompt_tokens  # exact, not approximate
+    assert len({s.prompt_tokens for s in specs}) > 10
+
+
+def test_datasets(tmp_path, tiny_tokenizer):
+    _, tok = tiny_tokenizer
+    share = tmp_path / "sg.json"
+    share.write_text(json.dumps([
+        {"conversations": [{"from": "human", "value": "hello there"},
+                           {"from": "gpt", "value": "the of and to in"}]},
+        {"conversations": [{"from": "human", "value": "only one turn"}]},
+    ]))
+    alpaca = tmp_path / "al.json"
+    alpaca.write_text(json.dumps([{"instruction": "Sum", "input": "1 2", "output": "3"}]))
+    lines = tmp_path / "p.jsonl"
+    lines.write_text('{"prompt": "a b c"}\n\n{"text": "d e"}\n')
+    sg = build_requests(BenchConfig(**BASE, dataset="sharegpt", dataset_path=str(share)), 3, "m",
+                        tok)
+    assert [json.loads(s.body)["messages"][0]["content"] for s in sg] == ["hello there"] * 3
+    assert sg[0].max_tokens == count_tokens(tok, "the of and to in")  # reference answer length
+    al = build_requests(BenchConfig(**BASE, dataset="alpaca", dataset_path=str(alpaca)), 1, "m")
+    assert json.loads(al[0].body)["messages"][0]["content"] == "Sum\n\n1 2"
+    jl = build_requests(BenchConfig(**BASE, dataset="jsonl", dataset_path=str(lines),
+                                    endpoint="completions"), 4, "m")
+    assert sorted({json.loads(s.body)["prompt"] for s in jl}) == ["a b c", "d e"]
+    with pytest.raises(BenchConfigError):
+        BenchConfig(**BASE, dataset="sharegpt")
+
+
+def test_arrival_schedules():
+    assert constant_offsets(4, 2.0) == [0.0, 0.5, 1.0, 1.5]
+    offs = gamma_offsets(20001, 100.0, 1.0, seed=5)
+    assert offs[0] == 0.0 and offs == sorted(offs)
+    assert 20000 / offs[-1] == pytest.approx(100.0, rel=0.03)  # mean rate
+    gaps = [b - a for a, b in zip(offs, offs[1:])]
+    mean = sum(gaps) / len(gaps)
+    cv2 = sum((g - mean) ** 2 for g in gaps) / len(gaps) / mean ** 2
+    assert cv2 == pytest.approx(1.0, rel=0.08)  # Poisson: CV^2 = 1/shape
+    bursty = gamma_offsets(20001, 100.0, 0.25, seed=5)
+    bgaps = [b - a for a, b in zip(bursty, bursty[1:])]
+    bmean = sum(bgaps) / len(bgaps)
+    assert sum((g - bmean) ** 2 for g in bgaps) / len(bgaps) / bmean ** 2 == pytest.approx(4.0,
+                                                                                         rel=0.15)
+
+
+def test_trace_loading(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"timestamp_ms": 3000, "input_length": 4}\n'
+                    '{"timestamp_ms": 1000, "output_length": 2}\n')
+    assert load_trace(str(path), speed=2.0) == [(0.0, None, 2), (1.0, 4, None)]
+    path.write_text('{"t": 1}\n')
+    with pytest.raises(ValueError):
+        load_trace(str(path))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("profile", "ramp"), ("rate", 0), ("burstiness", -1), ("sweep_steps", 0),
+    ("max_concurrency", 0), ("trace_speed", 0), ("repeats", 0), ("percentiles", [100]),
+    ("percentiles", []), ("slo_target", 1.5), ("slo_ttft_ms", -1), ("dataset", "csv"),
+    ("server_args", "x"),
+])
+def test_new_options_are_checked(field, value):
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**{**BASE, field: value})
+    assert err.value.field == field
+
+
+def test_profile_requirements():
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**BASE, profile="constant")
+    assert err.value.field == "rate"
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**BASE, profile="trace")
+    assert err.value.field == "trace_path"
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**BASE, profile="slo_search")
+    assert err.value.field == "profile"
+    assert BenchConfig(**BASE, percentiles=[99.9, 50, 50]).percentiles == [50.0, 99.9]
