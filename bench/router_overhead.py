@@ -2,7 +2,10 @@
 """Router overhead: added TTFT (p50/p99) versus going direct, and the most concurrent streams
 held with no errors, for the llmops router and vllm-router side by side, in one run.
 
-    python bench/router_overhead.py [--vllm-router /path/to/venv/bin/vllm-router] [--quick]
+    python bench/router_overhead.py [--vllm-router-venv DIR | --vllm-router PATH]
+
+--vllm-router-venv creates DIR (once) and pip-installs vllm-router at the version pinned in
+roles/platform_defaults/defaults/main/versions.yml (vllm_router) into it.
 
 Everything runs on 127.0.0.1 in ports 19800-19809: a fixture OpenAI backend with a fixed
 latency (own process), each router (own process), and the load generator (this process).
@@ -30,6 +33,27 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROUTER_APP = os.path.join(HERE, "..", "apps", "router")
 BACKEND_PORT, LLMOPS_PORT, VR_PORT, VR_PROM_PORT = 19800, 19801, 19802, 19803
 MODEL = "fixture"
+
+
+def pinned_vllm_router() -> str:
+    path = os.path.join(HERE, "..", "roles", "platform_defaults", "defaults", "main", "versions.yml")
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip().startswith("vllm_router:"):
+                return line.split(":", 1)[1].strip().strip('"')
+    raise RuntimeError(f"no vllm_router pin in {path}")
+
+
+def ensure_vllm_router(venv: str) -> str:
+    """Scratch venv with the pinned vllm-router; returns its executable."""
+    exe = os.path.join(venv, "bin", "vllm-router")
+    version = pinned_vllm_router()
+    marker = os.path.join(venv, f".vllm-router-{version}")
+    if not os.path.exists(marker):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", f"vllm-router=={version}"], check=True)
+        open(marker, "w").close()
+    return exe
 
 
 def raise_nofile() -> None:
@@ -188,6 +212,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vllm-router", default=shutil.which("vllm-router"),
                         help="vllm-router executable (pip install vllm-router==0.1.17 in a scratch venv)")
+    parser.add_argument("--vllm-router-venv", help="create/reuse this venv with the pinned vllm-router")
     parser.add_argument("--ttft-ms", type=float, default=20.0, help="fixture backend time to first token")
     parser.add_argument("--requests", type=int, default=300, help="requests per target per TTFT round")
     parser.add_argument("--rounds", type=int, default=3, help="TTFT rounds (targets interleaved per round)")
@@ -199,6 +224,8 @@ def main() -> int:
     args = parser.parse_args()
     raise_nofile()
     os.makedirs(args.log_dir, exist_ok=True)
+    if args.vllm_router_venv:
+        args.vllm_router = ensure_vllm_router(args.vllm_router_venv)
 
     procs: list[subprocess.Popen] = []
     targets = {"direct": f"http://127.0.0.1:{BACKEND_PORT}"}
