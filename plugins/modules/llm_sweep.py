@@ -157,7 +157,8 @@ def main() -> None:
         module.fail_json(msg=f"sweep task {exc.field}: {exc.message}", field=exc.field)
     output_dir = p["output_dir"] or os.path.join(p["report_root"], "sweeps", task.name)
     if module.check_mode:
-        module.exit_json(changed=False, task_name=task.name, grid_size=task.grid_size, output_dir=output_dir)
+        module.exit_json(changed=False, task_name=task.name, grid_size=task.grid_size, output_dir=output_dir,
+                         msg="check mode: the task is valid; no server was started")
     options = dict(p["runtime_options"])
     if "port_range" in options:
         options["port_range"] = tuple(int(x) for x in options["port_range"])

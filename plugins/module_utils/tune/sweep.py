@@ -6,6 +6,7 @@ are journalled as they end, so a re-run after a kill resumes without repeating a
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,7 +45,9 @@ def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, A
     runtime = opts.runtime
     args = {**opts.base_args, **task.engine_args, **params}
     record: dict[str, Any] = {"id": trial_id, "params": params, "vllm_args": args, "started": _now(),
-                              "status": "ok", "failure": None}
+                              "status": "ok", "failure": None,
+                              # Shared machines make numbers noisy: keep the load next to them.
+                              "load_avg_start": list(os.getloadavg())}
     timings = {"start_s": 0.0, "ready_s": 0.0, "warmup_s": 0.0, "bench_s": 0.0, "stop_s": 0.0}
     t0 = time.monotonic()
     deadline = t0 + task.timeout_per_iteration
@@ -88,6 +91,7 @@ def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, A
     timings["overhead_share"] = timings["overhead_s"] / timings["total_s"] if timings["total_s"] else 0.0
     record["timings"] = timings
     record["ended"] = _now()
+    record["load_avg_end"] = list(os.getloadavg())
     record["points"] = points
     gpus = 0
     if opts.gpus:
