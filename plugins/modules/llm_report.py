@@ -15,6 +15,7 @@ description:
   - Reports C(changed) only when the page content changes; the page carries no render time,
     so re-running with no new results is a no-op.
   - Unreadable or foreign C(results.json) files are listed on the page as skipped, not fatal.
+  - Also writes O(report_root)/runs.csv, one row per run, model and load step.
 options:
   report_root:
     description: Directory holding one sub-directory per benchmark run.
@@ -49,6 +50,11 @@ index_path:
   returned: always
   type: str
   sample: /srv/reports/index.html
+csv_path:
+  description: Path of runs.csv (every run, model and load step).
+  returned: always
+  type: str
+  sample: /srv/reports/runs.csv
 runs:
   description: Number of results found and listed.
   returned: always
@@ -66,6 +72,10 @@ import os  # noqa: E402 - Ansible modules keep the YAML docs first
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.llmops.platform.plugins.module_utils.bench.csvout import (  # noqa: E402
+    render,
+    rows,
+)
 from ansible_collections.llmops.platform.plugins.module_utils.bench.report import (  # noqa: E402
     INDEX_FILE,
     discover_runs,
@@ -74,6 +84,8 @@ from ansible_collections.llmops.platform.plugins.module_utils.bench.report impor
 from ansible_collections.llmops.platform.plugins.module_utils.bench.results import (  # noqa: E402
     write_text,
 )
+
+CSV_FILE = "runs.csv"
 
 ARGUMENT_SPEC = dict(
     report_root=dict(type="path", required=True),
@@ -85,21 +97,29 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     root = module.params["report_root"]
     index_path = os.path.join(root, INDEX_FILE)
+    csv_path = os.path.join(root, CSV_FILE)
     if not os.path.isdir(root):
         if module.check_mode:
-            module.exit_json(changed=True, index_path=index_path, runs=0, unreadable=[])
+            module.exit_json(changed=True, index_path=index_path, csv_path=csv_path, runs=0,
+                             unreadable=[])
         os.makedirs(root, exist_ok=True)
 
     entries, problems = discover_runs(root)
-    html = render_index_entries(entries, problems, title=module.params["title"])
-    try:
-        with open(index_path, encoding="utf-8") as handle:
-            changed = handle.read() != html
-    except FileNotFoundError:
-        changed = True
-    if changed and not module.check_mode:
-        write_text(index_path, html)
-    module.exit_json(changed=changed, index_path=index_path, runs=len(entries), unreadable=problems)
+    pages = {index_path: render_index_entries(entries, problems, title=module.params["title"]),
+             csv_path: render(row for e in reversed(entries)
+                              for row in rows(e["dir"], e["results"]))}
+    changed = False
+    for path, text in pages.items():
+        try:
+            with open(path, encoding="utf-8") as handle:
+                differs = handle.read() != text
+        except FileNotFoundError:
+            differs = True
+        if differs and not module.check_mode:
+            write_text(path, text)
+        changed = changed or differs
+    module.exit_json(changed=changed, index_path=index_path, csv_path=csv_path,
+                     runs=len(entries), unreadable=problems)
 
 
 if __name__ == "__main__":

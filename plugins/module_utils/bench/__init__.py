@@ -6,4 +6,4 @@ argument validation work on any Python that runs Ansible modules.
 """
 
 # Stamped into every results.json so a number can always be traced to the code that made it.
-ENGINE_VERSION = "0.1.0"
+ENGINE_VERSION = "0.2.0"

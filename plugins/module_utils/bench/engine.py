@@ -58,6 +58,23 @@ async def _sampler(session: aiohttp.ClientSession, url: str, t0: float,
             pass
 
 
+async def _server_info(session: aiohttp.ClientSession, base_url: str) -> Dict[str, Any]:
+    """vLLM's /version (and the served model list) for provenance; empty when absent."""
+    info: Dict[str, Any] = {}
+    for path, key in (("/version", "version"), ("/v1/models", "models")):
+        try:
+            async with session.get(base_url + path,
+                                   timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                if resp.status == 200:
+                    data = await resp.json(content_type=None)
+                    info[key] = (data.get("version") if key == "version" and isinstance(data, dict)
+                                 else [m.get("id") for m in data.get("data", [])
+                                       if isinstance(m, dict)] if isinstance(data, dict) else None)
+        except Exception:  # noqa: BLE001 - provenance is best effort
+            continue
+    return info
+
+
 class Engine:
     def __init__(self, config: BenchConfig, counters: Optional[Counters] = None,
                  on_step: Optional[OnStep] = None) -> None:
@@ -75,6 +92,7 @@ class Engine:
         self.warmup_completed = 0
         self.metrics_available: Optional[bool] = None
         self.stopped_reason: Optional[str] = None
+        self.server_info: Dict[str, Any] = {}
 
     # ---- plans --------------------------------------------------------------------------
     def _max_inflight(self) -> int:
@@ -144,6 +162,7 @@ class Engine:
         deadline = t0 + cfg.run_timeout_s
         self.t0 = t0
         async with open_session(cfg) as session:
+            self.server_info = await _server_info(session, cfg.base_url)
             if self.warm_specs:
                 self.counters.label = "warm-up"
                 warm = await run_phase(session, Phase(cfg, self.warm_specs), t0, deadline,

@@ -13,7 +13,7 @@ from html import escape
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .results import RESULTS_FILE, load_results, write_text
-from .svg import cdf_chart, histogram_chart
+from .svg import cdf_chart, histogram_chart, line_chart, timeline_chart
 
 REPORT_FILE = "report.html"
 INDEX_FILE = "index.html"
@@ -154,7 +154,10 @@ def render_run_report(results: Dict[str, Any]) -> str:
     body += ['<h2>Distributions</h2><div class="charts">',
              cdf_chart("Latency CDF", [("TTFT", _ms_values(results, "ttft_s")),
                                        ("E2E", _ms_values(results, "e2e_s"))]),
+             cdf_chart("Inter-token latency CDF", [("ITL", _ms_values(results, "itl_s"))]),
              histogram_chart("Inter-token latency", _ms_values(results, "itl_s")), "</div>"]
+    body += _load_section(results)
+    body += _server_section(results)
 
     errors = req.get("error_classes") or {}
     if errors:
@@ -177,11 +180,105 @@ def render_run_report(results: Dict[str, Any]) -> str:
     facts += [(k, _text(v)) for k, v in sorted(config.items()) if k != "url"]
     body += ["<h2>Run</h2>", _table(["field", "value"],
                                     [[escape(k), escape(v)] for k, v in facts], left_cols=2)]
+    body += _args_section(results)
     versions = results.get("versions", {})
     body.append("<footer>llmops.platform benchmark · " + escape(
         " · ".join(f"{k} {v}" for k, v in sorted(versions.items()))) +
         f" · schema {escape(str(results.get('schema_version')))}</footer>")
     return _page(f"{model} benchmark", "".join(body))
+
+
+def _load_section(results: Dict[str, Any]) -> List[str]:
+    summary = results.get("summary", {})
+    steps = summary.get("steps") or []
+    config = results.get("config", {})
+    out: List[str] = []
+    if steps:
+        rows = [[escape(str(st.get("label"))), _num(st.get("rate"), 2),
+                 _num(st.get("achieved_rate"), 2), _num(st.get("requests_per_s"), 2),
+                 _num(st.get("output_tokens_per_s")), _num(st["ttft_ms"].get("median")),
+                 _num(st["ttft_ms"].get("p99")), _num(st["e2e_ms"].get("median")),
+                 _num(st["e2e_ms"].get("p99")), _num(st.get("dispatch_lag_p99_ms"), 2),
+                 _pct(st.get("goodput_share")), _badge(st.get("valid"))] for st in steps]
+        out += ["<h2>Load steps</h2>", _table(
+            ["step", "target/s", "achieved/s", "req/s", "out tok/s", "TTFT p50", "TTFT p99",
+             "E2E p50", "E2E p99", "lag p99", "goodput", "valid"], rows)]
+    x_of = [(st.get("requests_per_s") or 0.0, st) for st in steps]
+    slo = config.get("slo_e2e_ms")
+    out += ['<h2>Latency under load</h2><div class="charts">',
+            line_chart("TTFT and E2E vs load", [
+                (f"{name} {q}", [(x, st[key][q]) for x, st in x_of if st[key].get(q) is not None])
+                for name, key in (("TTFT", "ttft_ms"), ("E2E", "e2e_ms"))
+                for q in ("median", "p99")], "achieved requests/s", "latency (ms)"),
+            line_chart("Throughput vs latency", [
+                ("E2E p99", [(st.get("output_tokens_per_s") or 0.0, st["e2e_ms"]["p99"])
+                             for st in steps if st["e2e_ms"].get("p99") is not None])],
+                "output tokens/s", "E2E p99 (ms)",
+                hline=(f"SLO {slo:g} ms", slo) if slo else None)]
+    recs = results.get("records", [])
+    if recs:
+        origin = min(r.get("send_s", 0.0) for r in recs)
+        rows_t = []
+        for r in sorted(recs, key=lambda r: r.get("send_s", 0.0)):
+            start = r.get("send_s", 0.0) - origin
+            end = (r.get("end_s") if r.get("end_s") is not None else r.get("send_s", 0.0)) - origin
+            first = (start + (r.get("queue_s") or 0.0) + r["ttft_s"]
+                     if r.get("ttft_s") is not None else None)
+            rows_t.append((start, max(end, start), first, not r.get("error_class")))
+        out.append(timeline_chart("Per-request timeline (blue: in flight, green: first token, "
+                                  "red: failed)", rows_t))
+    lags = [r.get("dispatch_lag_s", 0.0) * 1000.0 for r in recs]
+    queue = [r["queue_s"] * 1000.0 for r in recs if r.get("queue_s") is not None]
+    out.append(cdf_chart("Sender: dispatch lag and client queue time",
+                         [("dispatch lag", lags), ("queue", queue)]))
+    out.append("</div>")
+    return out
+
+
+def _server_section(results: Dict[str, Any]) -> List[str]:
+    summary = results.get("summary", {})
+    server = summary.get("server")
+    out: List[str] = []
+    if server:
+        rows = []
+        for label, key in (("TTFT", "ttft_ms"), ("E2E", "e2e_ms"), ("ITL", "itl_ms"),
+                           ("queue", "queue_ms")):
+            srv = server.get(key) or {}
+            cli = summary.get(key) or {}
+            if not srv and not cli:
+                continue
+            rows.append([escape(label), _num(cli.get("mean"), 2), _num(srv.get("mean"), 2),
+                         _num(cli.get("median"), 2), _num(srv.get("median"), 2),
+                         _num(cli.get("n")), _num(srv.get("count"))])
+        rows.append(["output tokens", _num((summary.get("tokens") or {}).get("output_total")),
+                     _num(server.get("output_tokens")), "", "", "", ""])
+        out += ["<h2>Client vs server (/metrics deltas)</h2>",
+                "<p class=\"sub\">Client queue time is not part of client TTFT/E2E; "
+                "server percentiles are bucket interpolations.</p>",
+                _table(["metric", "client mean", "server mean", "client p50", "server p50",
+                        "client n", "server n"], rows)]
+        flags = summary.get("server_disagreements") or []
+        if flags:
+            out.append('<div class="reasons"><strong>Client and server disagree</strong><ul>'
+                       + "".join(f"<li>{escape(f)}</li>" for f in flags) + "</ul></div>")
+    series = results.get("series") or []
+    if series:
+        names = sorted({k for s in series for p in s["samples"] for k in p if k != "t_s"})
+        lines = [(name, [(p["t_s"], p[name]) for s in series for p in s["samples"] if name in p])
+                 for name in names]
+        out += ['<h2>Server-side series</h2><div class="charts">',
+                line_chart("Server gauges over the run", lines, "seconds since start", "value",
+                           markers=False), "</div>"]
+    return out
+
+
+def _args_section(results: Dict[str, Any]) -> List[str]:
+    rows = []
+    for group in ("server_args", "seeds", "server_info"):
+        value = results.get(group)
+        if value:
+            rows.append([escape(group), escape(_text(value))])
+    return ["<h2>Provenance</h2>", _table(["record", "value"], rows, left_cols=2)] if rows else []
 
 
 def write_run_report(results: Dict[str, Any], output_dir: str) -> str:

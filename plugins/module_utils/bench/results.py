@@ -15,6 +15,7 @@ from .records import RunResult
 SCHEMA_VERSION = "1"
 RESULTS_FILE = "results.json"
 REQUESTS_FILE = "requests.jsonl"
+STEPS_CSV = "steps.csv"
 
 
 def _iso(wall: float) -> str:
@@ -162,6 +163,11 @@ def save_results(results: Dict[str, Any], output_dir: str) -> Dict[str, str]:
     paths = {"results": os.path.join(output_dir, RESULTS_FILE),
              "requests": os.path.join(output_dir, REQUESTS_FILE)}
     write_json(paths["results"], results)
+    if (results.get("summary") or {}).get("steps"):
+        from .csvout import render, rows
+        paths["steps_csv"] = os.path.join(output_dir, STEPS_CSV)
+        write_text(paths["steps_csv"], render(rows(os.path.basename(os.path.dirname(
+            os.path.abspath(paths["results"]))), results)))
     _atomic_write(paths["requests"],
                   (json.dumps(r, allow_nan=False) + "\n" for r in results["records"]))
     return paths

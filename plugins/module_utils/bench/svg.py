@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from .stats import percentile
 
@@ -125,5 +125,74 @@ def histogram_chart(title: str, values: Sequence[float], x_label: str = "latency
             y = y_map(count / len(data))
             parts.append(f'<rect x="{x0 + 0.5:.1f}" y="{y:.1f}" width="{max(x1 - x0 - 1, 0.5):.1f}" '
                          f'height="{H - BOTTOM - y:.1f}" fill="{PALETTE[0]}" opacity="0.8"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+Points = Sequence[Tuple[float, float]]
+
+
+def _axis_range(values: Sequence[float], floor_zero: bool = True) -> Tuple[float, float]:
+    lo = 0.0 if floor_zero else min(values)
+    hi = max(values) * 1.05 if values else 1.0
+    if hi <= lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+def line_chart(title: str, series: Sequence[Tuple[str, Points]], x_label: str, y_label: str,
+               hline: Optional[Tuple[str, float]] = None, markers: bool = True) -> str:
+    """Lines with point markers on shared axes; `hline` draws a labelled threshold (an SLO)."""
+    present = [(name, sorted(pts)) for name, pts in series if pts]
+    if not present:
+        return _empty(title)
+    xs = [x for _, pts in present for x, _ in pts]
+    ys = [y for _, pts in present for _, y in pts] + ([hline[1]] if hline else [])
+    x_lo, x_hi = _axis_range(xs)
+    y_lo, y_hi = _axis_range(ys)
+    x_map = lambda x: LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)  # noqa: E731
+    y_map = lambda y: H - BOTTOM - (y - y_lo) / (y_hi - y_lo) * (H - TOP - BOTTOM)  # noqa: E731
+    y_ticks = [(t, _fmt(t)) for t in _ticks(y_lo, y_hi, 4) if t <= y_hi]
+    parts = _frame(title, x_label, y_label, x_lo, x_hi, y_ticks, x_map, y_map)
+    if hline:
+        py = y_map(hline[1])
+        parts.append(f'<line x1="{LEFT}" y1="{py:.1f}" x2="{W - RIGHT}" y2="{py:.1f}" '
+                     'stroke="#b91c1c" stroke-dasharray="6 4" stroke-width="1.5"/>'
+                     f'<text x="{W - RIGHT - 4}" y="{py - 4:.1f}" class="tk" '
+                     f'text-anchor="end" fill="#b91c1c">{escape(hline[0])}</text>')
+    for i, (_, pts) in enumerate(present):
+        color = PALETTE[i % len(PALETTE)]
+        path = " ".join(f"{x_map(x):.1f},{y_map(y):.1f}" for x, y in pts)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        if markers and len(pts) <= 60:
+            parts += [f'<circle cx="{x_map(x):.1f}" cy="{y_map(y):.1f}" r="3" fill="{color}"/>'
+                      for x, y in pts]
+    parts += _legend([name for name, _ in present])
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def timeline_chart(title: str, rows: Sequence[Tuple[float, float, Optional[float], bool]],
+                   max_rows: int = 400) -> str:
+    """One line per request: send -> end (s since start), a tick at the first token; failed
+    requests in red. Evenly thinned to `max_rows` so large runs stay light."""
+    if not rows:
+        return _empty(title)
+    step = max(1, math.ceil(len(rows) / max_rows))
+    shown = list(rows)[::step]
+    x_lo, x_hi = 0.0, max(r[1] for r in shown) * 1.02 or 1.0
+    n = len(shown)
+    x_map = lambda x: LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)  # noqa: E731
+    y_map = lambda y: TOP + 4 + y / max(n, 1) * (H - TOP - BOTTOM - 8)  # noqa: E731
+    y_ticks = [(float(t), f"{int(t * step)}") for t in _ticks(0.0, float(n), 4) if t <= n]
+    parts = _frame(title, "seconds since the first send", "request", x_lo, x_hi, y_ticks,
+                   x_map, y_map)
+    for i, (start, end, first, ok) in enumerate(shown):
+        y = y_map(i)
+        color = PALETTE[0] if ok else "#dc2626"
+        parts.append(f'<line x1="{x_map(start):.1f}" y1="{y:.1f}" x2="{x_map(end):.1f}" '
+                     f'y2="{y:.1f}" stroke="{color}" stroke-width="1"/>')
+        if first is not None:
+            parts.append(f'<circle cx="{x_map(first):.1f}" cy="{y:.1f}" r="1.3" fill="#059669"/>')
     parts.append("</svg>")
     return "".join(parts)
