@@ -1,0 +1,107 @@
+"""Run playbooks/serving.yml and playbooks/monitoring.yml for real (platform_target
+kubernetes, platform_apply false) against the render inventories, once per pytest process.
+
+Variants run in parallel, each into its own platform_home; a variant with several steps
+re-renders into the same directory (how pruning is exercised). Secrets are set to
+sentinels so tests can prove they never reach a rendered file.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INVENTORIES = os.path.join(ROOT, "tests", "render", "inventories")
+PLAYBOOKS = ["playbooks/serving.yml", "playbooks/monitoring.yml"]
+HF_TOKEN_SENTINEL = "hf_SENTINELtokenNeverRendered0123"
+GRAFANA_SENTINEL = "grafanaSENTINELpasswordNeverRendered"
+
+SEED_002 = [
+    {"name": "llama-8b", "source": "hf:meta-llama/Llama-3.1-8B-Instruct@0e9e39f249a16976918f6564b8830bc894c89659",
+     "replicas": 2, "gpus": 1, "vllm_args": {"gpu_memory_utilization": 0.9}},
+    {"name": "qwen-7b", "source": "hf:Qwen/Qwen2.5-7B-Instruct@a09a35458c702b33eeacc393d103063234e8bc28",
+     "replicas": 2, "gpus": 1, "vllm_args": {"gpu_memory_utilization": 0.9}},
+    {"name": "mistral-7b", "source": "hf:mistralai/Mistral-7B-Instruct-v0.3",
+     "revision": "e0bc86c23ce5aae1db576c8cca6f06f1f73af2db", "replicas": 2, "gpus": 1,
+     "vllm_args": {"gpu_memory_utilization": 0.9}},
+]
+MIXTRAL = {"name": "mixtral", "source": "hf:mistralai/Mixtral-8x7B-Instruct-v0.1@main", "replicas": 2,
+           "gpus": 2, "vllm_args": {"tensor_parallel_size": 2}}
+
+KEDA = {"enabled": True, "mode": "keda", "min_replicas": 1, "max_replicas": 4, "queue_target": 5,
+        "polling_interval_s": 15, "cooldown_s": 600, "prometheus_url": "http://prom:9090",
+        "models": {"qwen-7b": {"max_replicas": 6}}}
+HPA = {"enabled": True, "mode": "hpa", "min_replicas": 2, "max_replicas": 3, "queue_target": 4,
+       "polling_interval_s": 15, "cooldown_s": 300, "prometheus_url": "http://prom:9090", "models": {}}
+
+# name -> (inventory, [(extra vars, playbooks) per step]). Steps re-render into the same
+# directory: step 1 of seed002 removes mistral-7b, adds mixtral (tensor parallel over 2 GPUs)
+# and turns on KEDA; step 1 of seed000 switches to the kube_proxy baseline (no router) with HPA.
+RENDERS: dict[str, tuple[str, list[tuple[dict, list[str]]]]] = {
+    "seed002": ("k8s_002", [({}, PLAYBOOKS),
+                            ({"llm_models": SEED_002[:2] + [MIXTRAL], "vllm_k8s_autoscaling": KEDA},
+                             ["playbooks/serving.yml"])]),
+    "seed000": ("k8s_000", [({"monitoring_stack_values": {"prometheus": {"prometheusSpec": {"retention": "30d"}}}},
+                             PLAYBOOKS),
+                            ({"llm_router": {"policy": "kube_proxy"}, "vllm_k8s_autoscaling": HPA},
+                             ["playbooks/serving.yml"])]),
+}
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+                ANSIBLE_HOME=os.environ.get("ANSIBLE_HOME", os.path.join(ROOT, ".ansible")),
+                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+                HF_TOKEN=HF_TOKEN_SENTINEL, GRAFANA_ADMIN_PASSWORD=GRAFANA_SENTINEL,
+                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+
+
+def _script(name: str, home: str) -> str:
+    """One shell script per variant: its steps run in order, each keeping a copy of the plans."""
+    inventory, steps = RENDERS[name]
+    ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    render = os.path.join(home, "rendered")
+    lines = ["set -e"]
+    for index, (extra, playbooks) in enumerate(steps):
+        extra = {"platform_home": home, "platform_render_dir": render, **extra}
+        path = os.path.join(home, f"extra-{index}.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(extra, handle)
+        cmd = [ansible_playbook, "-i", os.path.join(INVENTORIES, inventory), *playbooks, "-e", "@" + path]
+        lines.append(" ".join(f"'{c}'" for c in cmd))
+        lines.append(f"cp -r '{render}' '{home}/rendered-{index}'")
+    return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=1)
+def render_all() -> dict[str, str]:
+    """Render every variant; returns name -> platform_home (a rendered-<step>/ copy per step)."""
+    base = tempfile.mkdtemp(prefix="llmops-serving-render-")
+    atexit.register(shutil.rmtree, base, True)
+    procs = {}
+    for name in RENDERS:
+        home = os.path.join(base, name)
+        os.makedirs(home)
+        procs[name] = (home, subprocess.Popen(["bash", "-c", _script(name, home)], cwd=ROOT, env=_env(),
+                                              text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    result = {}
+    for name, (home, proc) in procs.items():
+        out, _ = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise AssertionError(f"render {name} failed (rc {proc.returncode}):\n{out[-4000:]}")
+        result[name] = home
+    return result
+
+
+def plan(home: str, step: int, role: str) -> dict[str, list[dict]]:
+    with open(os.path.join(home, f"rendered-{step}", "plans", f"{role}.json"), encoding="utf-8") as handle:
+        objects = json.load(handle)["objects"]
+    with open(os.path.join(home, f"rendered-{step}", "plans", f"{role}.prune.json"), encoding="utf-8") as handle:
+        prune = json.load(handle)["objects"]
+    return {"objects": objects, "prune": prune}

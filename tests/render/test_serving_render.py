@@ -1,0 +1,274 @@
+"""Serving layer on the kubernetes target: the rendered tree of seeds 002 and 000.
+
+The playbooks run for real (serving_render.py); every object is validated against the
+1.29 and current Kubernetes schemas and against the platform's policies.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+
+import pytest
+import yaml
+
+import k8s_policy as policy
+import serving_render
+from k8s_validate import load_documents, validate_object, validate_paths
+
+ROOT = serving_render.ROOT
+VERSIONS = yaml.safe_load(open(os.path.join(ROOT, "roles/platform_defaults/defaults/main/versions.yml")))["platform_versions"]
+
+
+def _docs(name: str, step: int = 0, sub: str = "serving") -> list[dict]:
+    home = serving_render.render_all()[name]
+    return [doc for _, doc in load_documents([os.path.join(home, f"rendered-{step}", sub)])]
+
+
+def _find(docs, kind, name):
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def seed002():
+    return _docs("seed002")
+
+
+@pytest.fixture(scope="module")
+def seed000():
+    return _docs("seed000")
+
+
+@pytest.mark.parametrize("name,step", [("seed002", 0), ("seed002", 1), ("seed000", 0), ("seed000", 1)])
+def test_every_object_is_valid_in_1_29_and_current(name, step):
+    home = serving_render.render_all()[name]
+    assert validate_paths([os.path.join(home, f"rendered-{step}", "serving")]) == []
+
+
+def test_a_broken_field_fails_validation(seed002):
+    deployment = copy.deepcopy(_find(seed002, "Deployment", "llama-8b"))
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["readinesProbe"] = container.pop("readinessProbe")  # misspelt field
+    assert validate_object(deployment)
+    deployment = copy.deepcopy(_find(seed002, "Deployment", "llama-8b"))
+    deployment["spec"]["replicas"] = "two"
+    assert validate_object(deployment)
+
+
+def test_seed002_has_each_models_objects(seed002):
+    names = {(d["kind"], d["metadata"]["name"]) for d in seed002}
+    for model in ("llama-8b", "qwen-7b", "mistral-7b"):
+        assert {("Deployment", model), ("Service", model), ("Service", f"{model}-replicas"),
+                ("PodDisruptionBudget", model)} <= names
+        deployment = _find(seed002, "Deployment", model)
+        assert deployment["spec"]["replicas"] == 2
+        assert deployment["metadata"]["namespace"] == "managed"
+    assert ("Deployment", "llm-router") in names
+    # Autoscaling is off by default.
+    assert not [d for d in seed002 if d["kind"] in ("ScaledObject", "HorizontalPodAutoscaler")]
+
+
+def test_no_service_is_named_vllm_and_vllm_pods_get_no_service_links(seed002, seed000):
+    for docs in (seed002, seed000):
+        for svc in policy.by_kind(docs, "Service"):
+            assert svc["metadata"]["name"] != "vllm"
+        for deployment in policy.by_kind(docs, "Deployment"):
+            assert policy.pod_spec(deployment)["enableServiceLinks"] is False
+
+
+def test_images_are_pinned_and_match_the_versions_file(seed002, seed000):
+    for docs in (seed002, seed000):
+        assert policy.image_problems(docs) == []
+        for deployment in policy.by_kind(docs, "Deployment"):
+            if deployment["metadata"]["name"] != "llm-router":
+                assert policy.pod_spec(deployment)["containers"][0]["image"] == VERSIONS["vllm_gpu_image"]
+    assert ":v" in VERSIONS["vllm_gpu_image"] and ":v" in VERSIONS["vllm_cpu_image"]
+    broken = copy.deepcopy(seed002)
+    _find(broken, "Deployment", "qwen-7b")["spec"]["template"]["spec"]["containers"][0]["image"] = "vllm/vllm-openai:latest"
+    assert policy.image_problems(broken)
+
+
+def test_resources_and_gpus(seed002):
+    assert policy.resource_problems(seed002) == []
+    for model in ("llama-8b", "qwen-7b", "mistral-7b"):
+        container = policy.pod_spec(_find(seed002, "Deployment", model))["containers"][0]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert policy.pod_spec(_find(seed002, "Deployment", model))["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in \
+            policy.pod_spec(_find(seed002, "Deployment", model))["tolerations"]
+    broken = copy.deepcopy(seed002)
+    del policy.pod_spec(_find(broken, "Deployment", "llama-8b"))["containers"][0]["resources"]["requests"]["nvidia.com/gpu"]
+    assert policy.resource_problems(broken)
+
+
+def test_tensor_parallel_model_gets_its_gpus_and_flag():
+    docs = _docs("seed002", step=1)
+    container = policy.pod_spec(_find(docs, "Deployment", "mixtral"))["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 2
+    args = container["args"]
+    assert args[args.index("--tensor-parallel-size") + 1] == "2"
+
+
+def test_probes_allow_slow_loads_and_busy_pods(seed002, seed000):
+    for docs in (seed002, seed000):
+        for deployment in policy.by_kind(docs, "Deployment"):
+            if deployment["metadata"]["name"] == "llm-router":
+                continue
+            assert policy.probe_problems(deployment) == []
+            startup = policy.pod_spec(deployment)["containers"][0]["startupProbe"]
+            assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800
+    broken = copy.deepcopy(_find(seed000, "Deployment", "llama-3b"))
+    policy.pod_spec(broken)["containers"][0]["startupProbe"]["failureThreshold"] = 6
+    assert policy.probe_problems(broken)
+
+
+def test_pods_run_non_root_without_privileges(seed002):
+    for deployment in policy.by_kind(seed002, "Deployment"):
+        assert policy.security_problems(deployment) == []
+    broken = copy.deepcopy(_find(seed002, "Deployment", "llm-router"))
+    policy.pod_spec(broken)["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    assert policy.security_problems(broken)
+
+
+def test_selectors_match_pod_labels(seed002, seed000):
+    for docs in (seed002, seed000, _docs("seed002", 1), _docs("seed000", 1)):
+        assert policy.selector_problems(docs) == []
+    broken = copy.deepcopy(seed002)
+    _find(broken, "Service", "qwen-7b")["spec"]["selector"]["llmops.platform/model"] = "qwen"
+    assert policy.selector_problems(broken)
+
+
+def test_pdbs_never_block_drains(seed002, seed000):
+    for docs in (seed002, seed000):
+        for pdb in policy.by_kind(docs, "PodDisruptionBudget"):
+            assert pdb["spec"].get("maxUnavailable") == 1 and "minAvailable" not in pdb["spec"]
+
+
+def test_network_policy_lets_only_router_gateway_clients_and_prometheus_reach_vllm(seed002):
+    (netpol,) = policy.by_kind(seed002, "NetworkPolicy")
+    vllm_pods = [policy.pod_labels(d) for d in policy.by_kind(seed002, "Deployment") if d["metadata"]["name"] != "llm-router"]
+    router_pod = policy.pod_labels(_find(seed002, "Deployment", "llm-router"))
+    assert all(policy.selector_matches(netpol["spec"]["podSelector"], labels) for labels in vllm_pods)
+    assert not policy.selector_matches(netpol["spec"]["podSelector"], router_pod)
+    assert netpol["spec"]["policyTypes"] == ["Ingress"]
+
+    def allowed(labels: dict, namespace: str) -> bool:
+        for rule in netpol["spec"]["ingress"]:
+            for peer in rule["from"]:
+                ns_sel = peer.get("namespaceSelector")
+                if ns_sel is None and namespace != "managed":
+                    continue
+                if ns_sel is not None and not policy.selector_matches(ns_sel, {"kubernetes.io/metadata.name": namespace}):
+                    continue
+                if policy.selector_matches(peer.get("podSelector"), labels):
+                    return True
+        return False
+
+    assert allowed(router_pod, "managed")
+    assert allowed({"app.kubernetes.io/name": "llm-gateway"}, "managed")
+    assert allowed({"llmops.platform/llm-client": "true", "app": "bench"}, "managed")
+    assert allowed({"app.kubernetes.io/name": "prometheus"}, "monitoring")
+    assert not allowed({"app": "something-else"}, "managed")
+    assert not allowed(vllm_pods[0], "managed")
+    assert not allowed(router_pod, "other-namespace")
+    assert not allowed({"app.kubernetes.io/name": "grafana"}, "monitoring")
+
+
+def test_hf_models_download_once_pinned_with_token_from_secret(seed002):
+    cache = _find(seed002, "PersistentVolumeClaim", "llm-model-cache")
+    assert cache["spec"]["accessModes"] == ["ReadWriteMany"]
+    script = _find(seed002, "ConfigMap", "llm-model-download")["data"]["download_model.py"]
+    assert "marker.exists()" in script and "sys.exit(0)" in script
+    compile(script, "download_model.py", "exec")
+    revisions = {"llama-8b": "0e9e39f249a16976918f6564b8830bc894c89659",
+                 "mistral-7b": "e0bc86c23ce5aae1db576c8cca6f06f1f73af2db"}
+    for model, revision in revisions.items():
+        spec = policy.pod_spec(_find(seed002, "Deployment", model))
+        (init,) = spec["initContainers"]
+        env = {e["name"]: e for e in init["env"]}
+        assert env["LLM_MODEL_REVISION"]["value"] == revision
+        assert env["LLM_MODEL_MARKER"]["value"].endswith("@" + revision)
+        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "llm-hf-token", "key": "token", "optional": True}
+        args = spec["containers"][0]["args"]
+        assert args[args.index("--revision") + 1] == revision
+        main_env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+        assert main_env["HF_HUB_OFFLINE"] == "1" and "HF_TOKEN" not in main_env
+        assert {"name": "model-cache", "persistentVolumeClaim": {"claimName": "llm-model-cache"}} in spec["volumes"]
+
+
+def test_no_secret_value_reaches_a_rendered_file():
+    for home in serving_render.render_all().values():
+        for folder, _, files in os.walk(home):
+            for name in files:
+                text = open(os.path.join(folder, name), encoding="utf-8", errors="replace").read()
+                assert serving_render.HF_TOKEN_SENTINEL not in text, name
+                assert serving_render.GRAFANA_SENTINEL not in text, name
+                assert "kind: Secret" not in text, name
+
+
+def test_router_config_is_what_the_router_reads(seed002):
+    sys.path.insert(0, os.path.join(ROOT, "apps", "router"))
+    from llmops_router.config import parse_config  # noqa: E402
+
+    raw = json.loads(_find(seed002, "ConfigMap", "llm-router")["data"]["router.json"])
+    config = parse_config(raw)
+    assert config.policy == "queue_aware" and config.poll_interval_s == 1
+    assert [m.name for m in config.models] == ["llama-8b", "qwen-7b", "mistral-7b"]
+    assert raw["models"][0]["discovery"]["host"] == "llama-8b-replicas.managed.svc.cluster.local"
+    router = _find(seed002, "Deployment", "llm-router")
+    assert router["spec"]["template"]["metadata"]["annotations"]["llmops.platform/config-sha256"]
+    assert _find(seed002, "Service", "llm-router")["spec"]["ports"][0]["port"] == raw["port"]
+
+
+def test_seed000_single_gpu_node():
+    docs = _docs("seed000")
+    deployment = _find(docs, "Deployment", "llama-3b")
+    assert deployment["spec"]["replicas"] == 1
+    assert _find(docs, "PersistentVolumeClaim", "llm-model-cache")["spec"]["accessModes"] == ["ReadWriteOnce"]
+    args = policy.pod_spec(deployment)["containers"][0]["args"]
+    for flag, value in (("--max-model-len", "4096"), ("--gpu-memory-utilization", "0.8"),
+                        ("--max-num-seqs", "64"), ("--block-size", "16")):
+        assert args[args.index(flag) + 1] == value
+    assert _find(docs, "ConfigMap", "llm-router")["data"]["router.json"].count('"round_robin"') == 1
+
+
+def test_removing_a_model_prunes_exactly_its_objects_and_adding_one_adds_exactly_its_own():
+    home = serving_render.render_all()["seed002"]
+    before, after = serving_render.plan(home, 0, "vllm"), serving_render.plan(home, 1, "vllm")
+    keys = lambda objs: {(o["kind"], o["name"]) for o in objs}  # noqa: E731
+    assert keys(after["prune"]) == {("Deployment", "mistral-7b"), ("Service", "mistral-7b"),
+                                    ("Service", "mistral-7b-replicas"), ("PodDisruptionBudget", "mistral-7b")}
+    added = keys(after["objects"]) - keys(before["objects"])
+    assert added == {("Deployment", "mixtral"), ("Service", "mixtral"), ("Service", "mixtral-replicas"),
+                     ("PodDisruptionBudget", "mixtral"), ("ScaledObject", "llama-8b"), ("ScaledObject", "qwen-7b"),
+                     ("ScaledObject", "mixtral")}
+    assert not os.path.exists(os.path.join(home, "rendered-1", "serving", "vllm", "model-mistral-7b.yaml"))
+    assert before["prune"] == []
+
+
+def test_keda_scales_on_queue_depth_and_leaves_replicas_to_it():
+    docs = _docs("seed002", 1)
+    for model in ("llama-8b", "qwen-7b", "mixtral"):
+        scaled = _find(docs, "ScaledObject", model)
+        assert "replicas" not in _find(docs, "Deployment", model)["spec"]
+        (trigger,) = scaled["spec"]["triggers"]
+        assert "vllm:num_requests_waiting" in trigger["metadata"]["query"]
+        assert f'model_name="{model}"' in trigger["metadata"]["query"]
+        assert scaled["spec"]["scaleTargetRef"]["name"] == model
+    assert _find(docs, "ScaledObject", "qwen-7b")["spec"]["maxReplicaCount"] == 6
+    assert _find(docs, "ScaledObject", "llama-8b")["spec"]["maxReplicaCount"] == 4
+
+
+def test_kube_proxy_baseline_removes_the_router_and_hpa_scales_on_queue_depth():
+    home = serving_render.render_all()["seed000"]
+    docs = _docs("seed000", 1)
+    assert not [d for d in docs if d["metadata"]["name"] == "llm-router"]
+    pruned = {(o["kind"], o["name"]) for o in serving_render.plan(home, 1, "router")["prune"]}
+    assert pruned == {("ConfigMap", "llm-router"), ("Deployment", "llm-router"), ("Service", "llm-router"),
+                      ("PodDisruptionBudget", "llm-router")}
+    hpa = _find(docs, "HorizontalPodAutoscaler", "llama-3b")
+    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 3)
+    # The model's Service is the entry point now: kube-proxy spreads connections.
+    assert _find(docs, "Service", "llama-3b")["spec"]["type"] == "ClusterIP"
