@@ -182,7 +182,7 @@ def test_metric_catalog_matches_the_installed_vllm():
     if not candidates:
         pytest.skip("serving venv (vLLM) not installed here")
     source = open(candidates[0], encoding="utf-8").read()
-    defined = set(re.findall(r'name="(vllm:[a-z_]+)"', source))
+    defined = set(re.findall(r'name="(vllm:[a-z0-9_]+)"', source))
     vllm = CATALOG["vllm"]
     for name in vllm["gauges"] + vllm["histograms"]:
         assert name in defined, name
