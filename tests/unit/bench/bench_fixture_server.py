@@ -33,7 +33,7 @@ class FixtureServer:
         self.hits = 0
 
     async def handle(self, request):
-        mode = request.match_info["mode"]
+        mode = request.match_info.get("mode", "ok")
         arrived = time.perf_counter()
         self.arrivals.append(arrived)
         body = await request.json()
@@ -108,11 +108,57 @@ class FixtureServer:
         return resp
 
 
-def free_port():
+def free_port():  # noqa: D103 - kept for refused-connection tests: use range_port
+    return range_port()
+
+
+def _ephemeral_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+
+
+PORT_RANGE = (20500, 20999)  # this area's assigned ports (helper rules)
+
+
+def range_port():
+    """A free port inside PORT_RANGE (ports are probed, never assumed)."""
+    import random
+    candidates = list(range(*PORT_RANGE))
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORT_RANGE}")
+
+
+def serve_in_thread(server):
+    """Run the fixture app on its own loop in a daemon thread; returns (port, stop)."""
+    import threading
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder = {}
+
+    def main():
+        asyncio.set_event_loop(loop)
+        holder["runner"], holder["port"] = loop.run_until_complete(start_app(server))
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(holder["runner"].cleanup())
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    ready.wait(10)
+
+    def stop():
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    return holder["port"], stop
 
 
 async def start_app(server, port=None):
@@ -120,9 +166,12 @@ async def start_app(server, port=None):
     app.router.add_post("/{mode}/v1/chat/completions", server.handle)
     app.router.add_post("/{mode}/v1/completions", server.handle)
     app.router.add_get("/{mode}/metrics", server.metrics)
+    app.router.add_post("/v1/chat/completions", server.handle)  # mode "ok" at the root
+    app.router.add_post("/v1/completions", server.handle)
+    app.router.add_get("/metrics", server.metrics)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
-    port = port or free_port()
+    port = port or range_port()
     site = web.TCPSite(runner, "127.0.0.1", port, backlog=2048)  # default 128 would cap us
     await site.start()
     return runner, port
