@@ -20,6 +20,9 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     p.add_argument("--gpus", type=int, default=0, help="GPUs a trial may use (docker device requests)")
     p.add_argument("--port-range", default="19000-19499", help="ports for trial servers (local/docker)")
     p.add_argument("--image", help="container image for the docker/kubernetes runtimes")
+    p.add_argument("--mount", action="append", default=[], metavar="SRC:DST",
+                   help="docker: extra read-only mount (repeatable), e.g. a prebuilt vLLM venv")
+    p.add_argument("--container-python", help="docker: python inside the image (default python3)")
     p.add_argument("--restart", action="store_true", help="discard the journal and start over")
     p.add_argument("--no-default", action="store_true", help="skip the untuned baseline trial")
     p.add_argument("--check", action="store_true", help="validate the task file and exit")
@@ -46,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
         options["port_range"] = (int(low), int(high or low))
     if args.image and runtime != "local":
         options["image"] = args.image
+    if runtime == "docker":
+        options["volumes"] = dict(m.split(":", 1) for m in args.mount)
+        if args.container_python:
+            options["python"] = args.container_python
     try:
         results = api.tune(task.raw, output, args.runtime, model_source=args.model_source,
                            model_path=args.model_path, runtime_options=options, device=args.device,

@@ -9,6 +9,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.inventory import n
 from .output import best_snippet, write_outputs
 from .runtimes import make_runtime
 from .sweep import SweepOptions, run_sweep
+from .errors import TaskError
 from .task import Task, load_task_file, parse_task, resolve_model_source
 
 CPU_BASE_ARGS = {"dtype": "bfloat16", "block_size": 32}
@@ -31,11 +32,16 @@ def tune(task: Any, output_dir: str, runtime: Optional[str] = None, *,
     name = model_name or spec.name
     options = dict(runtime_options or {})
     options.setdefault("served_name", name)
+    home = os.environ.get("LLMOPS_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "llmops")
+    if kind in ("local", "docker"):
+        options.setdefault("model_cache_dir", os.path.join(home, "models"))
     if kind == "local":
-        home = os.environ.get("LLMOPS_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "llmops")
         options.setdefault("state_dir", os.path.join(home, "run"))
         options.setdefault("log_dir", os.path.join(home, "logs"))
-        options.setdefault("model_cache_dir", os.path.join(home, "models"))
+    elif not options.get("image"):
+        raise TaskError("runtime", f"the {kind} runtime needs a vLLM image (--image, llm_sweep_image)")
+    if kind == "kubernetes" and not options.get("model_pvc"):
+        raise TaskError("runtime", "the kubernetes runtime needs model_pvc (llm_sweep_model_pvc): the PVC holding the model")
     rt = make_runtime(kind, model_source=source, **options)
     base = dict(CPU_BASE_ARGS if device == "cpu" and base_args is None else (base_args or {}))
     opts = SweepOptions(output_dir=output_dir, runtime=rt, device=device, gpus=gpus, base_args=base,

@@ -26,7 +26,8 @@ MODEL_MOUNT = "/model"
 def container_spec(image: str, task: str, trial_id: str, served_name: str, model_dir: str, host_port: int,
                    vllm_args: dict[str, Any], gpu_ids: list[str], python: str = "python3",
                    host: str = "127.0.0.1", kvcache_space_gib: int = 1, shm_size: str = "2g",
-                   env: Optional[dict[str, str]] = None) -> dict[str, Any]:
+                   env: Optional[dict[str, str]] = None,
+                   volumes: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """Keyword arguments for docker.containers.run (device_requests as plain dicts;
     `to_sdk` turns them into docker.types.DeviceRequest)."""
     args = server_args(MODEL_MOUNT, served_name, "0.0.0.0", CONTAINER_PORT, vllm_args)  # noqa: S104 (inside the container)
@@ -42,7 +43,9 @@ def container_spec(image: str, task: str, trial_id: str, served_name: str, model
         "auto_remove": True,
         "labels": {LABEL_TUNER: task, LABEL_TRIAL: trial_id, "app.kubernetes.io/managed-by": "llmops-tune"},
         "ports": {f"{CONTAINER_PORT}/tcp": (host, host_port)},
-        "volumes": {model_dir: {"bind": MODEL_MOUNT, "mode": "ro"}},
+        # Extra read-only mounts (host path -> container path), e.g. a prebuilt venv.
+        "volumes": {model_dir: {"bind": MODEL_MOUNT, "mode": "ro"},
+                    **{src: {"bind": dst, "mode": "ro"} for src, dst in (volumes or {}).items()}},
         "environment": environment,
         "shm_size": shm_size,
         "device_requests": [{"device_ids": list(gpu_ids), "capabilities": [["gpu"]], "driver": "nvidia"}] if gpu_ids else [],
@@ -65,7 +68,8 @@ class DockerRuntime(Runtime):
                  log_dir: str = "", gpu_ids: Optional[list[str]] = None, host: str = "127.0.0.1",
                  port_range: tuple[int, int] = (19000, 19499), kvcache_space_gib: int = 1,
                  served_name: str = "model", python: str = "python3", client: Any = None,
-                 stop_timeout_s: int = 10, env: Optional[dict[str, str]] = None) -> None:
+                 stop_timeout_s: int = 10, env: Optional[dict[str, str]] = None,
+                 volumes: Optional[dict[str, str]] = None) -> None:
         self.source = model_source
         self.image = image
         self.model_cache_dir = model_cache_dir
@@ -78,6 +82,7 @@ class DockerRuntime(Runtime):
         self.client = client
         self.stop_timeout_s = stop_timeout_s
         self.extra_env = env or {}
+        self.volumes = volumes or {}
         self.task = ""
         self.model_dir = ""
         self._logs: dict[str, str] = {}
@@ -115,7 +120,7 @@ class DockerRuntime(Runtime):
         port = allocate(self.port_range, host=self.host)
         spec = container_spec(self.image, self.task, trial_id, self.served_name, self.model_dir, port,
                               vllm_args, self.gpus_for(vllm_args), self.python, self.host, self.kvcache,
-                              env=self.extra_env)
+                              env=self.extra_env, volumes=self.volumes)
         try:
             container = self._docker().containers.run(**to_sdk(spec))
         except Exception as exc:  # noqa: BLE001 - image missing, bad device request, ...
