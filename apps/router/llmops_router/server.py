@@ -36,10 +36,6 @@ def error_response(status: int, message: str, err_type: str, code: str,
     return web.json_response(body, status=status, headers=headers)
 
 
-class UpstreamBroke(ConnectionResetError):
-    """The replica died mid-stream: the client connection is dropped, not finished cleanly."""
-
-
 class Router:
     def __init__(self, config: RouterConfig):
         self.config = config
@@ -241,22 +237,33 @@ class Router:
                                           headers=out_headers)
             if upstream.content_length is not None:
                 response.content_length = upstream.content_length
-            await response.prepare(request)
-            if first:
-                await response.write(first)
-            while True:
-                try:
-                    chunk = await upstream.content.readany()
-                except _UPSTREAM_ERRORS as exc:
-                    # Bytes already reached the client: no retry, drop the client connection
-                    # so it sees a broken stream rather than a clean but truncated one.
-                    self.metrics.errors.inc(model, replica.name, "midstream")
-                    replica.eject(cfg.eject_s)
-                    raise UpstreamBroke(f"replica {replica.name} broke mid-stream: {exc!r}") from exc
-                if not chunk:
-                    break
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                await response.prepare(request)
+                if first:
+                    await response.write(first)
+                while True:
+                    try:
+                        chunk = await upstream.content.readany()
+                    except _UPSTREAM_ERRORS as exc:
+                        # Bytes already reached the client: no retry. Drop the client
+                        # connection without the final chunk, so it sees a broken stream
+                        # rather than a clean but truncated one.
+                        self.metrics.errors.inc(model, replica.name, "midstream")
+                        log.warning("replica %s broke mid-stream (%r): ejected for %ss",
+                                    replica.name, exc, cfg.eject_s)
+                        replica.eject(cfg.eject_s)
+                        if request.transport is not None:
+                            request.transport.close()
+                        return response
+                    if not chunk:
+                        break
+                    await response.write(chunk)
+                await response.write_eof()
+            except ConnectionResetError:
+                # The client went away. Closing the upstream connection (finally) makes
+                # vLLM abort the request instead of generating for nobody.
+                self.metrics.errors.inc(model, replica.name, "client_disconnected")
+                return response
             clean = True
             return response
         finally:

