@@ -170,3 +170,11 @@ def test_pod_failure(status, kind):
 
 def test_pod_still_starting_is_not_a_failure():
     assert pod_failure({"containerStatuses": [{"state": {"running": {}}, "restartCount": 0}]}) is None
+
+
+def test_diagnostic_tail_keeps_the_root_cause_above_the_traceback():
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.base import diagnostic_tail
+    text = "\n".join(["start"] + ["ValueError: block_size 48 unsupported"] + [f"line {i}" for i in range(100)])
+    out = diagnostic_tail(text, lines=10)
+    assert out.splitlines()[0] == "ValueError: block_size 48 unsupported" and out.endswith("line 99")
+    assert diagnostic_tail("a\nb", lines=10) == "a\nb"

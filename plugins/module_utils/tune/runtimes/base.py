@@ -23,6 +23,20 @@ class TrialFailure(Exception):
         self.log_tail = log_tail
 
 
+ERROR_LINE_RE = re.compile(r"(Error|error:|Exception|Killed|No such file|not found)")
+
+
+def diagnostic_tail(text: str, lines: int = 40, first_errors: int = 8) -> str:
+    """The last `lines` lines, preceded by the earliest error lines above them: vLLM prints
+    the root cause of an engine failure long before its final traceback."""
+    all_lines = text.splitlines()
+    tail = all_lines[-lines:]
+    before = [line for line in all_lines[:-lines] if ERROR_LINE_RE.search(line)][:first_errors]
+    if not before:
+        return "\n".join(tail)
+    return "\n".join(before + ["[...]"] + tail)
+
+
 def classify_exit(reason: str, log_tail: str) -> str:
     """An exit is an OOM when the kernel or the engine says so; else a plain crash."""
     return "oom" if OOM_RE.search(reason) or OOM_RE.search(log_tail[-4000:]) else "startup_crash"

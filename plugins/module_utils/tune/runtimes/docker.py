@@ -14,7 +14,7 @@ from typing import Any, Optional
 from ansible_collections.llmops.platform.plugins.module_utils import model_source
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_command import ENTRYPOINT, local_env, server_args
 
-from .base import Deployment, Runtime, TrialFailure, classify_exit
+from .base import Deployment, Runtime, TrialFailure, classify_exit, diagnostic_tail
 from .ports import allocate
 
 LABEL_TUNER = "llmops.platform/tuner"
@@ -132,7 +132,7 @@ class DockerRuntime(Runtime):
     def _state(self, dep: Deployment) -> dict[str, Any]:
         try:
             dep.handle.reload()
-            self._logs[dep.trial_id] = dep.handle.logs(tail=80).decode("utf-8", "replace")
+            self._logs[dep.trial_id] = dep.handle.logs(tail=400).decode("utf-8", "replace")
             return dep.handle.attrs.get("State", {})
         except Exception:  # noqa: BLE001 - NotFound: auto-removed after it exited
             return {"Status": "removed"}
@@ -165,7 +165,7 @@ class DockerRuntime(Runtime):
         raise TrialFailure("readiness_timeout", f"not ready within {timeout_s:.0f}s", self.logs(dep))
 
     def logs(self, dep: Deployment, lines: int = 40) -> str:
-        return "\n".join(self._logs.get(dep.trial_id, "").splitlines()[-lines:])
+        return diagnostic_tail(self._logs.get(dep.trial_id, ""), lines)
 
     def _remove(self, container: Any) -> None:
         try:

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from ansible_collections.llmops.platform.plugins.module_utils import local_process, model_source
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_command import local_env, server_argv
 
-from .base import Deployment, Runtime, TrialFailure, classify_exit
+from .base import Deployment, Runtime, TrialFailure, classify_exit, diagnostic_tail
 from .ports import allocate
 
 PREFIX = "tune-"
@@ -96,7 +96,7 @@ class LocalRuntime(Runtime):
                                               timeout_s)
         if ok:
             return
-        tail = local_process.log_tail(spec.log_file)
+        tail = diagnostic_tail(local_process.log_tail(spec.log_file, 400))
         if "not ready within" in reason:
             raise TrialFailure("readiness_timeout", reason, tail)
         raise TrialFailure(classify_exit(reason, tail), reason, tail)
@@ -111,7 +111,7 @@ class LocalRuntime(Runtime):
         return None
 
     def logs(self, dep: Deployment, lines: int = 40) -> str:
-        return local_process.log_tail(dep.handle.log_file, lines)
+        return diagnostic_tail(local_process.log_tail(dep.handle.log_file, 400), lines)
 
     def stop(self, dep: Deployment) -> None:
         spec = dep.handle
