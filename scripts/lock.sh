@@ -3,7 +3,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 name=${1:?usage: lock.sh control|serving}
-case "$name" in control) py=python3.12 ;; serving) py=python3.11 ;; *) exit 2 ;; esac
+py=$("$here/scripts/venv.sh" python "$name")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$py" -m venv "$tmp/venv"

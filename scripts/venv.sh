@@ -2,6 +2,7 @@
 # Create (or reuse) a cached venv for this project, keyed by its lock file and interpreter.
 #   scripts/venv.sh path   NAME   -> print the venv directory (no side effects)
 #   scripts/venv.sh ensure NAME   -> build it if missing, then print the directory
+#   scripts/venv.sh python NAME   -> print the interpreter the venv is (or would be) built with
 # NAME is control (Python >= 3.12, ansible and the tools) or serving (Python 3.11, vLLM CPU).
 # Venvs live under $LLMOPS_CACHE (default ~/.cache/llmops), outside the clone, so a fresh
 # clone on the same machine reuses them; a changed lock file builds a new one.
@@ -25,9 +26,10 @@ candidates() {
   command -v python3 2>/dev/null || true
 }
 
+# Minors are tried in the order given: the first is the one the lock was resolved on.
 find_python() {
-  local want_min=$1 want_max=$2 minor cand
-  for minor in $(seq "$want_max" -1 "$want_min"); do
+  local minor cand
+  for minor in "$@"; do
     for cand in $(candidates "$minor"); do
       if "$cand" -c "import sys, venv; sys.exit(0 if sys.version_info[:2] == (3, $minor) else 1)" 2>/dev/null; then
         echo "$cand"; return 0
@@ -39,13 +41,14 @@ find_python() {
 
 case "$name" in
   control) python=$(find_python 12 13) || { echo "venv.sh: need Python 3.12 or 3.13 for ansible-core 2.21 (install python3.12, or pyenv install 3.12)" >&2; exit 3; } ;;
-  serving) python=$(find_python 11 11) || { echo "venv.sh: need Python 3.11 for the vLLM CPU venv (the CPU torch 2.13.0 wheel is cp311)" >&2; exit 3; } ;;
+  serving) python=$(find_python 11) || { echo "venv.sh: need Python 3.11 for the vLLM CPU venv (the CPU torch 2.13.0 wheel is cp311)" >&2; exit 3; } ;;
   *) echo "venv.sh: unknown venv $name (control or serving)" >&2; exit 2 ;;
 esac
 
 key=$( { cat "$lock"; "$python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-16)
 dir="$cache/venvs/$name-$key"
 
+if [ "$action" = python ]; then echo "$python"; exit 0; fi
 if [ "$action" = path ]; then echo "$dir"; exit 0; fi
 [ "$action" = ensure ] || { echo "venv.sh: unknown action $action" >&2; exit 2; }
 if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
