@@ -28,6 +28,8 @@ class Platform:
     def write_vars(self, **overrides) -> None:
         data = {
             "vllm_base_port": BASE_PORT,
+            # Away from the demo's router (8000) so tests never touch a running demo.
+            "router_port": BASE_PORT - 100,
             "platform_reports_dir": self.reports,
             "llm_benchmark_num_requests": 24,
             "llm_benchmark_concurrency": 4,
