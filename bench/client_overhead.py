@@ -115,12 +115,12 @@ def guidellm(url: str, streams: int, n: int, work: str, model_dir: str,
     if not exe:
         return {"error": "guidellm not installed"}
     out = os.path.join(work, f"guidellm-{streams}-{n}.json")
-    res = run([exe, "benchmark", "run", "--target", url, "--model", "fixture",
-               "--processor", model_dir, "--request-type", "chat_completions",
-               "--data", f"prompt_tokens={IN_TOKENS},output_tokens={OUT_TOKENS}",
-               "--profile", "concurrent", "--rate", str(streams), "--max-requests", str(n),
-               "--output-path", out, "--disable-console-interactive"], 1200,
-              env=dict(os.environ, GUIDELLM__LOGGING__CONSOLE_LOG_LEVEL="ERROR"))
+    res = run([exe, "run", "--backend", f"kind=openai_http,target={url},model=fixture",
+               "--profile", f"kind=concurrent,streams={streams}",
+               "--constraint", f"kind=max_requests,count={n}",
+               "--data", f"kind=synthetic_text,prompt_tokens={IN_TOKENS},output_tokens={OUT_TOKENS}",
+               "--tokenizer", f"kind=huggingface_auto,model={model_dir}",
+               "--output", f"kind=json,path={out}", "--disable-console"], 1200)
     if not os.path.exists(out):
         return {"error": (res["err"] or res["out"])[-600:]}
     return dict(parse_guidellm(json.load(open(out)), n), cpu_per_req_ms=res["cpu_s"] / n * 1000)
@@ -129,16 +129,12 @@ def guidellm(url: str, streams: int, n: int, work: str, model_dir: str,
 def parse_guidellm(doc: Dict[str, Any], n: int) -> Dict[str, Any]:
     bench = doc["benchmarks"][0]
     metrics = bench["metrics"]
-
-    def stat(name: str, key: str) -> Optional[float]:
-        m = metrics.get(name, {}).get("successful", {})
-        pct = m.get("percentiles", {})
-        return pct.get(key, m.get(key)) if key != "median" else m.get("median", pct.get("p50"))
-    totals = metrics.get("request_totals", {})
-    ok = totals.get("successful", 0)
-    return {"rps": (metrics.get("requests_per_second", {}).get("successful", {}) or {}).get("mean"),
-            "errors": 1 - ok / n if n else None, "ttft_p50": stat("time_to_first_token_ms", "median"),
-            "ttft_p99": stat("time_to_first_token_ms", "p99")}
+    ttft = metrics["time_to_first_token_ms"]["successful"]
+    ok = metrics["request_totals"]["successful"]
+    # completed / measured duration, the same definition ours and vllm bench serve use
+    return {"rps": ok / bench["duration"] if bench.get("duration") else None,
+            "errors": 1 - ok / n if n else None, "ttft_p50": ttft["percentiles"]["p50"],
+            "ttft_p99": ttft["percentiles"]["p99"]}
 
 
 def fmt(v: Optional[float], spec: str = "8.2f") -> str:
