@@ -31,6 +31,14 @@ options:
     description: Namespace of objects that name none.
     type: str
     default: ""
+  state:
+    description:
+      - C(planned) writes the plan and the prune list.
+      - C(applied), after a successful apply and prune, records the plan as applied and
+        empties the prune list, so the next run has nothing to do.
+    type: str
+    choices: [planned, applied]
+    default: planned
 author: llmops.platform developers
 """
 
@@ -85,6 +93,7 @@ def main() -> None:
             "applied_file": {"type": "path", "required": True},
             "prune_file": {"type": "path", "required": True},
             "namespace": {"type": "str", "default": ""},
+            "state": {"type": "str", "choices": ["planned", "applied"], "default": "planned"},
         },
         supports_check_mode=True,
     )
@@ -93,7 +102,12 @@ def main() -> None:
         plan = render_plan.build(p["render_dir"], p["plan_file"], p["applied_file"], p["namespace"])
     except (OSError, ValueError, KeyError) as exc:
         module.fail_json(msg=f"cannot read the manifests under {p['render_dir']}: {exc}")
-    changed = _write(module, p["plan_file"], render_plan.dump_plan(plan["objects"]))
+    current = render_plan.dump_plan(plan["objects"])
+    if p["state"] == "applied":
+        changed = _write(module, p["applied_file"], current)
+        changed = _write(module, p["prune_file"], render_plan.dump_plan([])) or changed
+        module.exit_json(changed=changed, objects=plan["objects"], prune=[])
+    changed = _write(module, p["plan_file"], current)
     changed = _write(module, p["prune_file"], render_plan.dump_plan(plan["prune"])) or changed
     module.exit_json(changed=changed, objects=plan["objects"], prune=plan["prune"])
 
