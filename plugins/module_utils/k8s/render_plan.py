@@ -45,10 +45,14 @@ def objects_in(files: Iterable[str], default_namespace: str = "") -> list[Object
     return refs
 
 
+# Never deleted by a prune: a namespace may hold other things, a claim holds downloaded weights.
+NEVER_PRUNED = ("Namespace", "PersistentVolumeClaim")
+
+
 def to_prune(previous: list[ObjectRef], current: list[ObjectRef]) -> list[ObjectRef]:
-    """Objects of the previous plan that the current one no longer has (Namespaces are kept)."""
+    """Objects of the previous plan that the current one no longer has (see NEVER_PRUNED)."""
     keep = {_key(ref) for ref in current}
-    return [ref for ref in previous if _key(ref) not in keep and ref["kind"] != "Namespace"]
+    return [ref for ref in previous if _key(ref) not in keep and ref["kind"] not in NEVER_PRUNED]
 
 
 def load_plan(path: str) -> list[ObjectRef] | None:

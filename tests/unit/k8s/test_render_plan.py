@@ -27,7 +27,8 @@ def test_objects_get_default_namespace_and_file(tmp_path):
 def test_prune_is_previous_minus_current_by_group_kind_and_name_never_namespaces():
     prev = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "a", "namespace": "ns"},
             {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "name": "a", "namespace": "ns"},
-            {"apiVersion": "v1", "kind": "Namespace", "name": "old"}]
+            {"apiVersion": "v1", "kind": "Namespace", "name": "old"},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "name": "llm-model-cache", "namespace": "ns"}]
     cur = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "a", "namespace": "ns"},
            {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "a", "namespace": "ns"}]
     assert render_plan.to_prune(prev, cur) == []
