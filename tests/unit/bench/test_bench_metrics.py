@@ -227,7 +227,7 @@ def test_server_histogram_deltas_known_answer():
     assert "below server" in servermetrics.compare({"ttft_ms": {"mean": 40.0}}, d)[0]
 
 
-def test_ci_on_small_samples():
+def test_ci_half_width_for_two_samples():
     # n=2: t(0.975, 1) = 12.706; values 1, 3 -> mean 2, sd sqrt(2), half = 12.706 * 1
     lo, hi = mean_ci([1.0, 3.0])
     assert (lo + hi) / 2 == pytest.approx(2.0) and (hi - lo) / 2 == pytest.approx(12.7062047, rel=1e-6)

@@ -116,3 +116,18 @@ def test_failed_endpoint_is_invalid_everywhere():
     assert res["summary"]["server_metrics_available"] is False
     jsonschema.Draft202012Validator(schema()).validate(res["summary"])
     assert "invalid" in render_run_report(res)
+
+
+def test_runs_csv_across_runs(sweep_results, tmp_path):
+    from ansible_collections.llmops.platform.plugins.module_utils.bench.report import (
+        discover_runs,
+    )
+    root = tmp_path / "reports"
+    save_results(sweep_results, str(root / "20260101T000000Z" / "fixture"))
+    save_results(engine_results(), str(root / "20260102T000000Z" / "fixture"))
+    entries, problems = discover_runs(str(root))
+    assert not problems
+    text = csvout.render(row for e in reversed(entries) for row in csvout.rows(e["dir"], e["results"]))
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["run"].split("/")[0] for r in rows] == ["20260101T000000Z"] * 3 + ["20260102T000000Z"]
+    assert rows[-1]["profile"] == "concurrency" and float(rows[-1]["ttft_ms_p99"]) > 0
