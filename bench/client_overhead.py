@@ -4,7 +4,8 @@
 One loopback fixture server (bench/fixture_openai.py: TTFT 50 ms, ITL 2 ms, 8 output
 tokens) serves all three, one after the other, each as its own process:
   * sustained: closed loop with 256 streams, 2,000 requests -> achieved req/s, error share
-  * TTFT bias at 64 and at 1,024 streams: reported TTFT p50/p99 minus the fixture's 50 ms
+  * TTFT bias at 64 and at 1,024 streams: the client's TTFT p50/p99 minus the fixture's own
+    p50/p99 of the same requests (arrival -> first chunk written, recorded by the fixture)
 Also prints each client's CPU seconds per request (getrusage of the child).
 
   python bench/client_overhead.py [--guidellm-venv DIR] [--quick]
@@ -137,6 +138,12 @@ def parse_guidellm(doc: Dict[str, Any], n: int) -> Dict[str, Any]:
             "ttft_p99": ttft["percentiles"]["p99"]}
 
 
+def server_ttfts(url: str) -> List[float]:
+    import urllib.request
+    with urllib.request.urlopen(url + "/fixture/stats?reset=1", timeout=30) as resp:
+        return json.load(resp)["ttft_ms"]
+
+
 def fmt(v: Optional[float], spec: str = "8.2f") -> str:
     return format(v, spec) if isinstance(v, (int, float)) else f"{'-':>8}"
 
@@ -160,20 +167,28 @@ def main() -> None:
             fixture_server(TTFT_MS, ITL_MS) as url:
         for case, streams, n in cases:
             for tool in args.tools.split(","):
+                server_ttfts(url)  # reset the fixture's own TTFT list
                 row = tools[tool](url, streams, n, work, model_dir)
+                srv = server_ttfts(url)
+                if "error" not in row and srv:
+                    row["server_ttft_p50"] = percentile(srv, 50)
+                    row["server_ttft_p99"] = percentile(srv, 99)
                 table.setdefault(tool, {})[case] = row
                 print(f"{tool:9s} {case:10s} streams {streams:5d} n {n:5d}: "
                       + (row["error"].replace("\n", " ")[:300] if "error" in row else
                          f"{fmt(row['rps'])} req/s errors {fmt(row['errors'], '.2%')} TTFT p50 "
-                         f"{fmt(row['ttft_p50'])} p99 {fmt(row['ttft_p99'])} ms "
+                         f"{fmt(row['ttft_p50'])} p99 {fmt(row['ttft_p99'])} ms (fixture's own "
+                         f"{fmt(row.get('server_ttft_p50'))} / {fmt(row.get('server_ttft_p99'))}) "
                          f"cpu/req {fmt(row.get('cpu_per_req_ms'))} ms"), flush=True)
     print(f"\n{load_note()}; fixture TTFT {TTFT_MS:g} ms, ITL {ITL_MS:g} ms, {OUT_TOKENS} tokens")
     print(f"{'tool':9s} {'sustained/s':>12s} {'bias64 p50':>11s} {'bias64 p99':>11s} "
           f"{'bias1024 p50':>13s} {'bias1024 p99':>13s}")
     for tool, cases_ in table.items():
         def bias(case: str, key: str) -> Optional[float]:
+            # client percentile minus the fixture's own percentile of the same requests
             row = cases_.get(case, {})
-            return None if row.get(key) is None else row[key] - TTFT_MS
+            srv = row.get("server_" + key)
+            return None if row.get(key) is None or srv is None else row[key] - srv
         s = cases_.get("sustained", {})
         rate = s.get("rps") if (s.get("errors") or 0) < 0.01 else None
         print(f"{tool:9s} {fmt(rate, '12.1f')} {fmt(bias('ttft64', 'ttft_p50'), '11.2f')} "

@@ -20,6 +20,10 @@ from aiohttp import web
 
 def build_app(ttft: float, itl: float, model: str) -> web.Application:
     stats = {"requests": 0, "tokens": 0}
+    # The fixture's own view of each request's TTFT (arrival -> first content chunk written):
+    # the client's bias is its TTFT minus this, so the fixture's own delays under load
+    # (timer slack, CPU contention) are not blamed on the client.
+    ttfts: list = []
 
     async def completions(request: web.Request) -> web.StreamResponse:
         arrived = time.perf_counter()
@@ -61,6 +65,8 @@ def build_app(ttft: float, itl: float, model: str) -> web.Application:
                 chunk["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": i + 1,
                                   "total_tokens": prompt_tokens + i + 1}
             await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            if i == 0:
+                ttfts.append(time.perf_counter() - arrived)
         await resp.write(b"data: " + json.dumps({**base, "choices": [], "usage": {
             "prompt_tokens": prompt_tokens, "completion_tokens": n,
             "total_tokens": prompt_tokens + n}}).encode() + b"\n\n")
@@ -81,12 +87,19 @@ def build_app(ttft: float, itl: float, model: str) -> web.Application:
                                  f'vllm:generation_tokens_total{{model_name="{model}"}} '
                                  f'{stats["tokens"]}\n')
 
+    async def fixture_stats(request: web.Request) -> web.Response:
+        data = sorted(ttfts)
+        if request.query.get("reset"):
+            ttfts.clear()
+        return web.json_response({"ttft_ms": [v * 1000.0 for v in data]})
+
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/fixture/stats", fixture_stats)
     return app
 
 
