@@ -34,6 +34,8 @@ SEED_002 = [
 MIXTRAL = {"name": "mixtral", "source": "hf:mistralai/Mixtral-8x7B-Instruct-v0.1@main", "replicas": 2,
            "gpus": 2, "vllm_args": {"tensor_parallel_size": 2}}
 
+CPU_MODEL = {"name": "llama-1b", "source": "hf:meta-llama/Llama-3.2-1B-Instruct@main", "replicas": 1,
+             "vllm_args": {"max_model_len": 2048}}
 KEDA = {"enabled": True, "mode": "keda", "min_replicas": 1, "max_replicas": 4, "queue_target": 5,
         "polling_interval_s": 15, "cooldown_s": 600, "prometheus_url": "http://prom:9090",
         "models": {"qwen-7b": {"max_replicas": 6}}}
@@ -42,7 +44,8 @@ HPA = {"enabled": True, "mode": "hpa", "min_replicas": 2, "max_replicas": 3, "qu
 
 # name -> (inventory, [(extra vars, playbooks) per step]). Steps re-render into the same
 # directory: step 1 of seed002 removes mistral-7b, adds mixtral (tensor parallel over 2 GPUs)
-# and turns on KEDA; step 1 of seed000 switches to the kube_proxy baseline (no router) with HPA.
+# and turns on KEDA; step 1 of seed000 switches to the kube_proxy baseline (no router) with HPA,
+# step 2 to a CPU-only cluster.
 RENDERS: dict[str, tuple[str, list[tuple[dict, list[str]]]]] = {
     "seed002": ("k8s_002", [({}, PLAYBOOKS),
                             ({"llm_models": SEED_002[:2] + [MIXTRAL], "vllm_k8s_autoscaling": KEDA},
@@ -50,7 +53,9 @@ RENDERS: dict[str, tuple[str, list[tuple[dict, list[str]]]]] = {
     "seed000": ("k8s_000", [({"monitoring_stack_values": {"prometheus": {"prometheusSpec": {"retention": "30d"}}}},
                              PLAYBOOKS),
                             ({"llm_router": {"policy": "kube_proxy"}, "vllm_k8s_autoscaling": HPA},
-                             ["playbooks/serving.yml"])]),
+                             ["playbooks/serving.yml"]),
+                            # A cluster without GPUs: vLLM's CPU image, no GPU resources or placement.
+                            ({"vllm_device": "cpu", "llm_models": [CPU_MODEL]}, ["playbooks/serving.yml"])]),
 }
 
 

@@ -272,3 +272,20 @@ def test_kube_proxy_baseline_removes_the_router_and_hpa_scales_on_queue_depth():
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 3)
     # The model's Service is the entry point now: kube-proxy spreads connections.
     assert _find(docs, "Service", "llama-3b")["spec"]["type"] == "ClusterIP"
+
+
+def test_cpu_cluster_uses_the_cpu_image_and_no_gpu():
+    docs = _docs("seed000", 2)
+    assert validate_paths([os.path.join(serving_render.render_all()["seed000"], "rendered-2", "serving")]) == []
+    spec = policy.pod_spec(_find(docs, "Deployment", "llama-1b"))
+    container = spec["containers"][0]
+    assert container["image"] == VERSIONS["vllm_cpu_image"]
+    assert "nvidia.com/gpu" not in container["resources"]["limits"]
+    assert "nodeSelector" not in spec and "tolerations" not in spec
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    args = container["args"]
+    assert args[args.index("--block-size") + 1] == "32" and "--gpu-memory-utilization" not in args
+    # The seed000 model of the earlier steps is pruned from the plan.
+    pruned = {(o["kind"], o["name"]) for o in serving_render.plan(serving_render.render_all()["seed000"], 2, "vllm")["prune"]}
+    assert ("Deployment", "llama-3b") in pruned and ("HorizontalPodAutoscaler", "llama-3b") in pruned
