@@ -11,9 +11,9 @@ from ansible_collections.llmops.platform.plugins.module_utils.inventory import (
 )
 
 
-def llm_models_normalize(models, default_args=None, base_port=8100, port_stride=10, device="gpu"):
+def llm_models_normalize(models, default_args=None, base_port=8100, port_stride=10, device="gpu", check_ports=True):
     try:
-        return normalize_models(models, default_args, int(base_port), int(port_stride), device)
+        return normalize_models(models, default_args, int(base_port), int(port_stride), device, bool(check_ports))
     except InventoryError as exc:
         raise AnsibleFilterError(f"Invalid inventory: {exc}") from None
 

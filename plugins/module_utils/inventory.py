@@ -89,6 +89,7 @@ def normalize_models(
     base_port: int = 8100,
     port_stride: int = 10,
     device: str = "gpu",
+    check_ports: bool = True,
 ) -> list[dict[str, Any]]:
     """Validate `llm_models` and return entries with every field filled in.
 
@@ -133,7 +134,8 @@ def normalize_models(
         gpus = _int_field(entry, "gpus", f"{where}.gpus", 0, 0, 16)
         first_port = _int_field(entry, "port", f"{where}.port", base_port + index * port_stride, 1024, 65535)
         ports = list(range(first_port, first_port + replicas))
-        for port in ports:
+        # Host ports only matter where replicas share one host (the local target).
+        for port in ports if check_ports else []:
             if port > 65535:
                 raise InventoryError(f"{where}.replicas", f"replica port {port} exceeds 65535; lower port or replicas")
             if port in used_ports:

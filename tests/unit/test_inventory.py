@@ -85,3 +85,11 @@ def test_expand_replicas():
     replicas = expand_replicas(models, "127.0.0.1")
     assert [r["name"] for r in replicas] == ["vllm-a-0", "vllm-a-1"]
     assert replicas[1]["health_url"] == "http://127.0.0.1:8101/health"
+
+
+def test_ports_are_not_checked_off_the_local_target():
+    models = [{"name": "a", "source": "generated:tiny-llama", "replicas": 12},
+              {"name": "b", "source": "generated:tiny-llama"}]
+    with pytest.raises(InventoryError, match="already used"):
+        normalize_models(models)
+    assert len(normalize_models(models, check_ports=False)) == 2
