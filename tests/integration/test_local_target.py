@@ -48,8 +48,8 @@ def test_site_serves_and_benchmarks(platform):
     answer = post_json(endpoints[0]["base_url"] + "/v1/chat/completions",
                        {"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5})
     assert answer["usage"]["completion_tokens"] == 5
-    runs = sorted(os.listdir(platform.reports))
-    run = [r for r in runs if r != "index.html"][-1]
+    runs = sorted(r for r in os.listdir(platform.reports) if os.path.isdir(os.path.join(platform.reports, r)))
+    run = runs[-1]
     for model in ("tiny-chat", "tiny-b"):
         results = json.load(open(os.path.join(platform.reports, run, model, "results.json")))
         summary = results["summary"]
