@@ -174,7 +174,8 @@ def run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
         else:
             since_best += 1
 
-    feasible = [t for t in trials if t.get("value") is not None]
+    # The untuned default competes too: when nothing beats it, best.yml says "keep it".
+    feasible = [t for t in trials + ([default_trial] if default_trial else []) if t.get("value") is not None]
     best = None
     if feasible:
         best = min(feasible, key=lambda t: t["value"]) if task.direction == "minimize" else max(feasible, key=lambda t: t["value"])

@@ -122,3 +122,14 @@ def test_outputs_and_best_snippet_deploy(tmp_path, install_measure):
     for needle in ("Best vs default", "Objective over trials", "Pareto front", "Trials ranked", "startup_crash"):
         assert needle in html
     assert os.path.basename(paths["results"]) != "results.json"  # the bench index must not read it
+
+
+def test_default_wins_when_no_trial_beats_it(tmp_path, install_measure):
+    task = dict(TASK, parameters={"max_num_seqs": [2, 40]})
+    rt = FakeRuntime()
+    install_measure(rt)
+    opts = SweepOptions(output_dir=str(tmp_path / "out"), runtime=rt, base_args={"max_num_seqs": 16})
+    res = run_sweep(parse_task(task), opts)
+    assert res["best"]["id"] == "default"
+    snippet = best_snippet(res, "chat", "generated:tiny-llama")
+    assert snippet["llm_models"][0]["vllm_args"] == {}  # keep the platform defaults
