@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Run the host-role Molecule scenario from nothing on a fresh Debian CI machine:
+#   1. apt-get install docker.io debootstrap when missing (Debian packages only),
+#   2. start dockerd when `docker info` fails (no systemd here), and stop it at the end
+#      only if this script started it,
+#   3. build the Debian 12 systemd image (cached: skipped when the tag exists),
+#   4. `molecule test` (destroy, create, prepare, converge, idempotence, side_effect,
+#      verify, destroy).
+# Extra arguments go to molecule (e.g. `scripts/molecule-test.sh --destroy never`).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${root}"
+export ANSIBLE_HOME="${ANSIBLE_HOME:-${root}/.ansible}"
+cache="${LLMOPS_CACHE:-${HOME}/.cache/llmops}"
+mkdir -p "${cache}"
+
+say() { echo "== molecule-test: $*" >&2; }
+start=$(date +%s)
+
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+if ((${#missing[@]})); then
+  say "installing ${missing[*]} (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+started_dockerd=""
+if ! docker info >/dev/null 2>&1; then
+  say "starting dockerd (log: ${cache}/dockerd.log)"
+  dockerd >"${cache}/dockerd.log" 2>&1 &
+  started_dockerd=$!
+  for _ in $(seq 60); do
+    docker info >/dev/null 2>&1 && break
+    kill -0 "${started_dockerd}" 2>/dev/null || { tail -n 20 "${cache}/dockerd.log" >&2; exit 1; }
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { say "dockerd did not answer within 60 s"; tail -n 20 "${cache}/dockerd.log" >&2; exit 1; }
+fi
+stop_dockerd() {
+  if [[ -n "${started_dockerd}" ]]; then
+    say "stopping the dockerd this script started (pid ${started_dockerd})"
+    kill "${started_dockerd}" 2>/dev/null || true
+    wait "${started_dockerd}" 2>/dev/null || true
+  fi
+}
+trap stop_dockerd EXIT
+
+LLMOPS_MOLECULE_IMAGE="$(scripts/build-molecule-image.sh)"
+export LLMOPS_MOLECULE_IMAGE
+say "image ${LLMOPS_MOLECULE_IMAGE} ready after $(( $(date +%s) - start ))s"
+
+bin="$(scripts/venv.sh path control)/bin"
+[[ -x "${bin}/molecule" ]] || scripts/venv.sh ensure control >/dev/null
+PATH="${bin}:${PATH}" molecule test "$@"
+say "passed in $(( $(date +%s) - start ))s"
