@@ -12,6 +12,13 @@ except (OSError, ValueError, KeyError):
     replicas = []
 for replica in replicas:
     print(f"Endpoint: {replica['base_url']}/v1/chat/completions  (model {replica['model']}, replica {replica['index']})")
+router_spec = os.path.join(home, "run", "router", "spec.json")
+try:
+    with open(router_spec, encoding="utf-8") as handle:
+        ready_url = json.load(handle).get("ready_url", "")
+    print(f"Router:   {ready_url.rsplit('/health', 1)[0]}/v1/chat/completions  (routes by model)")
+except (OSError, ValueError):
+    pass
 index = os.path.join(root, "reports", "index.html")
 if os.path.exists(index):
     print(f"Report:   file://{index}")
