@@ -325,13 +325,14 @@ def _index_row(entry: Dict[str, Any]) -> List[str]:
             _num(e2e.get("median")), _num(e2e.get("p99")), _badge(s.get("valid"))]
 
 
-def render_index(report_root: str, title: str = "LLM benchmark reports") -> str:
+def render_index(report_root: str, title: str = "LLM benchmark reports", extra_html: str = "") -> str:
     entries, problems = discover_runs(report_root)
-    return render_index_entries(entries, problems, title)
+    return render_index_entries(entries, problems, title, extra_html)
 
 
 def render_index_entries(entries: List[Dict[str, Any]], problems: List[str],
-                         title: str = "LLM benchmark reports") -> str:
+                         title: str = "LLM benchmark reports", extra_html: str = "") -> str:
+    """`extra_html`: sections other engines add (the tuner's sweeps), placed before the footer."""
     body = [f"<h1>{escape(title)}</h1>",
             f'<p class="sub">{len(entries)} result(s) in '
             f'{len({e["run"] for e in entries})} run(s), newest first. '
@@ -352,5 +353,6 @@ def render_index_entries(entries: List[Dict[str, Any]], problems: List[str],
     if problems:
         body.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{escape(p)}</li>" for p in problems)
                     + "</ul>")
+    body.append(extra_html)
     body.append("<footer>llmops.platform benchmark reports</footer>")
     return _page(title, "".join(body))
