@@ -14,13 +14,14 @@ CONTROL_VENV = $(shell scripts/venv.sh path control)
 BIN = $(CONTROL_VENV)/bin
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help bootstrap control serving demo test lint unit integration clean lock
+.PHONY: help bootstrap control serving demo test lint unit integration clean lock bench-scripts
 
 help:
 	@echo "make demo   - bootstrap, then ansible-playbook site.yml on the local inventory"
 	@echo "make test   - bootstrap, then lint + unit + integration tests"
 	@echo "make lint   - ansible-lint (production), yamllint, syntax-check"
 	@echo "make clean  - stop what the demo started, remove reports (caches stay)"
+	@echo "make bench-scripts - the measured comparisons in bench/ (minutes; prints ratios)"
 
 control:
 	@scripts/venv.sh ensure control >/dev/null
@@ -61,3 +62,11 @@ clean: control
 lock:
 	scripts/lock.sh control
 	scripts/lock.sh serving
+
+# Performance claims live here, measured side by side in one run (docs/benchmark.md).
+bench-scripts: bootstrap
+	PYTHONPATH=.collections $(BIN)/python bench/client_overhead.py
+	PYTHONPATH=.collections $(BIN)/python bench/schedule_fidelity.py
+	PYTHONPATH=.collections $(BIN)/python bench/server_agreement.py
+	PYTHONPATH=.collections $(BIN)/python bench/router_overhead.py --vllm-router-venv $(LLMOPS_CACHE)/venvs/vllm-router
+	PYTHONPATH=.collections $(BIN)/python bench/tuner_efficiency.py
