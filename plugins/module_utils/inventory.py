@@ -11,7 +11,7 @@ from typing import Any
 
 SOURCE_SCHEMES = ("generated", "path", "hf")
 GENERATED_MODELS = ("tiny-llama",)
-ENTRY_KEYS = {"name", "source", "replicas", "gpus", "vllm_args", "port", "env", "revision"}
+ENTRY_KEYS = {"name", "source", "replicas", "gpus", "vllm_args", "replica_vllm_args", "port", "env", "revision"}
 # DNS-1035 label: the name becomes a Kubernetes Service/route name on the kubernetes target.
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 HF_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -152,6 +152,13 @@ def normalize_models(
                 f"{where}.vllm_args.block_size",
                 f"{block!r} does not work on vLLM's CPU backend (its attention needs a multiple of 32); use 32",
             )
+        # Per-replica overrides, e.g. [{max_num_seqs: 4}, {}]: real fleets are unequal, and
+        # the routing comparison (playbooks/compare.yml) needs replicas that differ.
+        overrides = entry.get("replica_vllm_args") or []
+        if not isinstance(overrides, list) or len(overrides) > replicas:
+            raise InventoryError(f"{where}.replica_vllm_args",
+                                 f"must be a list of at most replicas ({replicas}) mappings, one per replica")
+        replica_args = [_check_args(o, f"{where}.replica_vllm_args[{i}]") for i, o in enumerate(overrides)]
         env = entry.get("env") or {}
         if not isinstance(env, dict) or not all(isinstance(k, str) for k in env):
             raise InventoryError(f"{where}.env", "must be a mapping of environment variable names to values")
@@ -167,6 +174,7 @@ def normalize_models(
                 "port": first_port,
                 "ports": ports,
                 "vllm_args": args,
+                "replica_vllm_args": replica_args,
                 "env": {k: str(v) for k, v in env.items()},
             }
         )
@@ -200,6 +208,7 @@ def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1", prefi
     """One record per replica of each normalised model: process name, port and URLs."""
     replicas = []
     for model in models:
+        overrides = model.get("replica_vllm_args") or []
         for index, port in enumerate(model["ports"]):
             base = f"http://{host}:{port}"
             replicas.append(
@@ -211,6 +220,8 @@ def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1", prefi
                     "base_url": base,
                     "health_url": f"{base}/health",
                     "models_url": f"{base}/v1/models",
+                    # Model args plus this replica's overrides (replica_vllm_args[index]).
+                    "vllm_args": {**model.get("vllm_args", {}), **(overrides[index] if index < len(overrides) else {})},
                 }
             )
     return replicas
