@@ -13,6 +13,8 @@ import os
 import statistics
 from typing import Any
 
+from ansible_collections.llmops.platform.plugins.module_utils.compare_plots import percentile_series, render_plots
+
 # (dotted path in the summary, label, True when higher is better)
 METRICS: list[tuple[str, str, bool]] = [
     ("throughput.requests_per_s", "requests/s", True),
@@ -124,7 +126,7 @@ def render_html(result: dict[str, Any], notes: list[str] | None = None) -> str:
     parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(b)} vs {html.escape(m)}</title>",
              "<style>body{font:14px system-ui;margin:2em}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
              "text-align:right}td:first-child,th:first-child{text-align:left}.b{color:#070}.w{color:#b00}"
-             ".bar{display:inline-block;height:9px;background:#89a}</style>",
+             ".bar{display:inline-block;height:9px;background:#89a}.plots svg{margin:0 1em 1em 0}</style>",
              f"<h1>{html.escape(b)} vs {html.escape(m)}</h1><ul>"]
     parts += [f"<li>{html.escape(n)}</li>" for n in notes or []]
     parts.append("</ul>")
@@ -143,12 +145,16 @@ def render_html(result: dict[str, Any], notes: list[str] | None = None) -> str:
                          f"<td>{'-' if r['diff_pct'] is None else format(r['diff_pct'], '+.1f')}</td>"
                          f"<td>{_fmt(r['noise'])}</td><td>{ {None: 'n/a', True: 'yes', False: 'no'}[r['exceeds_noise']] }</td></tr>")
         parts.append("</table>")
+        # Overlay: every repeat of both arms over the latency percentiles (the spread is visible).
+        parts.append(render_plots(result.get("percentiles") or {}, model))
     return "\n".join(parts) + "\n"
 
 
 def write_comparison(root: str, baseline: str, managed: str, notes: list[str] | None = None) -> dict[str, Any]:
-    result = compare(load_runs(root), baseline, managed)
+    runs = load_runs(root)
+    result = compare(runs, baseline, managed)
     result["notes"] = list(notes or [])
+    result["percentiles"] = percentile_series(runs, [baseline, managed])
     paths = {"json": os.path.join(root, "comparison.json"), "markdown": os.path.join(root, "comparison.md"),
              "html": os.path.join(root, "comparison.html")}
     with open(paths["json"], "w", encoding="utf-8") as handle:
@@ -157,4 +163,37 @@ def write_comparison(root: str, baseline: str, managed: str, notes: list[str] | 
         handle.write(render_markdown(result, notes))
     with open(paths["html"], "w", encoding="utf-8") as handle:
         handle.write(render_html(result, notes))
-    return {"comparison": result, "paths": paths}
+    index = write_index(os.path.dirname(os.path.abspath(root)))
+    return {"comparison": result, "paths": {**paths, "index": index}}
+
+
+def render_index_section(report_root: str) -> str:
+    """HTML fragment for reports/index.html: a link per comparison under <report_root>/compare/."""
+    compare_dir = os.path.join(report_root, "compare")
+    runs = sorted((r for r in os.listdir(compare_dir) if os.path.isfile(os.path.join(compare_dir, r, "comparison.json")))
+                  if os.path.isdir(compare_dir) else [], reverse=True)
+    if not runs:
+        return ""
+    items = "".join(f"<li><a href='compare/{html.escape(r)}/comparison.html'>{html.escape(r)}</a></li>" for r in runs)
+    return f"<h2>Routing comparisons</h2><p><a href='compare/index.html'>all comparisons</a></p><ul>{items}</ul>"
+
+
+def write_index(compare_dir: str) -> str:
+    """<reports>/compare/index.html: every comparison, newest first, with its verdicts."""
+    rows = []
+    for run in sorted(os.listdir(compare_dir), reverse=True):
+        path = os.path.join(compare_dir, run, "comparison.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        verdicts = "<br>".join(f"{html.escape(m)}: {html.escape(d['verdict'])}" for m, d in data["models"].items())
+        rows.append(f"<tr><td><a href='{html.escape(run)}/comparison.html'>{html.escape(run)}</a></td><td>{verdicts}</td></tr>")
+    page = ("<!doctype html><meta charset=utf-8><title>Routing comparisons</title>"
+            "<style>body{font:14px system-ui;margin:2em}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
+            "text-align:left;vertical-align:top}</style><h1>Routing comparisons (baseline vs managed)</h1>"
+            "<table><tr><th>run</th><th>verdict per model</th></tr>" + "".join(rows) + "</table>\n")
+    index = os.path.join(compare_dir, "index.html")
+    with open(index, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    return index

@@ -84,6 +84,9 @@ from ansible_collections.llmops.platform.plugins.module_utils.bench.report impor
 from ansible_collections.llmops.platform.plugins.module_utils.bench.results import (  # noqa: E402
     write_text,
 )
+from ansible_collections.llmops.platform.plugins.module_utils.compare import (  # noqa: E402
+    render_index_section as compare_section,
+)
 from ansible_collections.llmops.platform.plugins.module_utils.tune.output import (  # noqa: E402
     render_index_section as sweeps_section,
 )
@@ -108,9 +111,10 @@ def main() -> None:
         os.makedirs(root, exist_ok=True)
 
     entries, problems = discover_runs(root)
-    # The index also lists parameter sweeps (reports/sweeps/<task>/sweep.json) from the tuner.
+    # The index also lists parameter sweeps (reports/sweeps/<task>/sweep.json) from the tuner
+    # and routing comparisons (reports/compare/<run>/comparison.html).
     pages = {index_path: render_index_entries(entries, problems, title=module.params["title"],
-                                              extra_html=sweeps_section(root)),
+                                              extra_html=sweeps_section(root) + compare_section(root)),
              csv_path: render(row for e in reversed(entries)
                               for row in rows(e["dir"], e["results"]))}
     changed = False
