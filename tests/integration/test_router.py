@@ -1,6 +1,6 @@
 """The router in front of two real vLLM CPU replicas of the tiny model (issue 9 acceptance).
 
-Runtime: ~3-4 min on 2 cores (two vLLM starts, ~80 s each, in parallel). Ports 19600-19612.
+Runtime: 248 s measured (2026-11-23, 2 cores at load ~10; two vLLM starts in parallel). Ports 19600-19612.
 """
 from __future__ import annotations
 
