@@ -42,6 +42,8 @@ find_python() {
 case "$name" in
   control) python=$(find_python 12 13) || { echo "venv.sh: need Python 3.12 or 3.13 for ansible-core 2.21 (install python3.12, or pyenv install 3.12)" >&2; exit 3; } ;;
   serving) python=$(find_python 11) || { echo "venv.sh: need Python 3.11 for the vLLM CPU venv (the CPU torch 2.13.0 wheel is cp311)" >&2; exit 3; } ;;
+  finetune) python=$(find_python 11) || { echo "venv.sh: need Python 3.11 for the fine-tuning venv (the CPU torch 2.13.0 wheel is cp311)" >&2; exit 3; } ;;
+  mlflow) python=$(find_python 11 12) || { echo "venv.sh: need Python 3.11 or 3.12 for the MLflow venv" >&2; exit 3; } ;;
   *) echo "venv.sh: unknown venv $name (control or serving)" >&2; exit 2 ;;
 esac
 

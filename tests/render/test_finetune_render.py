@@ -1,0 +1,124 @@
+"""Fine-tuning layer on the kubernetes target (seed 003): playbooks/finetune.yml renders for
+real (platform_apply false); every object is schema-validated (1.29 and current) and
+checked against the platform's policies; the ConfigMap carries 003's keys.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+import k8s_policy as policy
+from k8s_validate import load_documents, validate_paths
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+KEYS_003 = {"BASE_MODEL_PATH", "LORA_OUTPUT_PATH", "MERGED_MODEL_PATH", "DATASET_PATH", "FINETUNING_TYPE",
+            "LORA_RANK", "SERVED_MODEL_NAME", "MAX_MODEL_LEN", "TENSOR_PARALLEL_SIZE"}
+SECRET_URI = "https://mlflow-SENTINEL.example:5000"
+
+
+def _render(home: str, extra: dict) -> str:
+    vars_file = os.path.join(home, "vars.json")
+    os.makedirs(home, exist_ok=True)
+    data = {"platform_target": "kubernetes", "platform_apply": False, "llama_factory_k8s_mlflow_uri": SECRET_URI}
+    data.update(extra)
+    with open(vars_file, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    env = dict(os.environ, LLMOPS_HOME=home, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+               ANSIBLE_HOME=os.path.join(ROOT, ".ansible"), PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    result = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "inventories/local", "playbooks/finetune.yml",
+                             "-e", f"@{vars_file}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return os.path.join(home, "rendered", "finetune")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    return _render(str(tmp_path_factory.mktemp("ft-default")), {})
+
+
+@pytest.fixture(scope="module")
+def docs(rendered):
+    return [doc for _, doc in load_documents([rendered])]
+
+
+def _find(docs, kind, name):
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"].startswith(name))
+
+
+def test_every_object_is_valid_in_1_29_and_current(rendered):
+    assert validate_paths([rendered]) == []
+
+
+def test_the_003_objects_are_rendered(docs):
+    kinds = {(d["kind"], d["metadata"]["name"].rsplit("-", 1)[0] if d["kind"] == "Job" else d["metadata"]["name"])
+             for d in docs}
+    assert {("Namespace", "llm-training"), ("PersistentVolumeClaim", "llm-storage"),
+            ("ConfigMap", "llama-factory-config"), ("Job", "llama-factory-train"), ("Job", "llama-factory-merge"),
+            ("Deployment", "llama-factory-webui"), ("Deployment", "llm-inference"),
+            ("Service", "llm-inference")} <= kinds
+    assert not any(d["kind"] == "Service" and d["metadata"]["name"] == "vllm" for d in docs)
+
+
+def test_configmap_has_the_003_keys_and_llama_factory_configs(docs):
+    data = _find(docs, "ConfigMap", "llama-factory-config")["data"]
+    assert KEYS_003 <= set(data)
+    assert data["FINETUNING_TYPE"] == "lora" and data["LORA_RANK"] == "8"
+    train, export = yaml.safe_load(data["train.yaml"]), yaml.safe_load(data["export.yaml"])
+    assert train["output_dir"] == data["LORA_OUTPUT_PATH"] and train["model_name_or_path"] == data["BASE_MODEL_PATH"]
+    assert export["export_dir"] == data["MERGED_MODEL_PATH"] and export["adapter_name_or_path"] == data["LORA_OUTPUT_PATH"]
+    assert train["report_to"] == "mlflow" and train["dataset_dir"] == data["DATASET_PATH"]
+
+
+def test_pvc_is_rwx_200gi(docs):
+    pvc = _find(docs, "PersistentVolumeClaim", "llm-storage")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "200Gi"
+
+
+def test_jobs_have_backoff_ttl_deadline_gpu_and_the_gates(docs):
+    for name in ("llama-factory-train", "llama-factory-merge"):
+        job = _find(docs, "Job", name)
+        assert job["spec"]["backoffLimit"] >= 1 and job["spec"]["ttlSecondsAfterFinished"] > 0
+        assert job["spec"]["activeDeadlineSeconds"] > 0
+        pod = job["spec"]["template"]["spec"]
+        assert pod["restartPolicy"] == "Never" and pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    merge = " ".join(_find(docs, "Job", "llama-factory-merge")["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert "probe_generate.py" in merge and '"stopped": true' in merge
+
+
+def test_policies(docs):
+    workloads = [d for d in docs if d["kind"] in ("Deployment", "Job")]
+    assert policy.image_problems(docs) == []
+    assert policy.resource_problems(docs) == []
+    assert sum((policy.security_problems(w) for w in workloads), []) == []
+    assert policy.selector_problems(docs) == []
+    assert policy.probe_problems(_find(docs, "Deployment", "llm-inference")) == []
+
+
+def test_inference_serves_the_merged_model_and_the_secret_never_renders(rendered, docs):
+    args = _find(docs, "Deployment", "llm-inference")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--model=$(MERGED_MODEL_PATH)" in args and "--served-model-name=$(SERVED_MODEL_NAME)" in args
+    for name in os.listdir(rendered):
+        assert SECRET_URI not in open(os.path.join(rendered, name), encoding="utf-8").read()
+
+
+def test_same_inputs_same_job_names_changed_input_new_ones(tmp_path, docs):
+    names = {d["metadata"]["name"] for d in docs if d["kind"] == "Job"}
+    again = [d for _, d in load_documents([_render(str(tmp_path / "a"), {})])]
+    assert {d["metadata"]["name"] for d in again if d["kind"] == "Job"} == names
+    lora = [d for _, d in load_documents([_render(str(tmp_path / "b"), {
+        "llama_factory_k8s_serve_lora_adapter": True, "llama_factory_k8s_webui": False,
+        "llm_finetune": {"base_model": "path:/storage/models/base-model", "dataset": os.path.join(
+            ROOT, "roles/llama_factory/files/datasets/alpaca_demo.json"), "method": "qlora", "lora_rank": 32}})])]
+    assert not names & {d["metadata"]["name"] for d in lora if d["kind"] == "Job"}
+    assert not any(d["metadata"]["name"] == "llama-factory-webui" for d in lora)
+    args = _find(lora, "Deployment", "llm-inference")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--enable-lora" in args and "--max-lora-rank=32" in args
+    assert _find(lora, "ConfigMap", "llama-factory-config")["data"]["FINETUNING_TYPE"] == "qlora"
