@@ -14,7 +14,7 @@ CONTROL_VENV = $(shell scripts/venv.sh path control)
 BIN = $(CONTROL_VENV)/bin
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help bootstrap control serving demo test lint unit integration clean lock bench-scripts
+.PHONY: help bootstrap control serving demo test lint unit integration molecule clean lock bench-scripts
 
 help:
 	@echo "make demo   - bootstrap, then ansible-playbook site.yml on the local inventory"
@@ -52,7 +52,12 @@ unit: control
 integration: bootstrap
 	PATH="$(BIN):$$PATH" python -m pytest tests/integration -q -x
 
-test: bootstrap lint unit integration
+# Host roles in Debian 12 systemd containers (installs docker.io/debootstrap, starts dockerd,
+# builds the image once): converge, idempotence, verify. Needs root, as on CI.
+molecule: control
+	scripts/molecule-test.sh
+
+test: bootstrap lint unit integration molecule
 
 clean: control
 	-PATH="$(BIN):$$PATH" ansible-playbook playbooks/teardown.yml
