@@ -32,7 +32,7 @@ def percentile_series(runs: dict[str, dict[str, list[dict]]], arms: list[str]) -
 def svg_plot(title: str, by_arm: dict[str, list[list[float]]], width: int = 360, height: int = 220) -> str:
     """One latency's percentile curves, every repeat of every arm; the y axis starts at 0."""
     top = max((v for lines in by_arm.values() for line in lines for v in line), default=0.0) or 1.0
-    left, right, upper, lower = 48, 10, 24, 30
+    left, right, upper, lower = 56, 22, 24, 30
     plot_w, plot_h = width - left - right, height - upper - lower
 
     def x(i: int) -> float:
@@ -45,7 +45,7 @@ def svg_plot(title: str, by_arm: dict[str, list[list[float]]], width: int = 360,
              f"aria-label='{html.escape(title)}'><text x='{left}' y='15' font-size='13'>{html.escape(title)} (ms)</text>",
              f"<line x1='{left}' y1='{upper + plot_h}' x2='{left + plot_w}' y2='{upper + plot_h}' stroke='#999'/>",
              f"<line x1='{left}' y1='{upper}' x2='{left}' y2='{upper + plot_h}' stroke='#999'/>",
-             f"<text x='{left - 4}' y='{upper + 4}' font-size='10' text-anchor='end'>{top:.4g}</text>",
+             f"<text x='{left - 4}' y='{upper + 4}' font-size='10' text-anchor='end'>{top:.0f}</text>",
              f"<text x='{left - 4}' y='{upper + plot_h}' font-size='10' text-anchor='end'>0</text>"]
     for i, (name, _) in enumerate(PERCENTILES):
         parts.append(f"<text x='{x(i):.1f}' y='{height - 12}' font-size='10' text-anchor='middle'>"
