@@ -1,6 +1,6 @@
 """The fine-tuning pipeline for real on the local target (CPU): playbooks/finetune.yml
 trains a LoRA on the tiny model with the shipped 50-row alpaca dataset, merges, verifies,
-starts MLflow (SQLite) and vLLM on the merged model; a chat completion must stop by
+starts MLflow (SQLite), vLLM on the merged model and the WebUI; a chat completion must stop by
 itself. A second run changes nothing (no retraining). Ports 21100-21199; everything
 started here is stopped at the end.
 """
@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, changed_tasks
 
 BIN = os.path.dirname(sys.executable)
-MLFLOW_PORT, SERVE_PORT = 21100, 21110
+MLFLOW_PORT, SERVE_PORT, WEBUI_PORT = 21100, 21110, 21120
 
 
 def _get(url: str, body: dict | None = None, timeout: int = 120) -> dict:
@@ -33,6 +33,7 @@ def run(tmp_path_factory):
     home = str(base / "home")
     vars_file = base / "vars.json"
     vars_file.write_text(json.dumps({"mlflow_port": MLFLOW_PORT, "llm_finetune_serve_port": SERVE_PORT,
+                                     "llama_factory_webui": True, "llama_factory_webui_port": WEBUI_PORT,
                                      "vllm_ready_timeout_s": 600}))
     env = dict(os.environ, LLMOPS_HOME=home, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                ANSIBLE_HOME=os.path.join(ROOT, ".ansible"), PATH=f"{BIN}:{os.environ.get('PATH', '')}",
@@ -85,10 +86,15 @@ def test_train_merge_verify_serve_then_idempotent(run):
     assert len(history) >= 10
     assert history[-1]["value"] < history[0]["value"]
 
+    # The WebUI flag started LLaMA-Factory's Gradio UI.
+    with urllib.request.urlopen(f"http://127.0.0.1:{WEBUI_PORT}/", timeout=30) as resp:
+        assert resp.status == 200
+
     # Same inputs: nothing changes, nothing retrains, the server keeps running.
     trained_at = os.path.getmtime(os.path.join(run_dir, ".trained"))
     second = play(json_output=True)
     assert second.returncode == 0, second.stdout[-4000:]
     assert changed_tasks(json.loads(second.stdout)) == []
     assert os.path.getmtime(os.path.join(run_dir, ".trained")) == trained_at
-    assert len(os.listdir(os.path.dirname(run_dir))) == 1
+    runs = [d for d in os.listdir(os.path.dirname(run_dir)) if d.startswith("tiny-chat-sft-")]
+    assert runs == [os.path.basename(run_dir)]
