@@ -43,37 +43,38 @@ def selector_matches(selector: Obj | None, labels: dict[str, str]) -> bool:
     return True
 
 
+def workload_containers(docs: Iterable[Obj]) -> Iterable[tuple[Obj, Obj]]:
+    """(workload, container) for every container, init containers included, of every workload."""
+    for obj in docs:
+        if obj.get("kind") in WORKLOADS:
+            spec = pod_spec(obj)
+            for container in spec.get("initContainers", []) + spec["containers"]:
+                yield obj, container
+
+
 def image_problems(docs: Iterable[Obj]) -> list[str]:
     problems = []
-    for obj in docs:
-        if obj.get("kind") not in WORKLOADS:
-            continue
-        spec = pod_spec(obj)
-        for container in spec.get("initContainers", []) + spec["containers"]:
-            image = container["image"]
-            tag = image.rsplit("/", 1)[-1].partition(":")[2]
-            if "@sha256:" not in image and (not tag or tag == "latest"):
-                problems.append(f"{obj['metadata']['name']}/{container['name']}: image {image} is not pinned to a tag")
+    for obj, container in workload_containers(docs):
+        image = container["image"]
+        tag = image.rsplit("/", 1)[-1].partition(":")[2]
+        if "@sha256:" not in image and (not tag or tag == "latest"):
+            problems.append(f"{obj['metadata']['name']}/{container['name']}: image {image} is not pinned to a tag")
     return problems
 
 
 def resource_problems(docs: Iterable[Obj]) -> list[str]:
     problems = []
-    for obj in docs:
-        if obj.get("kind") not in WORKLOADS:
-            continue
-        spec = pod_spec(obj)
-        for container in spec.get("initContainers", []) + spec["containers"]:
-            res = container.get("resources") or {}
-            where = f"{obj['metadata']['name']}/{container['name']}"
-            for part in ("requests", "limits"):
-                for key in ("cpu", "memory"):
-                    if key not in (res.get(part) or {}):
-                        problems.append(f"{where}: resources.{part}.{key} missing")
-            gpu_req = (res.get("requests") or {}).get("nvidia.com/gpu")
-            gpu_lim = (res.get("limits") or {}).get("nvidia.com/gpu")
-            if gpu_req != gpu_lim:
-                problems.append(f"{where}: nvidia.com/gpu requests {gpu_req} != limits {gpu_lim}")
+    for obj, container in workload_containers(docs):
+        res = container.get("resources") or {}
+        where = f"{obj['metadata']['name']}/{container['name']}"
+        for part in ("requests", "limits"):
+            for key in ("cpu", "memory"):
+                if key not in (res.get(part) or {}):
+                    problems.append(f"{where}: resources.{part}.{key} missing")
+        gpu_req = (res.get("requests") or {}).get("nvidia.com/gpu")
+        gpu_lim = (res.get("limits") or {}).get("nvidia.com/gpu")
+        if gpu_req != gpu_lim:
+            problems.append(f"{where}: nvidia.com/gpu requests {gpu_req} != limits {gpu_lim}")
     return problems
 
 

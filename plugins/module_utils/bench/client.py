@@ -228,13 +228,19 @@ async def _closed_loop(session: aiohttp.ClientSession, phase: Phase, t0: float,
 
     tasks = [asyncio.ensure_future(worker())
              for _ in range(min(phase.concurrency, len(phase.specs)))]
-    late: set = set()
-    if tasks:
-        _, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+    late = await _finish_by(tasks, deadline)
     return len(pending), bool(late or pending), None
+
+
+async def _finish_by(tasks: list, deadline: float) -> set:
+    """Wait for the tasks until the run's deadline; cancel and return those still running."""
+    if not tasks:
+        return set()
+    _, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
+    return late
 
 
 async def _wait_until(target: float) -> None:
@@ -298,12 +304,7 @@ async def _open_loop(session: aiohttp.ClientSession, phase: Phase, t0: float,
         in_flight[0] += 1
         tasks.append(asyncio.ensure_future(send(rec, phase.specs[index])))
         sent += 1
-    late: set = set()
-    if tasks:
-        _, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+    late = await _finish_by(tasks, deadline)
     not_sent = len(offsets) - sent
     return not_sent, bool(late or (not_sent and not stop_reason)), stop_reason
 
