@@ -17,12 +17,17 @@ def router_k8s_models(models: list[dict[str, Any]], namespace: str, port: int = 
     for model in models:
         name = model["name"]
         suffix = f"{namespace}.svc.{cluster_domain}"
-        entries.append({
+        entry = {
             "name": name,
             "replicas": [{"name": name, "url": f"http://{name}.{suffix}:{int(port)}"}],
             "discovery": {"type": "dns", "host": f"{name}-replicas.{suffix}", "port": int(port),
                           "scheme": "http"},
-        })
+        }
+        # One Deployment per model, so every discovered pod has the model's batch size.
+        slots = (model.get("vllm_args") or {}).get("max_num_seqs")
+        if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0:
+            entry["max_num_seqs"] = slots
+        entries.append(entry)
     return entries
 
 

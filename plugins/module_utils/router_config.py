@@ -11,12 +11,21 @@ POLICIES = ("round_robin", "least_inflight", "queue_aware", "session_affinity")
 # Keys of llm_router that go into the file as they are (apps/router/README.md documents them).
 SETTINGS = ("policy", "poll_interval_s", "metrics_stale_s", "health_interval_s", "health_timeout_s",
             "eject_s", "max_retries", "connect_timeout_s", "upstream_timeout_s", "wait_weight",
-            "kv_weight", "session_header", "affinity_max_imbalance")
+            "kv_weight", "assumed_capacity", "capacity_ttl_s", "session_header", "affinity_max_imbalance")
 DEFAULTS = {"policy": "queue_aware", "poll_interval_s": 1}
 
 
 class RouterConfigError(ValueError):
     pass
+
+
+def _replica_entry(replica: dict[str, Any]) -> dict[str, Any]:
+    entry = {"name": replica["name"], "url": replica["base_url"]}
+    # queue_aware prices a request beyond a replica's batch size as queued (apps/router).
+    slots = (replica.get("vllm_args") or {}).get("max_num_seqs")
+    if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0:
+        entry["max_num_seqs"] = slots
+    return entry
 
 
 def build_router_config(models: list[dict[str, Any]], settings: dict[str, Any] | None,
@@ -42,7 +51,7 @@ def build_router_config(models: list[dict[str, Any]], settings: dict[str, Any] |
     out_models = []
     for name in names:
         entry: dict[str, Any] = {"name": name, "replicas": [
-            {"name": r["name"], "url": r["base_url"]} for r in replicas if r["model"] == name]}
+            _replica_entry(r) for r in replicas if r["model"] == name]}
         if name in per_model:
             entry["policy"] = per_model[name]
         out_models.append(entry)

@@ -19,6 +19,7 @@ class ConfigError(ValueError):
 class ReplicaConfig:
     name: str
     url: str  # base URL, e.g. http://127.0.0.1:8100 (no trailing slash)
+    max_num_seqs: int | None = None  # the replica's vLLM max_num_seqs, when the deployer knows it
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class ModelConfig:
     # {type: dns, host, port, scheme}: replicas are the addresses `host` resolves to (a
     # Kubernetes headless Service answers one per ready pod); re-resolved every health round.
     discovery: dict[str, Any] | None = None
+    # Capacity of replicas found by discovery (one Deployment: all alike).
+    max_num_seqs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,18 @@ class RouterConfig:
     connect_timeout_s: float = 5.0
     # Time until upstream response headers; streaming bodies are not time-limited.
     upstream_timeout_s: float = 600.0
-    # queue_aware score = running + wait_weight * waiting + kv_weight * kv_usage + new in-flight
+    # queue_aware cost = wait_weight * queued + (present + 1) / capacity + kv_weight * kv_usage
+    # (policies.Chooser.load): one queued request costs wait_weight, a full batch costs 1.
     wait_weight: float = 2.0
     kv_weight: float = 4.0
+    # Batch size assumed for a replica whose capacity is neither configured nor yet learned
+    # (vLLM's default max_num_seqs on GPUs).
+    assumed_capacity: float = 256.0
+    # A capacity learned from a saturated scrape holds this long, then the configured one again.
+    capacity_ttl_s: float = 60.0
     session_header: str = "x-session-id"
-    # session_affinity leaves its replica when that replica's load exceeds the least loaded
-    # replica's by more than this (in requests).
+    # session_affinity leaves its replica when that replica's queue_aware cost exceeds the least
+    # loaded replica's by more than this (2 queued requests at the default wait_weight).
     affinity_max_imbalance: float = 4.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -72,6 +81,14 @@ def _num(raw: dict, key: str, default: float, minimum: float, kind: type = float
     if value < minimum:
         raise ConfigError(f"{key}: must be >= {minimum}, got {value}")
     return kind(value)
+
+
+def _slots(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: the replica's vLLM max_num_seqs, an integer >= 1 (or leave it out), got {value!r}")
+    return value
 
 
 def _policy(value: Any, where: str) -> str:
@@ -116,11 +133,14 @@ def parse_config(raw: dict[str, Any]) -> RouterConfig:
             url = rep.get("url") if isinstance(rep, dict) else None
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 raise ConfigError(f"{where}.replicas[{j}].url: must be an http(s) base URL, got {url!r}")
-            replicas.append(ReplicaConfig(name=str(rep.get("name") or url), url=url.rstrip("/")))
+            replicas.append(ReplicaConfig(name=str(rep.get("name") or url), url=url.rstrip("/"),
+                                          max_num_seqs=_slots(rep.get("max_num_seqs"),
+                                                              f"{where}.replicas[{j}].max_num_seqs")))
         policy = entry.get("policy")
         models.append(ModelConfig(entry["name"], tuple(replicas),
                                   _policy(policy, f"{where}.policy") if policy else None,
-                                  _discovery(entry.get("discovery"), f"{where}.discovery")))
+                                  _discovery(entry.get("discovery"), f"{where}.discovery"),
+                                  _slots(entry.get("max_num_seqs"), f"{where}.max_num_seqs")))
     poll = _num(raw, "poll_interval_s", 1.0, 0.05)
     known = {f for f in RouterConfig.__dataclass_fields__} - {"models", "extra"}
     return RouterConfig(
@@ -138,6 +158,8 @@ def parse_config(raw: dict[str, Any]) -> RouterConfig:
         upstream_timeout_s=_num(raw, "upstream_timeout_s", 600.0, 0.1),
         wait_weight=_num(raw, "wait_weight", 2.0, 0),
         kv_weight=_num(raw, "kv_weight", 4.0, 0),
+        assumed_capacity=_num(raw, "assumed_capacity", 256.0, 1),
+        capacity_ttl_s=_num(raw, "capacity_ttl_s", 60.0, 0),
         session_header=str(raw.get("session_header", "x-session-id")).lower(),
         affinity_max_imbalance=_num(raw, "affinity_max_imbalance", 4.0, 0),
         extra={k: v for k, v in raw.items() if k not in known and k != "models"},

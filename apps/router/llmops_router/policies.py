@@ -22,15 +22,30 @@ class Chooser:
         return list(replicas[k:]) + list(replicas[:k])
 
     def load(self, replica: Replica, now: float) -> float:
-        """queue_aware's estimate of the work queued on a replica, in requests."""
+        """queue_aware's cost of sending one more request to a replica.
+
+        `present` is what the replica holds: the last scrape's running + waiting plus what
+        the router sent since (a burst between polls), never below the router's own
+        in-flight count. With a known capacity, the requests beyond it are queued: each
+        costs `wait_weight`, because a queued request waits for a whole generation, while
+        joining a batch with free slots only costs its share of the batch (present+1)/capacity.
+        Without a known capacity the scraped queue is the queued part and the batch share
+        uses `assumed_capacity`. KV-cache pressure adds `kv_weight * usage`.
+        """
         cfg = self.config
         metrics = replica.fresh_metrics(cfg.metrics_stale_s, now)
+        capacity = replica.capacity(cfg.capacity_ttl_s, now)
         if metrics is None:  # stale or never scraped: only what the router itself knows
-            return float(replica.inflight)
-        scraped = (metrics.running + cfg.wait_weight * metrics.waiting
-                   + cfg.kv_weight * metrics.kv_usage + replica.new_inflight)
-        # Own in-flight requests are a lower bound even when the scrape lags behind.
-        return max(scraped, float(replica.inflight))
+            present, waiting, kv = float(replica.inflight), 0.0, 0.0
+        else:
+            present = max(metrics.running + metrics.waiting + replica.new_inflight, float(replica.inflight))
+            waiting, kv = metrics.waiting, metrics.kv_usage
+        if capacity:
+            queued = max(0.0, present + 1 - capacity)
+        else:
+            queued = waiting
+            capacity = cfg.assumed_capacity
+        return cfg.wait_weight * queued + (present + 1) / capacity + cfg.kv_weight * kv
 
     def order(self, model: str, replicas: Sequence[Replica], policy: str,
               session: str | None = None) -> list[Replica]:

@@ -24,6 +24,13 @@ class Replica:
     new_inflight: int = 0
     failures: int = 0
     choices: int = 0
+    # Sequences the replica runs at once: the deployer's max_num_seqs, if known, and what
+    # the scrapes showed (running while requests waited = saturated). A request beyond
+    # capacity waits a whole generation, so queue_aware prices it far above a busier batch.
+    configured_capacity: int | None = None
+    learned_capacity: int | None = None
+    learned_at: float = 0.0
+    _saturated_at: int | None = None  # running count of the previous scrape if requests waited
     extra: dict = field(default_factory=dict)
 
     def routable(self, now: float | None = None) -> bool:
@@ -39,7 +46,26 @@ class Replica:
             return None
         return self.metrics
 
+    def capacity(self, ttl_s: float, now: float) -> int | None:
+        """Learned capacity while recent (KV-cache limits change with prompt lengths), else
+        the configured one; None when neither is known."""
+        if self.learned_capacity is not None and now - self.learned_at <= ttl_s:
+            return self.learned_capacity
+        return self.configured_capacity
+
     def record_scrape(self, metrics: QueueMetrics | None, now: float) -> None:
+        saturated = None
+        if metrics is not None and metrics.running >= 1:
+            running = int(metrics.running)
+            if metrics.waiting > 0:
+                saturated = running
+                # Requests also wait for a moment between arriving and the next scheduler step,
+                # so one scrape proves nothing; two in a row at the same batch size do.
+                if self._saturated_at == running:
+                    self.learned_capacity, self.learned_at = running, now
+            elif self.learned_capacity is not None and running > self.learned_capacity:
+                self.learned_capacity, self.learned_at = running, now  # it holds more than we thought
+        self._saturated_at = saturated
         self.metrics = metrics
         self.metrics_at = now
         self.scrape_epoch += 1

@@ -40,7 +40,9 @@ class Router:
     def __init__(self, config: RouterConfig):
         self.config = config
         self.pools: dict[str, list[Replica]] = {
-            m.name: [Replica(r.name, m.name, r.url) for r in m.replicas] for m in config.models}
+            m.name: [Replica(r.name, m.name, r.url, configured_capacity=r.max_num_seqs or m.max_num_seqs)
+                     for r in m.replicas] for m in config.models}
+        self.model_capacity = {m.name: m.max_num_seqs for m in config.models}
         self.static = {name: list(pool) for name, pool in self.pools.items()}
         self.discovery = {m.name: m.discovery for m in config.models if m.discovery}
         self.chooser = Chooser(config)
@@ -113,7 +115,9 @@ class Router:
         urls = [f"{spec['scheme']}://{'[' + h + ']' if ':' in h else h}:{spec['port']}" for h in hosts]
         current = {r.url: r for r in self.pools[model]}
         if urls:
-            fresh = [current.get(u) or Replica(f"{model}@{u.split('://')[1]}", model, u) for u in urls]
+            fresh = [current.get(u) or Replica(f"{model}@{u.split('://')[1]}", model, u,
+                                               configured_capacity=self.model_capacity[model])
+                     for u in urls]
         else:  # fall back to the static replicas (the model's Service)
             fresh = [current.get(r.url) or r for r in self.static[model]]
         if [r.url for r in fresh] != list(current):

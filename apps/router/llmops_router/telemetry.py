@@ -81,6 +81,8 @@ class RouterMetrics:
              lambda r: r.metrics.waiting if r.metrics else -1),
             ("replica_running", "Last scraped vllm:num_requests_running (-1: none).",
              lambda r: r.metrics.running if r.metrics else -1),
+            ("replica_capacity", "Sequences the replica runs at once, configured or learned (-1: unknown).",
+             lambda r: r.capacity(float("inf"), 0.0) or -1),
             ("replica_kv_cache_usage", "Last scraped KV-cache usage fraction (-1: none).",
              lambda r: r.metrics.kv_usage if r.metrics else -1),
         )

@@ -31,8 +31,20 @@ def test_kubernetes_style_discovery_entry_is_read():
     ({"models": [], "poll_interval_s": 1, "metrics_stale_s": 0.5}, "metrics_stale_s"),
     ({"models": [{"name": "m", "discovery": {"type": "dns", "host": "h"}}]}, "models[0].discovery.port"),
     ({"models": [{"name": "m", "discovery": {"type": "consul"}}]}, "models[0].discovery"),
+    ({"models": [{"name": "m", "replicas": [{"url": "http://h:1", "max_num_seqs": 0}]}]},
+     "models[0].replicas[0].max_num_seqs"),
+    ({"models": [{"name": "m", "max_num_seqs": "16"}]}, "models[0].max_num_seqs"),
+    ({"models": [], "assumed_capacity": 0}, "assumed_capacity"),
 ])
 def test_errors_name_the_field(raw, field):
     with pytest.raises(ConfigError) as err:
         parse_config(raw)
     assert str(err.value).startswith(field + ":")
+
+
+def test_capacity_hints_are_read():
+    cfg = parse_config({"models": [{"name": "m", "max_num_seqs": 16, "replicas": [
+        {"url": "http://h:1", "max_num_seqs": 2}, {"url": "http://h:2"}]}]})
+    model = cfg.models[0]
+    assert model.max_num_seqs == 16 and [r.max_num_seqs for r in model.replicas] == [2, None]
+    assert cfg.assumed_capacity == 256 and cfg.capacity_ttl_s == 60

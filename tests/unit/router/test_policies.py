@@ -149,3 +149,55 @@ def test_session_affinity_without_key_behaves_like_queue_aware():
     scrape(reps[0], waiting=5)
     scrape(reps[1])
     assert chooser.order("m", reps, "session_affinity", None)[0].name == "r1"
+
+
+def test_configured_capacity_keeps_requests_out_of_a_full_small_replica():
+    # The compare.yml fleet: max_num_seqs 2 vs 16, concurrency 10, before any scrape.
+    chooser, reps = make(2)
+    reps[0].configured_capacity, reps[1].configured_capacity = 2, 16
+    picks = Counter()
+    for _ in range(10):
+        choice = chooser.order("m", reps, "queue_aware")[0]
+        choice.start_request()
+        picks[choice.name] += 1
+    assert picks["r0"] <= 2 and picks["r1"] >= 8
+    assert reps[0].inflight <= reps[0].configured_capacity  # nothing queued on the small one
+
+
+def test_queue_is_costlier_than_a_fuller_batch():
+    chooser, reps = make(2)
+    reps[0].configured_capacity, reps[1].configured_capacity = 2, 16
+    scrape(reps[0], running=2)
+    scrape(reps[1], running=12)
+    # r0 is full: one more waits a whole generation; r1 has 4 free slots.
+    assert chooser.order("m", reps, "queue_aware")[0].name == "r1"
+    scrape(reps[1], running=16)  # both full: r1 would queue 1, r0 (3 waiting) would queue 4
+    scrape(reps[0], running=2, waiting=3)
+    assert chooser.order("m", reps, "queue_aware")[0].name == "r1"
+
+
+def test_capacity_is_learned_from_two_saturated_scrapes_and_expires():
+    chooser, reps = make(2, capacity_ttl_s=60)
+    rep = reps[0]
+    scrape(rep, running=3, waiting=2)  # one scrape: maybe just between scheduler steps
+    assert rep.capacity(60, time.monotonic()) is None
+    scrape(rep, running=3, waiting=1)
+    assert rep.capacity(60, time.monotonic()) == 3
+    scrape(rep, running=5)  # it ran more than we thought: raise, do not wait for expiry
+    assert rep.capacity(60, time.monotonic()) == 5
+    rep.configured_capacity = 8
+    assert rep.capacity(60, time.monotonic() + 61) == 8  # learned value aged out
+
+
+def test_learned_capacity_routes_away_from_a_saturated_replica():
+    chooser, reps = make(2)
+    for _ in range(2):
+        scrape(reps[0], running=2, waiting=1)
+        scrape(reps[1], running=6)
+    # Unknown capacity on r1 (never saturated): joining it costs a share of assumed_capacity.
+    picks = Counter()
+    for _ in range(6):
+        choice = chooser.order("m", reps, "queue_aware")[0]
+        choice.start_request()
+        picks[choice.name] += 1
+    assert picks == {"r1": 6}

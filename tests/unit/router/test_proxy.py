@@ -278,35 +278,50 @@ def test_dns_discovery_routes_to_resolved_replicas_and_drops_removed_ones():
     assert a0_hits == 3
 
 
+async def _unequal_fleet(policy, poll_interval_s=0.1, hints=False):
+    """A small replica (2 slots) and a big one (8 slots), 60 streamed requests at
+    concurrency 10: (mean latency, requests the big replica got, its router capacity)."""
+    async with backends("small", "big") as bk:
+        bk["small"].slots, bk["big"].slots = 2, 8
+        for b in bk.values():
+            b.chunks, b.chunk_delay = 5, 0.02
+        cfg = router_config({"alpha": [bk["small"], bk["big"]]}, policy=policy, poll_interval_s=poll_interval_s)
+        if hints:  # what the router role writes from each replica's vLLM max_num_seqs
+            for rep, slots in zip(cfg["models"][0]["replicas"], (2, 8)):
+                rep["max_num_seqs"] = slots
+        async with router(cfg) as (url, rt), aiohttp.ClientSession() as s:
+            latencies = []
+            todo = list(range(60))
+
+            async def client():
+                while todo:
+                    todo.pop()
+                    start = time.monotonic()
+                    status, _, _ = await post(s, url, "alpha", stream=True)
+                    assert status == 200
+                    latencies.append(time.monotonic() - start)
+            await asyncio.gather(*(client() for _ in range(10)))
+            return sum(latencies) / len(latencies), bk["big"].hits
+
+
 def test_queue_aware_beats_round_robin_on_unequal_replicas():
-    """A small replica (2 slots) and a big one (8 slots), concurrency 10: round-robin queues
-    half the load on the small one; queue_aware sees its waiting queue and avoids it."""
-    async def one_policy(policy):
-        async with backends("small", "big") as bk:
-            bk["small"].slots, bk["big"].slots = 2, 8
-            for b in bk.values():
-                b.chunks, b.chunk_delay = 5, 0.02
-            cfg = router_config({"alpha": [bk["small"], bk["big"]]}, policy=policy, poll_interval_s=0.1)
-            async with router(cfg) as (url, _), aiohttp.ClientSession() as s:
-                latencies = []
-                todo = list(range(60))
-
-                async def client():
-                    while todo:
-                        todo.pop()
-                        start = time.monotonic()
-                        status, _, _ = await post(s, url, "alpha", stream=True)
-                        assert status == 200
-                        latencies.append(time.monotonic() - start)
-                await asyncio.gather(*(client() for _ in range(10)))
-                return sum(latencies) / len(latencies), bk["big"].hits
-
-    rr_mean, rr_big = run(one_policy("round_robin"))
-    qa_mean, qa_big = run(one_policy("queue_aware"))
+    """Round-robin queues half the load on the small replica; queue_aware sees its waiting
+    queue (and learns its capacity from it) and avoids it."""
+    rr_mean, rr_big = run(_unequal_fleet("round_robin"))
+    qa_mean, qa_big = run(_unequal_fleet("queue_aware"))
     assert rr_big == 30
     # Measured on 2 shared cores: 40-41 of 60 on the big replica, mean latency -23 to -34 %;
     # bounds leave room for a loaded CI machine.
     assert qa_big >= 36, qa_big
+    assert qa_mean < 0.85 * rr_mean, (qa_mean, rr_mean)
+
+
+def test_capacity_hints_route_well_before_any_useful_scrape():
+    """Polls every 1 s see little of a 1-2 s run; the max_num_seqs hints alone keep all but
+    the small replica's 2 slots on the big one, so nothing queues."""
+    rr_mean, _ = run(_unequal_fleet("round_robin", 1.0, hints=True))
+    qa_mean, qa_big = run(_unequal_fleet("queue_aware", 1.0, hints=True))
+    assert qa_big >= 40, qa_big
     assert qa_mean < 0.85 * rr_mean, (qa_mean, rr_mean)
 
 

@@ -48,3 +48,13 @@ def test_defaults_are_queue_aware_every_second():
 def test_bad_settings_name_the_field(settings, field):
     with pytest.raises(RouterConfigError, match=field.replace(".", r"\.")):
         build(settings)
+
+
+def test_each_replica_carries_its_vllm_batch_size_for_queue_aware():
+    models = normalize_models([{"name": "chat", "source": "generated:tiny-llama", "replicas": 2,
+                                "vllm_args": {"max_num_seqs": 8},
+                                "replica_vllm_args": [{"max_num_seqs": 2}]}])
+    cfg = build_router_config(models, {"capacity_ttl_s": 30}, expand_replicas(models), "127.0.0.1", 8000)
+    assert [r["max_num_seqs"] for r in cfg["models"][0]["replicas"]] == [2, 8]
+    parsed = parse_config(cfg)
+    assert [r.max_num_seqs for r in parsed.models[0].replicas] == [2, 8] and parsed.capacity_ttl_s == 30
