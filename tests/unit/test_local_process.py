@@ -95,9 +95,9 @@ def test_exit_before_ready_fails_fast_with_log(make_spec):
     started = time.monotonic()
     ok, reason = lp.wait_ready(spec, [], 60)
     assert not ok and "exited before it became ready" in reason and "exit code 2" in reason
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # vs the 60 s timeout; generous for loaded CI machines
     assert "unrecognized arguments" in lp.log_tail(spec.log_file)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while lp.supervisor_pid(spec) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert lp.supervisor_pid(spec) is None  # fatal: the supervisor gave up and exited
