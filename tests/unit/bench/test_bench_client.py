@@ -133,3 +133,44 @@ def test_run_timeout_bounds_the_whole_run():
     assert result.stopped_reason and "run_timeout_s" in result.stopped_reason
     summary = summarize(result)
     assert summary["valid"] is False and summary["requests"]["not_sent"] == 4
+
+
+def test_tokens_arriving_in_one_read_share_the_wait():
+    """Events batched into one network write must not read as 0 ms gaps plus one spike."""
+    from aiohttp import web
+
+    def event(text):
+        return ('data: {"choices": [{"delta": {"content": "%s"}}]}\n\n' % text).encode()
+
+    async def handler(request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(event("a"))
+        await asyncio.sleep(0.05)
+        await resp.write(event("b"))
+        await asyncio.sleep(0.12)
+        await resp.write(event("c") + event("d") + event("e"))  # one write, three tokens
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+    class Batching:
+        handle = staticmethod(handler)
+
+        @staticmethod
+        async def metrics(_request):
+            return web.Response(text="")
+
+    async def scenario():
+        runner, port = await start_app(Batching())
+        try:
+            return await run_benchmark(BenchConfig(
+                base_url=f"http://127.0.0.1:{port}", model="m", num_requests=1, concurrency=1,
+                max_tokens=5, prompt_tokens=4, request_timeout_s=5.0, run_timeout_s=10.0))
+        finally:
+            await runner.cleanup()
+    rec = asyncio.run(scenario()).records[0]
+    assert rec.ok and len(rec.itl_s) == 4
+    assert rec.itl_s[0] >= 0.04
+    last3 = rec.itl_s[1:]
+    assert max(last3) - min(last3) < 1e-9 and min(last3) >= 0.03  # ~120 ms / 3 each, not 120, 0, 0
+    assert rec.ttft_s + sum(rec.itl_s) == pytest.approx(rec.chunk_times[-1])
