@@ -1,29 +1,26 @@
 """The Streamlit comparison dashboard under Streamlit's testing API (no server, no browser)."""
 import json
 import os
+import shutil
+import sys
 
 import pytest
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(__file__))
+from ansible_collections.llmops.platform.plugins.module_utils.compare import METRICS  # noqa: E402
+from fake_results import RUNS, write_tree  # noqa: E402
+
 APP = os.path.join(os.path.dirname(__file__), "..", "..", "..", "apps", "dashboard", "compare_app.py")
-
-
-def summary(rps, ttft):
-    lat = {"mean": ttft, "median": ttft, "p90": ttft * 1.5, "p95": ttft * 2, "p99": ttft * 3, "p999": ttft * 4}
-    return {"throughput": {"requests_per_s": rps, "output_tokens_per_s": rps * 64},
-            "requests": {"success_rate": 1.0}, "ttft_ms": lat, "e2e_ms": lat}
+OLD, NEW = RUNS
+LABELS = [label for _, label, _ in METRICS]
 
 
 @pytest.fixture()
 def results(tmp_path, monkeypatch):
-    for run in ("20260101T000000Z", "20260102T000000Z"):
-        for k, (b, m) in enumerate([(10.0, 14.0), (10.4, 14.2)], 1):
-            for arm, rps, ttft in (("baseline", b, 200.0 + k), ("managed", m, 100.0 + k)):
-                d = tmp_path / run / arm / f"run{k}" / "chat"
-                d.mkdir(parents=True)
-                (d / "results.json").write_text(json.dumps({"summary": summary(rps, ttft)}))
+    write_tree(str(tmp_path))
     monkeypatch.setenv("LLMOPS_COMPARE_DIR", str(tmp_path))
     return tmp_path
 
@@ -34,25 +31,75 @@ def run(at):
     return at
 
 
-def test_overlay_is_the_default_and_shows_verdict_and_percentiles(results):
+def charts(at) -> list[str]:
+    """Mark type of every chart on the page, in order ('bar', 'line')."""
+    kinds = []
+    for element in at.get("vega_lite_chart"):
+        spec = json.loads(element.proto.spec)
+        kinds.append((spec.get("mark") or spec["layer"][0]["mark"])["type"])
+    return kinds
+
+
+def test_overlay_is_the_default_and_shows_verdict_table_and_percentiles(results):
     at = run(AppTest.from_file(APP, default_timeout=60))
-    assert at.sidebar.multiselect[0].value == ["20260102T000000Z"]  # newest first
-    assert "managed better beyond noise" in at.markdown[0].value
-    assert [s.value for s in at.subheader] == ["TTFT percentiles (ms)", "E2E percentiles (ms)"]
-    frame = at.dataframe[0].value
-    assert list(frame.columns) == ["20260102T000000Z/baseline", "20260102T000000Z/managed"]
-    assert abs(frame.loc["requests/s", "20260102T000000Z/managed"] - 14.1) < 1e-9
+    assert at.sidebar.multiselect[0].value == [NEW]  # newest first
+    assert at.sidebar.selectbox[0].value == "chat" and at.sidebar.radio[0].value == "overlay"
+    verdict = at.markdown[0].value
+    assert verdict.startswith(f"**{NEW}** (baseline, managed): managed better beyond noise on 10 metric(s)")
+    assert [s.value for s in at.subheader] == [f"{x} percentiles (ms)" for x in ("TTFT", "ITL", "E2E")]
+    means = at.table[1].value
+    assert list(means.columns) == [f"{NEW}/baseline", f"{NEW}/managed"]
+    assert abs(means.loc["requests/s", f"{NEW}/managed"] - 7.6) < 1e-9
+    assert charts(at) == ["bar", "line", "line", "line"]
+
+
+def test_every_metric_of_the_issue_is_in_the_tables(results):
+    # requests/s, output tokens/s, success rate, TTFT/ITL/E2E mean, median, p95, p99
+    at = run(AppTest.from_file(APP, default_timeout=60))
+    assert list(at.table[1].value.index) == LABELS and len(LABELS) == 15
+    assert at.selectbox[0].options == LABELS  # each can be the bar chart's metric
+
+
+def test_comparison_table_matches_the_static_report(results):
+    at = run(AppTest.from_file(APP, default_timeout=60))
+    diff = at.table[0].value
+    assert list(diff.columns) == ["baseline", "managed", "diff %", "beyond noise"]
+    assert diff.loc["TTFT mean (ms)", "beyond noise"] == "yes, better"
+    assert diff.loc["ITL mean (ms)", "beyond noise"] == "no"
+    assert diff.loc["requests/s", "baseline"] == "6.1 [6-6.2]"
+    at.sidebar.selectbox[0].set_value("code")
+    run(at)
+    assert "mixed: better on TTFT mean (ms)" in at.markdown[0].value
+    assert at.table[0].value.loc["E2E p99 (ms)", "beyond noise"] == "yes, worse"
 
 
 def test_side_by_side_and_single_and_two_runs(results):
     at = run(AppTest.from_file(APP, default_timeout=60))
-    at.sidebar.multiselect[0].set_value(["20260101T000000Z", "20260102T000000Z"])
+    at.sidebar.multiselect[0].set_value([OLD, NEW])
     at.sidebar.radio[0].set_value("side-by-side")
     run(at)
-    assert len(at.subheader) == 4  # one column per run x arm
+    assert [s.value for s in at.subheader] == [f"{r}/{a}" for r in (OLD, NEW) for a in ("baseline", "managed")]
+    assert len(at.markdown) >= 2 and len(at.expander) == 2  # a verdict and a difference table per run
+    assert charts(at) == ["bar", "line"] * 4  # latency bars and percentile curves per column
     at.sidebar.radio[0].set_value("single")
     run(at)
-    assert len(at.dataframe) == 1 and at.selectbox[0].options[:1] == ["20260101T000000Z/baseline"]
+    assert at.selectbox[0].options[:1] == [f"{OLD}/baseline"]
+    assert [m.label for m in at.metric] == ["requests/s", "output tokens/s", "success rate"]
+    assert at.metric[0].value == "6.1"
+    assert charts(at) == ["bar", "line"]
+
+
+def test_run_without_both_arms_or_model_says_so(results):
+    for k in (1, 2):
+        shutil.rmtree(results / NEW / "managed" / f"run{k}" / "code")
+    at = run(AppTest.from_file(APP, default_timeout=60))
+    at.sidebar.selectbox[0].set_value("code")
+    run(at)
+    assert at.markdown[0].value.endswith("model not in both arms") and not at.expander
+    assert list(at.table[0].value.columns) == [f"{NEW}/baseline"]  # what there is, still shown
+    shutil.rmtree(results / NEW / "managed")
+    at = run(AppTest.from_file(APP, default_timeout=60))
+    assert "no baseline/managed pair" in at.markdown[0].value
 
 
 def test_empty_dir_says_what_to_run(tmp_path, monkeypatch):
