@@ -14,13 +14,14 @@ CONTROL_VENV = $(shell scripts/venv.sh path control)
 BIN = $(CONTROL_VENV)/bin
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help bootstrap control serving demo test lint unit integration molecule clean lock bench-scripts
+.PHONY: help bootstrap control serving demo test lint unit integration molecule clean lock bench-scripts dashboard
 
 help:
 	@echo "make demo   - bootstrap, then ansible-playbook site.yml on the local inventory"
 	@echo "make test   - bootstrap, then lint + unit + integration tests"
 	@echo "make lint   - ansible-lint (production), yamllint, syntax-check"
 	@echo "make clean  - stop what the demo started, remove reports (caches stay)"
+	@echo "make dashboard - Streamlit comparison dashboard over reports/compare (127.0.0.1:8501)"
 	@echo "make bench-scripts - the measured comparisons in bench/ (minutes; prints ratios)"
 
 control:
@@ -62,6 +63,10 @@ test: bootstrap lint unit integration molecule
 clean: control
 	-PATH="$(BIN):$$PATH" ansible-playbook playbooks/teardown.yml
 	rm -rf reports .ansible .pytest_cache
+
+# The baseline-vs-managed dashboard (docs/compare.md) over what playbooks/compare.yml wrote.
+dashboard: control
+	scripts/llmops dashboard --dir reports/compare
 
 # Re-resolve the lock files from requirements/*.in (needs the package registry).
 lock:
