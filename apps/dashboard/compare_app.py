@@ -22,6 +22,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.compare import MET
 from ansible_collections.llmops.platform.plugins.module_utils.compare_plots import LATENCIES, PERCENTILES  # noqa: E402
 
 LATENCY_LABELS = [label for _, label, _ in METRICS if label.endswith("(ms)")]
+VIEWS = ["single", "side-by-side", "overlay"]
 HEADLINE = ["requests/s", "output tokens/s", "success rate"]
 NOISE = {None: "n/a (1 run)", True: "yes", False: "no"}
 VERDICT_COLORS = {"yes, better": "color: #070", "yes, worse": "color: #b00"}  # as comparison.html
@@ -67,13 +68,18 @@ def percentile_frame(columns: dict[str, list[float] | None]) -> pd.DataFrame:
     return pd.DataFrame({k: v for k, v in columns.items() if v}, index=[f"p{p:g}" for _, p in PERCENTILES])
 
 
+def num(value: float) -> str:
+    """4 significant digits, but never an exponent for latencies in the thousands of ms."""
+    return "-" if pd.isna(value) else f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def comparison_table(result: dict, model: str) -> pd.DataFrame:
     """The static report's per-metric rows: means [min-max], diff %, noise, beyond noise."""
     rows = {}
     for r in result["models"].get(model, {}).get("metrics", []):
         b, m = r["baseline"], r["managed"]
-        rows[r["label"]] = {"baseline": f"{b['mean']:.4g} [{b['min']:.4g}-{b['max']:.4g}]",
-                            "managed": f"{m['mean']:.4g} [{m['min']:.4g}-{m['max']:.4g}]",
+        rows[r["label"]] = {"baseline": f"{num(b['mean'])} [{num(b['min'])}-{num(b['max'])}]",
+                            "managed": f"{num(m['mean'])} [{num(m['min'])}-{num(m['max'])}]",
                             "diff %": "-" if r["diff_pct"] is None else f"{r['diff_pct']:+.1f}",
                             "beyond noise": NOISE[r["exceeds_noise"]] + (
                                 "" if not r["exceeds_noise"] else (", better" if r["managed_better"] else ", worse"))}
@@ -85,7 +91,7 @@ def latency_curves(summaries: list[dict]) -> pd.DataFrame:
 
 
 def show_table(frame: pd.DataFrame) -> None:
-    st.table(frame.style.format("{:.4g}", na_rep="-"))
+    st.table(frame.style.format(num))
 
 
 st.set_page_config(page_title="llmops: routing comparisons", layout="wide")
@@ -96,14 +102,17 @@ available = sorted((d for d in os.listdir(base) if os.path.isdir(os.path.join(ba
 if not available:
     st.warning(f"No comparison runs under {base}: run `ansible-playbook playbooks/compare.yml` first.")
     st.stop()
-picked = st.sidebar.multiselect("Comparison runs", available, default=available[:1])
+# Deep links (?run=A,B&model=M&view=single) pick the defaults, for shared links and screenshots.
+query = st.query_params
+linked = [r for r in query.get("run", "").split(",") if r in available]
+picked = st.sidebar.multiselect("Comparison runs", available, default=linked or available[:1])
 data = {run: load(os.path.join(base, run), fingerprint(os.path.join(base, run))) for run in picked}
 models = sorted({m for runs in data.values() for arm in runs.values() for m in arm})
 if not models:
     st.info("Pick at least one run with results.")
     st.stop()
-model = st.sidebar.selectbox("Model", models)
-view = st.sidebar.radio("View", ["single", "side-by-side", "overlay"], index=2)
+model = st.sidebar.selectbox("Model", models, index=models.index(query["model"]) if query.get("model") in models else 0)
+view = st.sidebar.radio("View", VIEWS, index=VIEWS.index(query["view"]) if query.get("view") in VIEWS else 2)
 
 means: dict[str, dict[str, float]] = {}
 summaries: dict[str, list[dict]] = {}  # '<run>/<arm>' -> this model's summaries
@@ -130,7 +139,7 @@ if view == "single":
     cols = st.columns(len(HEADLINE))
     for col, label in zip(cols, HEADLINE):
         value = table.at[label, pick] if label in table.index else float("nan")
-        col.metric(label, "-" if pd.isna(value) else f"{value:.4g}")
+        col.metric(label, num(value))
     show_table(table[[pick]])
     st.subheader("Latency means and percentiles (ms)")
     st.bar_chart(table.loc[[r for r in LATENCY_LABELS if r in table.index], [pick]])

@@ -102,6 +102,18 @@ def test_run_without_both_arms_or_model_says_so(results):
     assert "no baseline/managed pair" in at.markdown[0].value
 
 
+def test_query_parameters_pick_runs_model_and_view(results):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"run": f"{OLD},nosuchrun", "model": "code", "view": "side-by-side"})
+    run(at)
+    assert at.sidebar.multiselect[0].value == [OLD] and at.sidebar.selectbox[0].value == "code"
+    assert at.sidebar.radio[0].value == "side-by-side" and "mixed" in at.markdown[0].value
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"model": "nosuchmodel", "view": "nosuchview"})
+    run(at)  # unknown values fall back to the defaults
+    assert at.sidebar.selectbox[0].value == "chat" and at.sidebar.radio[0].value == "overlay"
+
+
 def test_empty_dir_says_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMOPS_COMPARE_DIR", str(tmp_path / "none"))
     at = run(AppTest.from_file(APP, default_timeout=60))
