@@ -3,14 +3,19 @@
 Run 1 creates every object, run 2 changes nothing; removing a model deletes exactly its
 objects, and the run after that changes nothing either. kmock has no controllers, so
 rollout waits and the router smoke test are off (they need a real cluster).
+compare.yml applies a router per arm next to the serving layer's and benchmarks each arm
+through its URL; kmock runs no pods, so the URLs point at fake routers on 127.0.0.1.
 """
 from __future__ import annotations
 
+import asyncio
+import glob
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +24,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "render"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "bench"))
 import serving_render  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
@@ -56,7 +62,7 @@ def kube(tmp_path):
         proc.wait(timeout=10)
 
 
-def _run(tmp_path, kubeconfig: str, **extra) -> int:
+def _play(tmp_path, kubeconfig: str, playbook: str = "playbooks/serving.yml", **extra) -> subprocess.CompletedProcess:
     data = {"platform_apply": True, "platform_kubeconfig": kubeconfig, "platform_home": str(tmp_path / "home"),
             "platform_render_dir": str(tmp_path / "home" / "rendered"), "vllm_k8s_wait": False,
             "router_k8s_wait": False, "router_k8s_smoke_test": False, **extra}
@@ -64,10 +70,14 @@ def _run(tmp_path, kubeconfig: str, **extra) -> int:
     path.write_text(json.dumps(data))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                HF_TOKEN="hf_kmockToken", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
-    out = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i",
-                          os.path.join(ROOT, "tests", "render", "inventories", "k8s_002"),
-                          "playbooks/serving.yml", "-e", "@" + str(path)],
-                         cwd=ROOT, env=env, text=True, capture_output=True, timeout=600)
+    return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i",
+                           os.path.join(ROOT, "tests", "render", "inventories", "k8s_002"),
+                           playbook, "-e", "@" + str(path)],
+                          cwd=ROOT, env=env, text=True, capture_output=True, timeout=600)
+
+
+def _run(tmp_path, kubeconfig: str, playbook: str = "playbooks/serving.yml", **extra) -> int:
+    out = _play(tmp_path, kubeconfig, playbook, **extra)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     return _changed(out.stdout)
 
@@ -99,3 +109,74 @@ def test_apply_is_idempotent_and_prunes_removed_models(tmp_path, kube):
         assert not _exists(kube, kind, name), f"{kind}/{name} was not pruned"
     assert _exists(kube, "deployment", "qwen-7b") and _exists(kube, "deployment", "llm-router")
     assert _run(tmp_path, kube, llm_models=serving_render.SEED_002[:2]) == 0
+
+
+class FakeRouter:
+    """The router's /health (with its policy) and streaming chat on 127.0.0.1, in a thread."""
+
+    def __init__(self, policy: str):
+        from aiohttp import web
+
+        from bench_fixture_server import FixtureServer
+
+        self.backend = FixtureServer(ttft=0.005, itl=0.001)
+        models = {m["name"]: {"replicas": 2, "healthy": 2} for m in serving_render.SEED_002}
+
+        async def health(_request):
+            return web.json_response({"status": "ok", "policy": policy, "models": models})
+
+        async def start():
+            app = web.Application()
+            app.router.add_get("/health", health)
+            app.router.add_post("/v1/chat/completions", self.backend.handle)
+            app.router.add_get("/metrics", self.backend.metrics)
+            self.runner = web.AppRunner(app, shutdown_timeout=0.5)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0)  # the kernel picks a free port
+            await site.start()
+            return self.runner.addresses[0][1]
+
+        self.loop = asyncio.new_event_loop()
+        self.port = self.loop.run_until_complete(start())
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.run_until_complete(self.runner.cleanup())
+
+
+def test_compare_applies_a_router_per_arm_and_benchmarks_each(tmp_path, kube):
+    pytest.importorskip("aiohttp")
+    assert _run(tmp_path, kube) > 0  # the serving layer, with its own llm-router
+    routers = {"baseline": FakeRouter("round_robin"), "managed": FakeRouter("queue_aware")}
+    workload = {"compare_repeats": 2, "compare_num_requests": 6, "compare_concurrency": 2,
+                "compare_warmup_requests": 0, "compare_scenario": "", "compare_prompt_tokens": 8,
+                "compare_max_tokens": 4, "compare_k8s_url_timeout_s": 10,
+                "platform_reports_dir": str(tmp_path / "reports")}
+    try:
+        urls = {arm: router.url for arm, router in routers.items()}
+        assert _run(tmp_path, kube, "playbooks/compare.yml", compare_k8s_router_urls=urls, **workload) > 0
+        for name in ("llm-router", "llm-router-baseline", "llm-router-managed"):
+            assert _exists(kube, "deployment", name) and _exists(kube, "service", name), name
+        # Each arm's workload went through its own URL: 2 repeats x 3 models x 6 requests.
+        for router in routers.values():
+            models = [body["model"] for body in router.backend.bodies]
+            assert sorted(set(models)) == sorted(m["name"] for m in serving_render.SEED_002)
+            assert len(models) == 2 * 3 * 6
+        (comparison,) = glob.glob(str(tmp_path / "reports" / "compare" / "*" / "comparison.json"))
+        assert "kubernetes, namespace managed" in open(comparison, encoding="utf-8").read()
+        # Swapped URLs: the apply changes nothing, then the policy check stops the run.
+        swapped = {"baseline": urls["managed"], "managed": urls["baseline"]}
+        out = _play(tmp_path, kube, "playbooks/compare.yml", compare_k8s_router_urls=swapped, **workload)
+        assert out.returncode != 0
+        assert "should reach svc/llm-router-baseline (policy round_robin)" in out.stdout, out.stdout[-3000:]
+        assert re.search(r"localhost\s+:\s+ok=\d+\s+changed=0\s+unreachable=0\s+failed=1", out.stdout), out.stdout[-3000:]
+    finally:
+        for router in routers.values():
+            router.stop()
