@@ -50,13 +50,17 @@ lint: control
 unit: control
 	PATH="$(BIN):$$PATH" python -m pytest tests/unit tests/render -q
 
+# The cluster check-mode tests need dockerd and the Molecule image: `make molecule` runs them.
+DOCKER_TESTS := tests/integration/test_cluster_check_mode.py
+
 integration: bootstrap
-	PATH="$(BIN):$$PATH" python -m pytest tests/integration -q -x
+	PATH="$(BIN):$$PATH" python -m pytest tests/integration -q -x --ignore=$(DOCKER_TESTS)
 
 # Host roles in Debian 12 systemd containers (installs docker.io/debootstrap, starts dockerd,
-# builds the image once): converge, idempotence, verify. Needs root, as on CI.
+# builds the image once): converge, idempotence, verify; then the cluster check-mode tests
+# against the same daemon and image. Needs root, as on CI.
 molecule: control
-	scripts/molecule-test.sh
+	LLMOPS_DOCKER_PYTEST="$(DOCKER_TESTS)" scripts/molecule-test.sh
 
 test: bootstrap lint unit integration molecule
 

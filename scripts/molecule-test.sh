@@ -7,6 +7,7 @@
 #   4. `molecule test` (destroy, create, prepare, converge, idempotence, side_effect,
 #      verify, destroy).
 # Extra arguments go to molecule (e.g. `scripts/molecule-test.sh --destroy never`).
+# LLMOPS_DOCKER_PYTEST="tests/..." then runs those pytest paths against the same daemon/image.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,4 +56,12 @@ say "image ${LLMOPS_MOLECULE_IMAGE} ready after $(( $(date +%s) - start ))s"
 bin="$(scripts/venv.sh path control)/bin"
 [[ -x "${bin}/molecule" ]] || scripts/venv.sh ensure control >/dev/null
 PATH="${bin}:${PATH}" molecule test "$@"
+say "molecule passed after $(( $(date +%s) - start ))s"
+# Tests that need this dockerd and image too (the cluster check-mode runs): run them while
+# both are up instead of starting a second daemon. Space-separated pytest paths.
+if [[ -n "${LLMOPS_DOCKER_PYTEST:-}" ]]; then
+  say "pytest ${LLMOPS_DOCKER_PYTEST}"
+  # shellcheck disable=SC2086  # word splitting is the point: several paths
+  PATH="${bin}:${PATH}" python -m pytest -q ${LLMOPS_DOCKER_PYTEST}
+fi
 say "passed in $(( $(date +%s) - start ))s"
