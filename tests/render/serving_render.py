@@ -42,6 +42,13 @@ KEDA = {"enabled": True, "mode": "keda", "min_replicas": 1, "max_replicas": 4, "
 HPA = {"enabled": True, "mode": "hpa", "min_replicas": 2, "max_replicas": 3, "queue_target": 4,
        "polling_interval_s": 15, "cooldown_s": 300, "prometheus_url": "http://prom:9090", "models": {}}
 
+# KVCached on seed 002's GPUs (docs/kvcached.md): every model but mistral-7b, qwen-7b with
+# one more variable; then every model from a prebuilt image (install: image).
+KVCACHED_PIP = {"enabled": True, "models": {"mistral-7b": {"enabled": False},
+                                            "qwen-7b": {"env": {"KVCACHED_LOG_LEVEL": "DEBUG"}}}}
+KVCACHED_IMAGE_REF = "registry.example.com/vllm-kvcached:v0.30.0-kvcached0.1.6"
+KVCACHED_IMAGE = {"enabled": True, "install": "image", "image": KVCACHED_IMAGE_REF}
+
 # name -> (inventory, [(extra vars, playbooks) per step]). Steps re-render into the same
 # directory: step 1 of seed002 removes mistral-7b, adds mixtral (tensor parallel over 2 GPUs)
 # and turns on KEDA; step 1 of seed000 switches to the kube_proxy baseline (no router) with HPA,
@@ -50,6 +57,8 @@ RENDERS: dict[str, tuple[str, list[tuple[dict, list[str]]]]] = {
     "seed002": ("k8s_002", [({}, PLAYBOOKS),
                             ({"llm_models": SEED_002[:2] + [MIXTRAL], "vllm_k8s_autoscaling": KEDA},
                              ["playbooks/serving.yml"])]),
+    "kvcached": ("k8s_002", [({"vllm_kvcached": KVCACHED_PIP}, ["playbooks/serving.yml"]),
+                             ({"vllm_kvcached": KVCACHED_IMAGE}, ["playbooks/serving.yml"])]),
     "seed000": ("k8s_000", [({"monitoring_stack_values": {"prometheus": {"prometheusSpec": {"retention": "30d"}}}},
                              PLAYBOOKS),
                             ({"llm_router": {"policy": "kube_proxy"}, "vllm_k8s_autoscaling": HPA},

@@ -1,0 +1,171 @@
+"""KVCached settings of the vllm role (`vllm_kvcached`), resolved per model and validated.
+
+Pure Python, no Ansible imports: the vllm role and the preflight role call it through the
+`vllm_kvcached_models` filter, the tests call it directly. Every error names the field
+and the fix. Facts this relies on (kvcached 0.1.6, docs/kvcached.md has the sources):
+- it is a source-only package whose setup.py builds a CUDA (or ROCm) extension against the
+  installed torch and stops on a CPU torch, so it cannot run on vLLM's CPU build;
+- ENABLE_KVCACHED=true plus KVCACHED_AUTOPATCH=1 switch it on: a .pth file it installs
+  into site-packages patches vLLM when vLLM is imported, in every process vLLM starts;
+- its ElasticBlockPool asserts that KV cache events are off (vLLM's --kv-events-config).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SETTING_KEYS = {"enabled", "version", "sha256", "image", "install", "pip_index_url", "env",
+                "install_resources", "models"}
+MODEL_KEYS = {"enabled", "env"}
+INSTALL_MODES = ("pip", "image")
+# Where the initContainer installs kvcached (`pip install --user` with this PYTHONUSERBASE):
+# Python adds the user site-packages below it, and processes the kvcached .pth file there,
+# in every interpreter that inherits the variable, the engine and worker processes included.
+USER_BASE = "/opt/kvcached"
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class KvcachedError(ValueError):
+    """A bad vllm_kvcached value: `field` is the dotted path, the message says how to fix it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def _flag(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+        return value.lower() in ("true", "yes")
+    raise KvcachedError(field, f"must be true or false, got {value!r}")
+
+
+def _env(value: Any, field: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and ENV_NAME_RE.match(k) for k in value):
+        raise KvcachedError(field, "must be a mapping of environment variable names to values, "
+                                   "e.g. {KVCACHED_LOG_LEVEL: INFO}")
+    return {k: str(v) for k, v in value.items()}
+
+
+def _pinned(image: Any, field: str) -> str:
+    if not isinstance(image, str) or not image:
+        raise KvcachedError(field, "is empty; set a vLLM image (with kvcached when install is image)")
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    if "@sha256:" not in image and (not tag or tag == "latest"):
+        raise KvcachedError(field, f"{image} is not pinned; use a fixed tag or @sha256: digest, never latest")
+    return image
+
+
+def _refuse_where_unsupported(field: str, device: str, target: str) -> None:
+    if device != "gpu":
+        raise KvcachedError(
+            field,
+            f"kvcached is GPU-only (it builds a CUDA/ROCm extension against the serving torch) and "
+            f"vllm_device is {device!r}; set {field}: false, or serve on GPUs with vllm_device: gpu",
+        )
+    if target != "kubernetes":
+        raise KvcachedError(
+            field,
+            "kvcached is not supported on the local target yet (its serving venv is vLLM's CPU build, "
+            f"requirements/serving.lock); set {field}: false, or use platform_target: kubernetes "
+            "with vllm_device: gpu",
+        )
+
+
+def _common(settings: dict[str, Any]) -> dict[str, Any]:
+    """The global part, checked only when some model uses kvcached."""
+    install = settings.get("install", "pip")
+    if install not in INSTALL_MODES:
+        raise KvcachedError("vllm_kvcached.install", f"{install!r} is not one of {', '.join(INSTALL_MODES)}: "
+                                                     "pip installs the pinned kvcached in an initContainer, "
+                                                     "image means the image already has it")
+    version = str(settings.get("version") or "")
+    if not VERSION_RE.match(version):
+        raise KvcachedError("vllm_kvcached.version", f"{version!r} is not an exact version such as 0.1.6")
+    sha256 = str(settings.get("sha256") or "")
+    if sha256 and not SHA256_RE.match(sha256):
+        raise KvcachedError("vllm_kvcached.sha256", "must be the 64 hex digits of the sdist's sha256, or empty")
+    resources = settings.get("install_resources") or {}
+    if not isinstance(resources, dict):
+        raise KvcachedError("vllm_kvcached.install_resources", "must be a mapping with requests and limits")
+    return {
+        "install": install,
+        "version": version,
+        "sha256": sha256,
+        "image": _pinned(settings.get("image"), "vllm_kvcached.image"),
+        "pip_index_url": str(settings.get("pip_index_url") or ""),
+        "install_resources": resources,
+    }
+
+
+def _enabled_models(settings: Any, models: list[dict[str, Any]], device: str, target: str) -> dict[str, dict]:
+    """Model name -> its override ({} if none) for every model that uses kvcached; refusals here."""
+    settings = settings or {}
+    if not isinstance(settings, dict):
+        raise KvcachedError("vllm_kvcached", "must be a mapping, e.g. {enabled: true}")
+    unknown = sorted(set(settings) - SETTING_KEYS)
+    if unknown:
+        raise KvcachedError(f"vllm_kvcached.{unknown[0]}",
+                            f"unknown key; allowed keys are {', '.join(sorted(SETTING_KEYS))}")
+    default_on = _flag(settings.get("enabled", False), "vllm_kvcached.enabled")
+    overrides = settings.get("models") or {}
+    if not isinstance(overrides, dict):
+        raise KvcachedError("vllm_kvcached.models", "must map model names to {enabled: ..., env: {...}}")
+    names = [m["name"] for m in models]
+    for name, override in overrides.items():
+        where = f"vllm_kvcached.models.{name}"
+        if name not in names:
+            raise KvcachedError(where, f"no model named {name!r} in llm_models ({', '.join(names) or 'none'})")
+        if not isinstance(override, dict) or set(override) - MODEL_KEYS:
+            raise KvcachedError(where, f"must be a mapping with only {', '.join(sorted(MODEL_KEYS))}")
+    enabled: dict[str, dict] = {}
+    for model in models:
+        name = model["name"]
+        override = overrides.get(name) or {}
+        if "enabled" in override:
+            field = f"vllm_kvcached.models.{name}.enabled"
+            on = _flag(override["enabled"], field)
+        else:
+            field, on = "vllm_kvcached.enabled", default_on
+        if not on:
+            continue
+        _refuse_where_unsupported(field, device, target)
+        if "kv_events_config" in (model.get("vllm_args") or {}):
+            raise KvcachedError(f"llm_models[{name}].vllm_args.kv_events_config",
+                                "kvcached's block pool does not support KV cache events; remove it or disable kvcached")
+        enabled[name] = override
+    return enabled
+
+
+def check(settings: Any, models: list[dict[str, Any]], device: str, target: str) -> list[str]:
+    """Names of the models that use kvcached; raises where kvcached cannot run (preflight)."""
+    return list(_enabled_models(settings, models, device, target))
+
+
+def resolve(settings: Any, models: list[dict[str, Any]], device: str, target: str) -> dict[str, dict[str, Any]]:
+    """Model name -> {enabled, and when enabled: image, install, version, sha256, env, ...}.
+
+    `models` are normalised llm_models entries; `settings` is vllm_kvcached_defaults combined
+    with vllm_kvcached. `vllm_kvcached.models.<name>` overrides `enabled` and adds `env`.
+    """
+    enabled = _enabled_models(settings, models, device, target)
+    common = _common(settings) if enabled else {}
+    global_env = _env(settings.get("env"), "vllm_kvcached.env") if enabled else {}
+    resolved: dict[str, dict[str, Any]] = {}
+    for model in models:
+        name = model["name"]
+        if name not in enabled:
+            resolved[name] = {"enabled": False}
+            continue
+        env = {"ENABLE_KVCACHED": "true", "KVCACHED_AUTOPATCH": "1"}
+        if common["install"] == "pip":
+            env["PYTHONUSERBASE"] = USER_BASE
+        env.update(global_env)
+        env.update(_env(enabled[name].get("env"), f"vllm_kvcached.models.{name}.env"))
+        resolved[name] = {"enabled": True, "env": env, "user_base": USER_BASE, **common}
+    return resolved
