@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 import yaml
@@ -107,9 +106,9 @@ def test_prebuilt_image_needs_no_install_step():
         assert not [v for v in spec["volumes"] if v["name"] == "kvcached"]
 
 
-def _run(extra: dict, inventory: str, *args: str) -> subprocess.Popen:
-    home = tempfile.mkdtemp(prefix="llmops-kvcached-")
+def _run(home: str, extra: dict, inventory: str, *args: str) -> subprocess.Popen:
     extra = {"platform_home": home, "platform_render_dir": os.path.join(home, "rendered"), **extra}
+    os.makedirs(home)
     path = os.path.join(home, "extra.json")
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(extra, handle)
@@ -119,13 +118,14 @@ def _run(extra: dict, inventory: str, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def test_cpu_and_the_local_target_are_refused_naming_the_field():
+def test_cpu_and_the_local_target_are_refused_naming_the_field(tmp_path):
     runs = {
         # A CPU cluster: preflight stops it before anything is rendered.
-        "cpu": _run({"vllm_device": "cpu", "llm_models": [serving_render.CPU_MODEL],
-                     "vllm_kvcached": {"enabled": True}}, "k8s_000"),
+        "cpu": _run(str(tmp_path / "cpu"), {"vllm_device": "cpu", "llm_models": [serving_render.CPU_MODEL],
+                                            "vllm_kvcached": {"enabled": True}}, "k8s_000"),
         # The local target with GPUs, one model switched on: the vllm role's own check.
-        "local": _run({"platform_target": "local", "vllm_kvcached": {"models": {"llama-3b": {"enabled": True}}}},
+        "local": _run(str(tmp_path / "local"),
+                      {"platform_target": "local", "vllm_kvcached": {"models": {"llama-3b": {"enabled": True}}}},
                       "k8s_000", "--skip-tags", "preflight"),
     }
     out = {name: proc.communicate(timeout=300)[0] for name, proc in runs.items()}
