@@ -165,7 +165,8 @@ def test_the_vllm_network_policy_lets_both_arms_in(runs):
 def test_each_arm_has_its_own_plan_and_nothing_is_pruned(runs):
     for arm in ARMS:
         assert _plan(runs, "on_serving", f"compare-{arm}") == sorted(
-            (kind, f"llm-router-{arm}") for kind in ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget"))
+            [(kind, f"llm-router-{arm}") for kind in ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget")]
+            + [("ConfigMap", f"llm-router-{arm}-code")])
     plans = {p.split(".")[0] for p in os.listdir(os.path.join(_rendered(runs, "on_serving"), "plans"))}
     assert {"vllm", "router", "compare-baseline", "compare-managed"} <= plans
     for plan in plans:

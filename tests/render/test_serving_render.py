@@ -265,7 +265,8 @@ def test_kube_proxy_baseline_removes_the_router_and_hpa_scales_on_queue_depth():
     docs = _docs("seed000", 1)
     assert not [d for d in docs if d["metadata"]["name"] == "llm-router"]
     pruned = {(o["kind"], o["name"]) for o in serving_render.plan(home, 1, "router")["prune"]}
-    assert pruned == {("ConfigMap", "llm-router"), ("Deployment", "llm-router"), ("Service", "llm-router"),
+    assert pruned == {("ConfigMap", "llm-router"), ("ConfigMap", "llm-router-code"),
+                      ("Deployment", "llm-router"), ("Service", "llm-router"),
                       ("PodDisruptionBudget", "llm-router")}
     hpa = _find(docs, "HorizontalPodAutoscaler", "llama-3b")
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
@@ -289,3 +290,50 @@ def test_cpu_cluster_uses_the_cpu_image_and_no_gpu():
     # The seed000 model of the earlier steps is pruned from the plan.
     pruned = {(o["kind"], o["name"]) for o in serving_render.plan(serving_render.render_all()["seed000"], 2, "vllm")["prune"]}
     assert ("Deployment", "llama-3b") in pruned and ("HorizontalPodAutoscaler", "llama-3b") in pruned
+
+
+def test_router_code_ships_in_a_configmap_and_runs_from_it(seed002, tmp_path):
+    """The rendered pod needs no router image: the vLLM image's python3 runs the package
+    from the code ConfigMap. Unpack that ConfigMap and start the router from it."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    code = _find(seed002, "ConfigMap", "llm-router-code")["data"]
+    package = os.path.join(ROOT, "apps", "router", "llmops_router")
+    assert sorted(code) == sorted(f for f in os.listdir(package) if f.endswith(".py"))
+    router = _find(seed002, "Deployment", "llm-router")
+    container = policy.pod_spec(router)["containers"][0]
+    vllm_image = policy.pod_spec(_find(seed002, "Deployment", "llama-8b"))["containers"][0]["image"]
+    assert container["image"] == vllm_image  # already pulled on the GPU nodes
+    assert {"name": "PYTHONPATH", "value": "/opt/llmops-router"} in container["env"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts["/opt/llmops-router/llmops_router"] == "code"
+    assert router["spec"]["template"]["metadata"]["annotations"]["llmops.platform/code-sha256"]
+
+    pkg = tmp_path / "llmops_router"
+    pkg.mkdir()
+    for name, source in code.items():
+        (pkg / name).write_text(source + "\n")
+    (tmp_path / "router.json").write_text(_find(seed002, "ConfigMap", "llm-router")["data"]["router.json"])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "llmops_router", "--config", str(tmp_path / "router.json"),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline, body = time.monotonic() + 30, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                body = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2))
+                break
+            except OSError:
+                time.sleep(0.3)
+        assert body is not None, proc.stderr.read().decode() if proc.poll() is not None else "no /health"
+        assert sorted(body["models"]) == ["llama-8b", "mistral-7b", "qwen-7b"]
+    finally:
+        proc.terminate()
+        proc.wait(10)

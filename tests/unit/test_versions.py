@@ -32,3 +32,9 @@ def test_every_lock_line_is_pinned():
             line = line.strip()
             if line and not line.startswith("#"):
                 assert "==" in line, f"{name}.lock: unpinned line {line!r}"
+
+
+def test_router_dockerfile_pins_what_the_router_is_tested_with():
+    text = open(os.path.join(ROOT, "apps", "router", "Dockerfile")).read()
+    assert "latest" not in text
+    assert f"aiohttp=={_lock('serving')['aiohttp']}" in text
