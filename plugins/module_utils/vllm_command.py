@@ -1,8 +1,8 @@
 """The one place that turns a model directory + vLLM args into a server command line.
 
-The vllm role's local tasks build the same argv inline today; the tuner's runtimes (local
-process, docker container, Kubernetes pod) all call `server_argv` so a trial runs vLLM the
-way the role would deploy the winner.
+The vllm role's local tasks (filter `vllm_server_argv`) and the tuner's runtimes (local
+process, docker container, Kubernetes pod) all call it, so a trial runs vLLM the way the
+role deploys the winner.
 """
 from __future__ import annotations
 

@@ -51,3 +51,14 @@ def test_bad_overrides_name_the_field(overrides, field, words):
         normalize_models([{**ENTRY, "replica_vllm_args": overrides}])
     assert err.value.field == field
     assert words in str(err.value)
+
+
+def test_role_filter_and_tuner_build_the_same_server_command():
+    from ansible_collections.llmops.platform.plugins.filter.llm_models import vllm_server_argv
+    from ansible_collections.llmops.platform.plugins.module_utils.vllm_command import server_argv
+
+    args = {"max_num_seqs": 4, "enable_prefix_caching": True, "block_size": 32}
+    argv = vllm_server_argv(args, "/v/bin/python", "/models/m", "chat", "127.0.0.1", "8100")
+    assert argv == server_argv("/v/bin/python", "/models/m", "chat", "127.0.0.1", 8100, args)
+    assert argv[:3] == ["/v/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
+    assert argv[argv.index("--port") + 1] == "8100" and argv[argv.index("--max-num-seqs") + 1] == "4"
