@@ -106,6 +106,9 @@ def test_every_vllm_pod_and_the_router_are_scraped(docs):
     router_monitor = _find(docs, "ServiceMonitor", "llm-router")
     router_svc = next(s for s in policy.by_kind(serving, "Service") if s["metadata"]["name"] == "llm-router")
     assert policy.selector_matches(router_monitor["spec"]["selector"], router_svc["metadata"]["labels"])
+    # compare.yml's per-arm routers carry the same component label, so they are scraped too.
+    arm = {**router_svc["metadata"]["labels"], "app.kubernetes.io/name": "llm-router-managed"}
+    assert policy.selector_matches(router_monitor["spec"]["selector"], arm)
     # Model Services carry other labels: the router monitor must not scrape vLLM twice.
     assert not any(policy.selector_matches(router_monitor["spec"]["selector"], s["metadata"]["labels"])
                    for s in policy.by_kind(serving, "Service") if s["metadata"]["name"] != "llm-router")
