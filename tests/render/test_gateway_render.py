@@ -1,0 +1,176 @@
+"""Gateway on the kubernetes target: playbooks/serving.yml (plus the gateway role, until the
+playbook lists it) rendered for seed 002 (k8s_002), validated against the 1.29 and current
+schemas and the platform's policies; API keys must never reach a rendered file.
+"""
+from __future__ import annotations
+
+import atexit
+import copy
+import functools
+import shutil
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import yaml
+
+import k8s_policy as policy
+import serving_render
+from k8s_validate import load_documents, validate_object, validate_paths
+
+ROOT = serving_render.ROOT
+KEY_SENTINEL = "sk-SENTINELgatewayKeyNeverRendered42"
+# name -> steps of extra vars, re-rendered into the same platform_home in order.
+VARIANTS = {
+    "keys": [{"gateway_api_keys": [KEY_SENTINEL, "sk-second-SENTINEL"]},
+             # No router: nothing for the gateway to stand in front of, so its objects are pruned.
+             {"gateway_api_keys": [KEY_SENTINEL], "llm_router": {"policy": "kube_proxy"}}],
+    "secret": [{"gateway_k8s_api_keys_secret": "team-llm-keys", "gateway_k8s_service_type": "LoadBalancer",
+                "gateway_max_inflight_per_client": 4}],
+}
+
+
+def _playbook(tmp: str) -> str:
+    """serving.yml with the gateway role after the router (a no-op once serving.yml has it)."""
+    with open(os.path.join(ROOT, "playbooks", "serving.yml"), encoding="utf-8") as handle:
+        plays = yaml.safe_load(handle)
+    roles = plays[0]["roles"]
+    if not any("gateway" in str(r.get("role", r)) for r in roles):
+        roles.append({"role": "llmops.platform.gateway", "tags": ["gateway"]})
+    path = os.path.join(tmp, "serving-gateway.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(plays, handle)
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def render() -> dict[str, str]:
+    base = tempfile.mkdtemp(prefix="llmops-gateway-render-")
+    atexit.register(shutil.rmtree, base, True)
+    playbook = _playbook(base)
+    ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    env = dict(serving_render._env(), LLMOPS_GATEWAY_API_KEYS="")
+    procs = {}
+    for name, steps in VARIANTS.items():
+        home = os.path.join(base, name)
+        os.makedirs(home)
+        lines = ["set -e"]
+        for index, extra in enumerate(steps):
+            extra = {"platform_home": home, "platform_render_dir": os.path.join(home, "rendered"), **extra}
+            path = os.path.join(home, f"extra-{index}.json")
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(extra, handle)
+            inventory = os.path.join(serving_render.INVENTORIES, "k8s_002")
+            lines.append(f"'{ansible_playbook}' -i '{inventory}' '{playbook}' -e '@{path}'")
+            lines.append(f"cp -r '{home}/rendered' '{home}/rendered-{index}'")
+        procs[name] = (home, subprocess.Popen(["bash", "-c", "\n".join(lines)], cwd=ROOT, env=env, text=True,
+                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    homes = {}
+    for name, (home, proc) in procs.items():
+        out, _ = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise AssertionError(f"render {name} failed (rc {proc.returncode}):\n{out[-4000:]}")
+        homes[name] = home
+    return homes
+
+
+def _docs(name: str, step: int = 0) -> list[dict]:
+    path = os.path.join(render()[name], f"rendered-{step}", "serving", "gateway")
+    return [doc for _, doc in load_documents([path])] if os.path.isdir(path) else []
+
+
+def _find(docs, kind, name="llm-gateway"):
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return _docs("keys")
+
+
+@pytest.fixture(scope="module")
+def secret():
+    return _docs("secret")
+
+
+@pytest.mark.parametrize("name", ["keys", "secret"])
+def test_gateway_objects_are_valid_in_1_29_and_current(name):
+    path = os.path.join(render()[name], "rendered-0", "serving", "gateway")
+    assert os.path.isfile(os.path.join(path, "gateway.yaml"))
+    assert validate_paths([path]) == []
+
+
+def test_the_gateway_objects_and_policies(keys):
+    kinds = sorted((d["kind"], d["metadata"]["name"]) for d in keys)
+    assert kinds == [("ConfigMap", "llm-gateway"), ("ConfigMap", "llm-gateway-code"), ("Deployment", "llm-gateway"),
+                     ("PodDisruptionBudget", "llm-gateway"), ("Service", "llm-gateway")]
+    assert all(d["metadata"]["namespace"] == "managed" for d in keys)
+    assert policy.image_problems(keys) == []
+    assert policy.resource_problems(keys) == []
+    assert policy.selector_problems(keys) == []
+    deployment = _find(keys, "Deployment")
+    assert policy.security_problems(deployment) == []
+    container = policy.pod_spec(deployment)["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    # The same pinned image as the model pods, so nodes already have it.
+    vllm = yaml.safe_load(open(os.path.join(ROOT, "roles/platform_defaults/defaults/main/versions.yml")))
+    assert container["image"] == vllm["platform_versions"]["vllm_gpu_image"]
+    # The vLLM NetworkPolicy admits the gateway by name, and the pods carry the client label.
+    labels = policy.pod_labels(deployment)
+    assert labels["app.kubernetes.io/name"] == "llm-gateway" and labels["llmops.platform/llm-client"] == "true"
+
+
+def test_a_broken_gateway_object_fails_validation_and_policy(keys):
+    deployment = copy.deepcopy(_find(keys, "Deployment"))
+    policy.pod_spec(deployment)["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    assert policy.security_problems(deployment)
+    policy.pod_spec(deployment)["containers"][0]["ports"][0]["containerPort"] = "http"
+    assert validate_object(deployment)
+
+
+def test_config_points_at_the_router_and_code_ships_the_package_and_page(keys):
+    config = json.loads(_find(keys, "ConfigMap")["data"]["gateway.json"])
+    assert config["upstream_url"] == "http://llm-router.managed.svc.cluster.local:8080"
+    assert config["api_keys_file"] == "/etc/llmops-gateway/keys/api_keys"
+    assert "api_keys" not in config
+    code = _find(keys, "ConfigMap", "llm-gateway-code")["data"]
+    assert {"__init__.py", "__main__.py", "server.py", "auth.py", "index.html"} <= set(code)
+    assert code["server.py"] == open(os.path.join(ROOT, "apps/gateway/llmops_gateway/server.py")).read()
+    volumes = {v["name"]: v for v in policy.pod_spec(_find(keys, "Deployment"))["volumes"]}
+    paths = {i["path"] for i in volumes["code"]["configMap"]["items"]}
+    assert "chat/index.html" in paths and "llmops_gateway/server.py" in paths
+
+
+def test_api_keys_only_by_secret_reference(keys, secret):
+    volumes = {v["name"]: v for v in policy.pod_spec(_find(keys, "Deployment"))["volumes"]}
+    assert volumes["api-keys"]["secret"]["secretName"] == "llm-gateway-api-keys"
+    volumes = {v["name"]: v for v in policy.pod_spec(_find(secret, "Deployment"))["volumes"]}
+    assert volumes["api-keys"]["secret"]["secretName"] == "team-llm-keys"
+    assert not [d for d in keys + secret if d["kind"] == "Secret"]
+    for name in VARIANTS:
+        for folder, _dirs, files in os.walk(render()[name]):
+            for file in files:
+                with open(os.path.join(folder, file), encoding="utf-8", errors="replace") as handle:
+                    text = handle.read()
+                if file.startswith("extra-"):
+                    continue  # our own -e input
+                assert serving_render.HF_TOKEN_SENTINEL not in text, os.path.join(folder, file)
+                assert KEY_SENTINEL not in text and "sk-second-SENTINEL" not in text, os.path.join(folder, file)
+
+
+def test_no_keys_no_secret_and_the_service_type(secret):
+    assert _find(secret, "Service")["spec"]["type"] == "LoadBalancer"
+    config = json.loads(_find(secret, "ConfigMap")["data"]["gateway.json"])
+    assert config["max_inflight_per_client"] == 4
+
+
+def test_kube_proxy_removes_the_gateway_and_prunes_it():
+    assert _docs("keys", 1) == []
+    prune = serving_render.plan(render()["keys"], 1, "gateway")["prune"]
+    assert {(o["kind"], o["name"]) for o in prune} >= {("Deployment", "llm-gateway"), ("Service", "llm-gateway"),
+                                                       ("ConfigMap", "llm-gateway-code")}
