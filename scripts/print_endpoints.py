@@ -19,6 +19,13 @@ try:
     print(f"Router:   {ready_url.rsplit('/health', 1)[0]}/v1/chat/completions  (routes by model)")
 except (OSError, ValueError):
     pass
+gateway_spec = os.path.join(home, "run", "gateway", "spec.json")
+try:
+    with open(gateway_spec, encoding="utf-8") as handle:
+        gateway = json.load(handle).get("ready_url", "").rsplit("/health", 1)[0]
+    print(f"Chat:     {gateway}/  (chat page; OpenAI API at {gateway}/v1)")
+except (OSError, ValueError):
+    pass
 index = os.path.join(root, "reports", "index.html")
 if os.path.exists(index):
     print(f"Report:   file://{index}")

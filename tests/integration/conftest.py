@@ -30,6 +30,7 @@ class Platform:
             "vllm_base_port": BASE_PORT,
             # Away from the demo's router (8000) so tests never touch a running demo.
             "router_port": BASE_PORT - 100,
+            "gateway_port": BASE_PORT - 99,
             # The sweep has its own integration test (test_tune.py); site.yml re-runs skip it.
             "llm_sweep_enabled": False,
             "platform_reports_dir": self.reports,

@@ -98,7 +98,7 @@ def test_every_vllm_pod_and_the_router_are_scraped(docs):
     for deployment in policy.by_kind(serving, "Deployment"):
         labels = policy.pod_labels(deployment)
         ports = [p["name"] for p in policy.pod_spec(deployment)["containers"][0]["ports"]]
-        if deployment["metadata"]["name"] == "llm-router":
+        if deployment["metadata"]["name"] in ("llm-router", "llm-gateway"):
             assert not policy.selector_matches(pod_monitor["spec"]["selector"], labels)
             continue
         assert policy.selector_matches(pod_monitor["spec"]["selector"], labels)
@@ -106,6 +106,11 @@ def test_every_vllm_pod_and_the_router_are_scraped(docs):
     router_monitor = _find(docs, "ServiceMonitor", "llm-router")
     router_svc = next(s for s in policy.by_kind(serving, "Service") if s["metadata"]["name"] == "llm-router")
     assert policy.selector_matches(router_monitor["spec"]["selector"], router_svc["metadata"]["labels"])
+    gateway_monitor = _find(docs, "ServiceMonitor", "llm-gateway")
+    gateway_svc = next(s for s in policy.by_kind(serving, "Service") if s["metadata"]["name"] == "llm-gateway")
+    assert policy.selector_matches(gateway_monitor["spec"]["selector"], gateway_svc["metadata"]["labels"])
+    assert gateway_svc["spec"]["ports"][0]["name"] == gateway_monitor["spec"]["endpoints"][0]["port"]
+    assert not policy.selector_matches(router_monitor["spec"]["selector"], gateway_svc["metadata"]["labels"])
     # compare.yml's per-arm routers carry the same component label, so they are scraped too.
     arm = {**router_svc["metadata"]["labels"], "app.kubernetes.io/name": "llm-router-managed"}
     assert policy.selector_matches(router_monitor["spec"]["selector"], arm)

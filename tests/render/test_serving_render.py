@@ -113,8 +113,8 @@ def test_tensor_parallel_model_gets_its_gpus_and_flag():
 def test_probes_allow_slow_loads_and_busy_pods(seed002, seed000):
     for docs in (seed002, seed000):
         for deployment in policy.by_kind(docs, "Deployment"):
-            if deployment["metadata"]["name"] == "llm-router":
-                continue
+            if deployment["metadata"]["name"] in ("llm-router", "llm-gateway"):
+                continue  # not model servers: they start in seconds
             assert policy.probe_problems(deployment) == []
             startup = policy.pod_spec(deployment)["containers"][0]["startupProbe"]
             assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800
@@ -147,7 +147,8 @@ def test_pdbs_never_block_drains(seed002, seed000):
 
 def test_network_policy_lets_only_router_gateway_clients_and_prometheus_reach_vllm(seed002):
     (netpol,) = policy.by_kind(seed002, "NetworkPolicy")
-    vllm_pods = [policy.pod_labels(d) for d in policy.by_kind(seed002, "Deployment") if d["metadata"]["name"] != "llm-router"]
+    vllm_pods = [policy.pod_labels(d) for d in policy.by_kind(seed002, "Deployment")
+                 if d["metadata"]["name"] not in ("llm-router", "llm-gateway")]
     router_pod = policy.pod_labels(_find(seed002, "Deployment", "llm-router"))
     assert all(policy.selector_matches(netpol["spec"]["podSelector"], labels) for labels in vllm_pods)
     assert not policy.selector_matches(netpol["spec"]["podSelector"], router_pod)
