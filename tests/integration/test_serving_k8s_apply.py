@@ -65,7 +65,7 @@ def kube(tmp_path):
 def _play(tmp_path, kubeconfig: str, playbook: str = "playbooks/serving.yml", **extra) -> subprocess.CompletedProcess:
     data = {"platform_apply": True, "platform_kubeconfig": kubeconfig, "platform_home": str(tmp_path / "home"),
             "platform_render_dir": str(tmp_path / "home" / "rendered"), "vllm_k8s_wait": False,
-            "router_k8s_wait": False, "router_k8s_smoke_test": False, **extra}
+            "router_k8s_wait": False, "router_k8s_smoke_test": False, "gateway_k8s_wait": False, **extra}
     path = tmp_path / "extra.json"
     path.write_text(json.dumps(data))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
