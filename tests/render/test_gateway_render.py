@@ -1,5 +1,5 @@
-"""Gateway on the kubernetes target: playbooks/serving.yml (plus the gateway role, until the
-playbook lists it) rendered for seed 002 (k8s_002), validated against the 1.29 and current
+"""Gateway on the kubernetes target: playbooks/serving.yml (which lists the gateway role)
+rendered for seed 002 (k8s_002), validated against the 1.29 and current
 schemas and the platform's policies; API keys must never reach a rendered file.
 """
 from __future__ import annotations
@@ -33,24 +33,11 @@ VARIANTS = {
 }
 
 
-def _playbook(tmp: str) -> str:
-    """serving.yml with the gateway role after the router (a no-op once serving.yml has it)."""
-    with open(os.path.join(ROOT, "playbooks", "serving.yml"), encoding="utf-8") as handle:
-        plays = yaml.safe_load(handle)
-    roles = plays[0]["roles"]
-    if not any("gateway" in str(r.get("role", r)) for r in roles):
-        roles.append({"role": "llmops.platform.gateway", "tags": ["gateway"]})
-    path = os.path.join(tmp, "serving-gateway.yml")
-    with open(path, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(plays, handle)
-    return path
-
-
 @functools.lru_cache(maxsize=1)
 def render() -> dict[str, str]:
     base = tempfile.mkdtemp(prefix="llmops-gateway-render-")
     atexit.register(shutil.rmtree, base, True)
-    playbook = _playbook(base)
+    playbook = os.path.join(ROOT, "playbooks", "serving.yml")  # it lists the gateway role
     ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     env = dict(serving_render._env(), LLMOPS_GATEWAY_API_KEYS="")
     procs = {}
