@@ -158,7 +158,7 @@ def normalize_models(
         if not isinstance(overrides, list) or len(overrides) > replicas:
             raise InventoryError(f"{where}.replica_vllm_args",
                                  f"must be a list of at most replicas ({replicas}) mappings, one per replica")
-        replica_args = [_check_args(o, f"{where}.replica_vllm_args[{i}]") for i, o in enumerate(overrides)]
+        per_replica = [_check_args(o, f"{where}.replica_vllm_args[{i}]") for i, o in enumerate(overrides)]
         env = entry.get("env") or {}
         if not isinstance(env, dict) or not all(isinstance(k, str) for k in env):
             raise InventoryError(f"{where}.env", "must be a mapping of environment variable names to values")
@@ -174,7 +174,7 @@ def normalize_models(
                 "port": first_port,
                 "ports": ports,
                 "vllm_args": args,
-                "replica_vllm_args": replica_args,
+                "replica_vllm_args": per_replica,
                 "env": {k: str(v) for k, v in env.items()},
             }
         )
@@ -204,11 +204,16 @@ def vllm_cli_args(args: dict[str, Any]) -> list[str]:
     return argv
 
 
+def replica_args(model: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    """The model's vllm_args with replica `index`'s overrides (replica_vllm_args[index])."""
+    overrides = model.get("replica_vllm_args") or []
+    return {**model.get("vllm_args", {}), **(overrides[index] if index < len(overrides) else {})}
+
+
 def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1", prefix: str = "vllm") -> list[dict[str, Any]]:
     """One record per replica of each normalised model: process name, port and URLs."""
     replicas = []
     for model in models:
-        overrides = model.get("replica_vllm_args") or []
         for index, port in enumerate(model["ports"]):
             base = f"http://{host}:{port}"
             replicas.append(
@@ -220,8 +225,7 @@ def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1", prefi
                     "base_url": base,
                     "health_url": f"{base}/health",
                     "models_url": f"{base}/v1/models",
-                    # Model args plus this replica's overrides (replica_vllm_args[index]).
-                    "vllm_args": {**model.get("vllm_args", {}), **(overrides[index] if index < len(overrides) else {})},
+                    "vllm_args": replica_args(model, index),
                 }
             )
     return replicas
