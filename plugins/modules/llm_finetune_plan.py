@@ -23,6 +23,10 @@ options:
     default: local
     choices: [local, kubernetes]
   storage: {description: Mount of the shared volume on Kubernetes., type: str, default: /storage}
+  serve_adapter:
+    description: Serve the base model with the LoRA adapter (vLLM C(--enable-lora)) instead of the merged model.
+    type: bool
+    default: false
 author: llmops.platform developers
 """
 
@@ -38,6 +42,7 @@ EXAMPLES = r"""
 RETURN = r"""
 hash: {description: Input hash (16 hex)., type: str, returned: always}
 spec: {description: Normalised description., type: dict, returned: always}
+serve_model: {description: What to serve as an llm_models entry (merged model, or base + adapter)., type: dict, returned: always}
 """
 
 import os
@@ -56,6 +61,7 @@ def main() -> None:
         "report_to": {"type": "str", "default": "mlflow", "choices": ["mlflow", "none"]},
         "layout": {"type": "str", "default": "local", "choices": ["local", "kubernetes"]},
         "storage": {"type": "str", "default": "/storage"},
+        "serve_adapter": {"type": "bool", "default": False},
     }, supports_check_mode=True)
     p = module.params
     try:
@@ -75,6 +81,7 @@ def main() -> None:
         export=ft.export_config(spec, p["base_path"], dirs["adapter"], dirs["merged"]),
         dataset_info=ft.dataset_info(spec["dataset"]),
         configmap=ft.configmap_data(spec, ft.storage_dirs(p["storage"], run_name), p["storage"]),
+        serve_model=ft.serve_model(spec, dirs["merged"], p["base_path"], dirs["adapter"], p["serve_adapter"]),
     )
 
 
