@@ -46,6 +46,19 @@ options:
     description: The current C(llm_models); the snippet then holds the whole list with the tuned entry updated.
     type: list
     elements: dict
+  model:
+    description:
+      - The tuned C(llm_models) entry, normalised (C(llm_models_normalized)). Each trial serves it as the
+        vllm role does (source, revision, env, GPUs) with the trial's flags. Without it, an entry is built
+        from O(model_source) and O(model_name).
+    type: dict
+  target:
+    description:
+      - Where and how the vllm role runs servers (C(vllm_server_target), set by the vllm role's
+        C(tasks_from=target.yml)). Trials are built from it by the same code as the role's servers;
+        the kubernetes runtime needs it (a trial pod is the model's Deployment pod).
+      - Without it, a CPU local target.
+    type: dict
   device:
     description: C(cpu) or C(gpu); decides the known-infeasible regions, for example CPU block sizes.
     type: str
@@ -71,8 +84,9 @@ options:
   runtime_options:
     description:
       - Runtime settings. For local, C(python) (serving venv), C(state_dir), C(log_dir), C(model_cache_dir),
-        C(port_range), C(kvcache_space_gib). For docker, C(image), C(gpu_ids), C(port_range).
-        For kubernetes, C(image), C(namespace), C(model_pvc), C(render_dir), C(kubeconfig), C(apply).
+        C(port_range). For docker, C(image), C(gpu_ids), C(port_range).
+        For kubernetes, C(namespace), C(render_dir), C(kubeconfig), C(apply) (image, volumes and the rest
+        of the pod come from O(target)).
     type: dict
     default: {}
 author: llmops.platform
@@ -134,6 +148,8 @@ ARGUMENT_SPEC = dict(
     model_path=dict(type="path"),
     model_name=dict(type="str"),
     models=dict(type="list", elements="dict"),
+    model=dict(type="dict"),
+    target=dict(type="dict"),
     device=dict(type="str", choices=["cpu", "gpu"], default="cpu"),
     gpus=dict(type="int", default=0),
     base_args=dict(type="dict"),
@@ -167,7 +183,8 @@ def main() -> None:
         results = api.tune(task.raw, output_dir, p["runtime"], model_source=p["model_source"],
                            model_path=p["model_path"], runtime_options=options, device=p["device"],
                            gpus=p["gpus"], base_args=p["base_args"], include_default=p["include_default"],
-                           restart=p["restart"], model_name=p["model_name"], models=p["models"], log=log.append)
+                           restart=p["restart"], model_name=p["model_name"], models=p["models"],
+                           model=p["model"], target=p["target"], log=log.append)
     except TaskError as exc:
         module.fail_json(msg=f"sweep {exc.field}: {exc.message}", field=exc.field, log=log)
     except Exception as exc:  # noqa: BLE001 - journal mismatch, runtime unavailable, ...

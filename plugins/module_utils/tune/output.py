@@ -14,6 +14,8 @@ import tempfile
 from html import escape
 from typing import Any, Optional
 
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import parallel_size
+
 from .charts import objective_chart, pareto_chart, pareto_front
 
 RESULTS_FILE = "sweep.json"
@@ -95,7 +97,7 @@ def best_snippet(results: dict[str, Any], model_name: str, source: str,
     args = {**results.get("engine_args", {}), **best["params"]}
     entry: dict[str, Any] = {"name": model_name, "source": source, "replicas": 1, "vllm_args": args}
     if gpus:
-        entry["gpus"] = args.get("tensor_parallel_size", 1) * args.get("pipeline_parallel_size", 1)
+        entry["gpus"] = parallel_size(args)
     out = []
     replaced = False
     for model in models or []:
