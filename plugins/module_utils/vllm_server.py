@@ -82,7 +82,8 @@ def target_from(facts: Mapping[str, Any] | Target, where: str = "vllm_server_tar
     env = facts.get("env") or {}
     if not isinstance(env, Mapping):
         raise ServerError(f"{where}.env", "must be a mapping of environment variable names to values")
-    return Target(kind=kind, device=device, kvcache_space_gib=_int(facts.get("kvcache_space_gib", 1), f"{where}.kvcache_space_gib"),
+    kvcache = _int(facts.get("kvcache_space_gib", 1), f"{where}.kvcache_space_gib")
+    return Target(kind=kind, device=device, kvcache_space_gib=kvcache,
                   env={str(k): str(v) for k, v in env.items()}, host=str(facts.get("host") or "127.0.0.1"),
                   kubernetes=dict(facts.get("kubernetes") or {}), kvcached=dict(facts.get("kvcached") or {}))
 
@@ -158,7 +159,8 @@ def server_args(model: Mapping[str, Any], target: Target, port: int, vllm_args: 
             + pins + vllm_cli_args(dict(vllm_args)))
 
 
-def server_env(model: Mapping[str, Any], target: Target, cache_env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+def server_env(model: Mapping[str, Any], target: Target,
+               cache_env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     """Base, target, cache (Kubernetes), CPU KV cache, kvcached, then the model's own env."""
     env = {**BASE_ENV, **target.env, **(cache_env or {})}
     if target.device == "cpu":
