@@ -173,6 +173,14 @@ options:
     description: Fail the task (after writing results) when the run is invalid.
     type: bool
     default: false
+  options:
+    description:
+      - More options as one mapping, e.g. the benchmark role's C(benchmark_options) for every
+        model. Each key is one of the options above except O(base_url), O(model), O(api_key),
+        O(server_args), O(output_dir) and O(fail_on_invalid); its value is checked like that
+        option's and replaces it. An unknown key is an error naming it.
+    type: dict
+    default: {}
 notes:
   - Check mode validates the options only; no request is sent.
   - The run itself needs the C(aiohttp) Python package on the host that runs the module.
@@ -249,6 +257,7 @@ report_path:
 import os  # noqa: E402 - Ansible modules keep the YAML docs first
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench.config import (  # noqa: E402
     BenchConfig,
@@ -296,8 +305,29 @@ ARGUMENT_SPEC = dict(
     additional_params=dict(type="dict", default={}),
     output_dir=dict(type="path", required=True),
     fail_on_invalid=dict(type="bool", default=False),
+    options=dict(type="dict", default={}),
 )
-MODULE_ONLY = ("output_dir", "fail_on_invalid")
+MODULE_ONLY = ("output_dir", "fail_on_invalid", "options")
+# What `options` may not set: the endpoint's identity, its secret and the module's own switches.
+NOT_OPTIONS = ("base_url", "model", "api_key", "server_args") + MODULE_ONLY
+
+
+def merge_options(params: dict) -> dict:
+    """`params` with `options` folded in, checked and converted as the top-level options are
+    (so `rate: "4"` from -e is 4.0); raises BenchConfigError naming the bad key."""
+    options = params.get("options") or {}
+    allowed = {name: spec for name, spec in ARGUMENT_SPEC.items() if name not in NOT_OPTIONS}
+    for key in options:
+        if key not in allowed:
+            raise BenchConfigError(f"options.{key}", f"unknown option; use one of {', '.join(sorted(allowed))}")
+    # Without their defaults: a key left out must not reset what the task set at top level.
+    spec = {name: {k: v for k, v in allowed[name].items() if k != "default"} for name in options}
+    result = ArgumentSpecValidator(spec).validate(dict(options))
+    if result.error_messages:
+        raise BenchConfigError("options", "; ".join(result.error_messages))
+    merged = {k: v for k, v in params.items() if k != "options"}
+    merged.update({key: result.validated_parameters[key] for key in options})
+    return merged
 
 
 def main() -> None:
@@ -308,7 +338,7 @@ def main() -> None:
                  requests_path=os.path.join(output_dir, "requests.jsonl"),
                  report_path=os.path.join(output_dir, "report.html"))
     try:
-        config = BenchConfig(**{k: v for k, v in params.items() if k not in MODULE_ONLY})
+        config = BenchConfig(**{k: v for k, v in merge_options(params).items() if k not in MODULE_ONLY})
     except BenchConfigError as exc:
         module.fail_json(msg=f"llm_benchmark option {exc.field}: {exc.message}", **paths)
 

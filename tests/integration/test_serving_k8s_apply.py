@@ -62,14 +62,19 @@ def kube(tmp_path):
         proc.wait(timeout=10)
 
 
+HF_TOKEN = "hf_kmockTokenNeverLogged"
+GATEWAY_KEY = "sk-kmockGatewayKeyNeverLogged"
+
+
 def _play(tmp_path, kubeconfig: str, playbook: str = "playbooks/serving.yml", **extra) -> subprocess.CompletedProcess:
     data = {"platform_apply": True, "platform_kubeconfig": kubeconfig, "platform_home": str(tmp_path / "home"),
             "platform_render_dir": str(tmp_path / "home" / "rendered"), "vllm_k8s_wait": False,
-            "router_k8s_wait": False, "router_k8s_smoke_test": False, "gateway_k8s_wait": False, **extra}
+            "router_k8s_wait": False, "router_k8s_smoke_test": False, "gateway_k8s_wait": False,
+            "gateway_api_keys": [GATEWAY_KEY], **extra}
     path = tmp_path / "extra.json"
     path.write_text(json.dumps(data))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               HF_TOKEN="hf_kmockToken", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+               HF_TOKEN=HF_TOKEN, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i",
                            os.path.join(ROOT, "tests", "render", "inventories", "k8s_002"),
                            playbook, "-e", "@" + str(path)],
@@ -79,6 +84,11 @@ def _play(tmp_path, kubeconfig: str, playbook: str = "playbooks/serving.yml", **
 def _run(tmp_path, kubeconfig: str, playbook: str = "playbooks/serving.yml", **extra) -> int:
     out = _play(tmp_path, kubeconfig, playbook, **extra)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    # The Secrets' values go into the cluster only: never into the output or a rendered file.
+    rendered = "".join(open(path, encoding="utf-8").read()
+                       for path in glob.glob(str(tmp_path / "home" / "rendered" / "**" / "*.*"), recursive=True))
+    for secret in (HF_TOKEN, GATEWAY_KEY):
+        assert secret not in out.stdout + out.stderr and secret not in rendered
     return _changed(out.stdout)
 
 
@@ -103,6 +113,7 @@ def test_apply_is_idempotent_and_prunes_removed_models(tmp_path, kube):
     assert _run(tmp_path, kube) > 0
     assert _run(tmp_path, kube) == 0
     assert _exists(kube, "deployment", "mistral-7b") and _exists(kube, "secret", "llm-hf-token")
+    assert _exists(kube, "secret", "llm-gateway-api-keys") and _exists(kube, "deployment", "llm-gateway")
     assert _run(tmp_path, kube, llm_models=serving_render.SEED_002[:2]) > 0
     for kind, name in (("deployment", "mistral-7b"), ("service", "mistral-7b"), ("service", "mistral-7b-replicas"),
                        ("poddisruptionbudget", "mistral-7b")):
