@@ -162,7 +162,8 @@ def _aws_type(region: str, node_type: str, role: str, field: str, warnings: list
         raise _err(field, f"{node_type!r} is not an EC2 instance type; e.g. t3.medium, g4dn.xlarge")
     offered = aws_catalog.region_offers(region, node_type)
     if offered is False:
-        elsewhere = sorted(info["regions"] or [])[:6]
+        near = region.split("-")[0]  # same geography first (eu-, us-, ap-...)
+        elsewhere = sorted(info["regions"] or [], key=lambda r: (r.split("-")[0] != near, r))[:6]
         raise _err(field, f"{node_type} is not offered in {region}; pick another type or region "
                    f"(offered in e.g. {', '.join(elsewhere)})")
     if offered is None:
