@@ -99,7 +99,7 @@ class Infra:
         for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
             self.env.pop(key, None)
         self.key = os.path.join(tmp, "id_ed25519")
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "llmops-test", "-f", self.key], check=True)
+        _write_ssh_key(self.key)
 
     def cloud(self, nodes=None, **overrides) -> dict:
         cloud = {"provider": "aws", "region": "us-east-1", "cluster_name": "llmops", "admin_cidrs": [ADMIN],
@@ -135,6 +135,21 @@ class Infra:
                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True)
         hosts = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]
         return {name: out["ansible_host"] for name, out in hosts.items()}
+
+
+def _write_ssh_key(path: str) -> None:
+    """An ed25519 key pair in OpenSSH format (cryptography, as ssh-keygen would write it)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+        handle.write(private)
+    with open(path + ".pub", "wb") as handle:
+        handle.write(public + b" llmops-test\n")
 
 
 def _ok(result) -> subprocess.CompletedProcess:
