@@ -245,3 +245,31 @@ def test_prometheus_rule_is_the_one_rule_source(docs):
     rendered = _find(docs, "PrometheusRule", "llm-platform")["spec"]["groups"]
     assert rendered == rules.rule_groups({"namespace": "managed"})
     assert {r["alert"] for g in rendered for r in g["rules"] if "alert" in r} >= {"VLLMReplicaDown", "RouterDown", "GatewayDown"}
+
+
+def test_alert_receivers_render_as_secret_references_routed_by_alert_name(docs):
+    from ansible_collections.llmops.platform.plugins.module_utils.monitoring import rules
+
+    assert not any(d["kind"] == "AlertmanagerConfig" for d in docs)  # seed002 sets no receivers
+    path = os.path.join(_home("seed000"), "manifests", "alertmanager-config.yaml")
+    config = yaml.safe_load(open(path, encoding="utf-8"))
+    assert config["kind"] == "AlertmanagerConfig" and config["metadata"]["namespace"] == "monitoring"
+    assert "http" not in open(path, encoding="utf-8").read()  # Secret references only
+    spec = config["spec"]
+    assert [r["name"] for r in spec["receivers"]] == ["platform-ui-only", "oncall", "audit"]
+    assert spec["receivers"][1]["webhookConfigs"] == [{"urlSecret": {"name": "alert-webhooks", "key": "oncall"},
+                                                       "sendResolved": True}]
+    assert spec["receivers"][2]["webhookConfigs"][0]["sendResolved"] is False
+    names = rules.alert_names(rules.rule_groups())
+    assert spec["route"]["matchers"] == [{"name": "alertname", "matchType": "=~", "value": "|".join(names)}]
+    assert [r["receiver"] for r in spec["route"]["routes"]] == ["oncall", "audit"]
+    values = yaml.safe_load(open(os.path.join(_home("seed000"), "helm", "values.yaml")))
+    assert values["alertmanager"]["alertmanagerSpec"]["alertmanagerConfigMatcherStrategy"] == {"type": "None"}
+
+
+def test_dashboard_configmaps_carry_the_dashboards_code_output(docs):
+    from ansible_collections.llmops.platform.plugins.module_utils.monitoring import grafana
+
+    for name, text in grafana.render_all().items():
+        cm = _find(docs, "ConfigMap", f"grafana-dashboard-llmops-{name[:-5]}")
+        assert json.loads(cm["data"][name]) == json.loads(text)

@@ -121,3 +121,13 @@ def test_promtool_is_installed_by_the_bootstrap():
                                "install-monitoring-packages.sh"), encoding="utf-8").read()
     assert "prometheus_debian" in script.replace("${package//-/_}_debian", "prometheus_debian")
     assert shutil.which("promtool")
+
+
+def test_docs_explain_every_alert_with_meaning_and_first_response(rendered):
+    _, _, groups = rendered
+    text = open(os.path.join(PROMTOOL_CASES, "..", "..", "..", "..", "docs", "monitoring.md"), encoding="utf-8").read()
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `(\w+)` \|.*\|$", text, re.M)}
+    for rule in (r for g in groups for r in g["rules"] if "alert" in r):
+        assert rule["alert"] in rows, f"docs/monitoring.md has no row for {rule['alert']}"
+        assert rows[rule["alert"]].count("|") == 6  # name, severity, when, meaning, first response
+        assert f"| {rule['labels']['severity']} |" in rows[rule["alert"]]
