@@ -140,7 +140,7 @@ def test_every_replica_router_and_gateway_are_scraped(monitored, pytestconfig):
     assert {s["metric"]["model_name"] for s in running} == {MODEL}
     # The same rules as the kubernetes target are loaded and evaluated.
     groups = get_json(f"{prom}/api/v1/rules")["data"]["groups"]
-    assert [g["name"] for g in groups] == ["llm-serving-records", "llm-serving", "llm-gpu"]
+    assert sorted(g["name"] for g in groups) == ["llm-gpu", "llm-serving", "llm-serving-records"]
     assert all(r["health"] == "ok" for g in groups for r in g["rules"]), groups
     report(pytestconfig, f"site.yml (serving 2 replicas, monitoring, bench) took {monitored.site_seconds:.0f}s")
 
@@ -177,7 +177,7 @@ def test_every_vllm_dashboard_panel_returns_data_after_the_benchmark(monitored, 
             if not any(s.points for s in series):
                 empty.append(f"{panel.title}: {q.expr}")
     assert empty == [], f"panel queries with no data: {empty}"
-    assert checked >= 25
+    assert checked == sum(len(p.queries) for p in panels.VLLM.panels()) >= 20
     # The variable queries find this platform's namespace, model and both replicas.
     values = get_json(f"{prom}/api/v1/series?" + urllib.parse.urlencode({"match[]": "vllm:num_requests_running"}))["data"]
     assert sorted(v["pod"] for v in values) == [SURVIVOR, VICTIM]
