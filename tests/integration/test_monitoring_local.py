@@ -278,3 +278,13 @@ def test_replica_crash_alerts_the_webhook_then_resolves(monitored, webhook, pyte
     assert [s["value"][1] for s in survivor] == ["1"]
     samples = float(query(prom, f'count_over_time(up{{pod="{SURVIVOR}"}}[{window}s])')[0]["value"][1])
     assert samples >= 0.9 * window / SCRAPE_S, (samples, window)
+
+
+def test_teardown_stops_prometheus_and_alertmanager(monitored):
+    result = monitored.play("playbooks/teardown.yml")
+    assert result.returncode == 0, result.stdout[-2000:]
+    for name in ("prometheus", "alertmanager"):
+        assert monitored.status(name)["state"] == "stopped"
+    for url in monitored.urls.values():
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"{url}/-/ready", timeout=2)
