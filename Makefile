@@ -14,7 +14,7 @@ CONTROL_VENV = $(shell scripts/venv.sh path control)
 BIN = $(CONTROL_VENV)/bin
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help bootstrap control serving demo test lint unit integration molecule clean lock bench-scripts dashboard
+.PHONY: help bootstrap control serving monitoring-tools demo test lint unit integration molecule clean lock bench-scripts dashboard
 
 help:
 	@echo "make demo   - bootstrap, then ansible-playbook site.yml on the local inventory"
@@ -30,6 +30,11 @@ control:
 
 serving:
 	@scripts/venv.sh ensure serving >/dev/null
+
+# Debian's prometheus (promtool) and prometheus-alertmanager at the pinned revisions: the rule
+# tests and the local monitoring target need them (apt-get; a no-op once installed).
+monitoring-tools:
+	@scripts/install-monitoring-packages.sh
 
 bootstrap: control serving
 
@@ -47,13 +52,13 @@ lint: control
 	  echo "syntax ok: $$pb"; \
 	done
 
-unit: control
+unit: control monitoring-tools
 	PATH="$(BIN):$$PATH" python -m pytest tests/unit tests/render -q
 
 # The cluster check-mode tests need dockerd and the Molecule image: `make molecule` runs them.
 DOCKER_TESTS := tests/integration/test_cluster_check_mode.py
 
-integration: bootstrap
+integration: bootstrap monitoring-tools
 	PATH="$(BIN):$$PATH" python -m pytest tests/integration -q -x --ignore=$(DOCKER_TESTS)
 
 # Host roles in Debian 12 systemd containers (installs docker.io/debootstrap, starts dockerd,
@@ -62,7 +67,7 @@ integration: bootstrap
 molecule: control
 	LLMOPS_DOCKER_PYTEST="$(DOCKER_TESTS)" scripts/molecule-test.sh
 
-test: bootstrap lint unit integration molecule
+test: bootstrap monitoring-tools lint unit integration molecule
 
 clean: control
 	-PATH="$(BIN):$$PATH" ansible-playbook playbooks/teardown.yml

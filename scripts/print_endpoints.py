@@ -26,6 +26,12 @@ try:
     print(f"Chat:     {gateway}/  (chat page; OpenAI API at {gateway}/v1)")
 except (OSError, ValueError):
     pass
+try:
+    with open(os.path.join(home, "run", "monitoring.json"), encoding="utf-8") as handle:
+        monitoring = json.load(handle)
+    print(f"Metrics:  {monitoring['prometheus_url']}/  (Prometheus; alerts in Alertmanager at {monitoring['alertmanager_url']}/)")
+except (OSError, ValueError, KeyError):
+    pass
 index = os.path.join(root, "reports", "index.html")
 if os.path.exists(index):
     print(f"Report:   file://{index}")
