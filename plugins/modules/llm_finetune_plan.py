@@ -8,7 +8,7 @@ short_description: Render LLaMA-Factory train/export configs and the run directo
 description:
   - Normalises I(spec) (the C(llm_finetune) inventory variable), hashes everything that changes
     the trained weights and returns the run directory named by that hash, the train and export
-    configs, dataset_info.json and the 003 ConfigMap keys. Read-only; never reports changed.
+    configs, dataset_info.json and the ConfigMap keys of the LLaMA-Factory Kubernetes layout. Read-only; never reports changed.
 options:
   spec: {description: The llm_finetune description., type: dict, required: true}
   base_path: {description: Local directory of the resolved base model (empty on Kubernetes)., type: str, default: ""}
@@ -18,7 +18,7 @@ options:
   report_to: {description: C(mlflow) or C(none)., type: str, default: mlflow}
   layout:
     description: C(local) puts data, adapter and merged model under I(work_root)/<run>; C(kubernetes)
-      uses the 003 volume layout under I(storage) (one subdirectory per run hash).
+      uses that layout's volume directories under I(storage) (one subdirectory per run hash).
     type: str
     default: local
     choices: [local, kubernetes]
