@@ -14,12 +14,12 @@ CONTROL_VENV = $(shell scripts/venv.sh path control)
 BIN = $(CONTROL_VENV)/bin
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help bootstrap control serving demo test lint unit integration molecule clean lock bench-scripts dashboard
+.PHONY: help bootstrap control serving test-deps demo test lint unit integration molecule clean lock bench-scripts dashboard
 
 help:
 	@echo "make demo   - bootstrap, then ansible-playbook site.yml on the local inventory"
 	@echo "make test   - bootstrap, then lint + unit + integration tests"
-	@echo "make lint   - ansible-lint (production), yamllint, syntax-check"
+	@echo "make lint   - yamllint, ansible-lint (production), syntax-check, ruff, ansible-test sanity"
 	@echo "make clean  - stop what the demo started, remove reports (caches stay)"
 	@echo "make dashboard - Streamlit comparison dashboard over reports/compare (127.0.0.1:8501)"
 	@echo "make bench-scripts - the measured comparisons in bench/ (minutes; prints ratios)"
@@ -32,6 +32,10 @@ serving:
 	@scripts/venv.sh ensure serving >/dev/null
 
 bootstrap: control serving
+
+# Debian packages the tests need beyond the venvs (chromium for the browser tests).
+test-deps:
+	@scripts/test-deps.sh
 
 demo: bootstrap
 	@start=$$(date +%s); \
@@ -53,7 +57,7 @@ unit: control
 # The cluster check-mode tests need dockerd and the Molecule image: `make molecule` runs them.
 DOCKER_TESTS := tests/integration/test_cluster_check_mode.py
 
-integration: bootstrap
+integration: bootstrap test-deps
 	PATH="$(BIN):$$PATH" python -m pytest tests/integration -q -x --ignore=$(DOCKER_TESTS)
 
 # Host roles in Debian 12 systemd containers (installs docker.io/debootstrap, starts dockerd,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-aiohttp = pytest.importorskip("aiohttp")
+import aiohttp  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench.client import Counters  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.cli import bench as cli  # noqa: E402

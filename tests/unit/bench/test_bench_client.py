@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-aiohttp = pytest.importorskip("aiohttp")
+import aiohttp  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench.client import (  # noqa: E402
     run_benchmark,

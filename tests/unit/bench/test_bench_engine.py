@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-aiohttp = pytest.importorskip("aiohttp")
+import aiohttp  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench import client  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.bench.config import (  # noqa: E402

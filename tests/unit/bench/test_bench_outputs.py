@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-aiohttp = pytest.importorskip("aiohttp")
-jsonschema = pytest.importorskip("jsonschema")
+import aiohttp  # noqa: E402
+import jsonschema  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench import csvout  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.bench.config import (  # noqa: E402

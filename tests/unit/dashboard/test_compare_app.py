@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
