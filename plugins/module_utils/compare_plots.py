@@ -42,7 +42,8 @@ def svg_plot(title: str, by_arm: dict[str, list[list[float]]], width: int = 360,
         return upper + plot_h * (1 - v / top)
 
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
-             f"aria-label='{html.escape(title)}'><text x='{left}' y='15' font-size='13'>{html.escape(title)} (ms)</text>",
+             f"aria-label='{html.escape(title)}'>"
+             f"<text x='{left}' y='15' font-size='13'>{html.escape(title)} (ms)</text>",
              f"<line x1='{left}' y1='{upper + plot_h}' x2='{left + plot_w}' y2='{upper + plot_h}' stroke='#999'/>",
              f"<line x1='{left}' y1='{upper}' x2='{left}' y2='{upper + plot_h}' stroke='#999'/>",
              f"<text x='{left - 4}' y='{upper + 4}' font-size='10' text-anchor='end'>{top:.0f}</text>",

@@ -125,7 +125,8 @@ def normalize_models(
                 "'vllm' is reserved (Kubernetes injects VLLM_* env vars from a Service of that name); pick another",
             )
         if name in seen_names:
-            raise InventoryError(f"{where}.name", f"duplicate of llm_models[{seen_names[name]}].name; names must be unique")
+            raise InventoryError(f"{where}.name",
+                                 f"duplicate of llm_models[{seen_names[name]}].name; names must be unique")
         seen_names[name] = index
         if "source" not in entry:
             raise InventoryError(f"{where}.source", "is missing; e.g. source: generated:tiny-llama")
@@ -204,7 +205,8 @@ def vllm_cli_args(args: dict[str, Any]) -> list[str]:
     return argv
 
 
-def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1", prefix: str = "vllm") -> list[dict[str, Any]]:
+def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1",
+                    prefix: str = "vllm") -> list[dict[str, Any]]:
     """One record per replica of each normalised model: process name, port and URLs."""
     replicas = []
     for model in models:

@@ -79,7 +79,8 @@ class Supervisor:
         )
         log.close()
         self.child_started = time.monotonic()
-        self.save(child_pid=self.child.pid, state="starting" if not self.status["ever_ready"] else "running", ready=False)
+        state = "running" if self.status["ever_ready"] else "starting"
+        self.save(child_pid=self.child.pid, state=state, ready=False)
 
     def stop_child(self) -> None:
         if self.child is None or self.child.poll() is not None:

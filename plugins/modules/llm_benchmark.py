@@ -97,7 +97,8 @@ options:
     description: Open-loop cap on requests in flight; a full cap delays sends and shows as dispatch lag.
     type: int
   trace_path:
-    description: JSONL trace for C(profile=trace), one request per line with C(timestamp) (s) and optional C(input_length), C(output_length).
+    description: JSONL trace for C(profile=trace), one request per line with C(timestamp) (s) and optional
+      C(input_length), C(output_length).
     type: path
   trace_speed:
     description: Replay speed factor for traces.
@@ -116,7 +117,8 @@ options:
     type: int
     default: 1
   scenario:
-    description: Traffic scenario in genai-bench notation, e.g. C(D(128,32)), C(N(480,240)/(300,150)), C(U(50,100)/(200,250)); overrides O(prompt_tokens) and O(max_tokens).
+    description: Traffic scenario in genai-bench notation, e.g. C(D(128,32)), C(N(480,240)/(300,150)),
+      C(U(50,100)/(200,250)); overrides O(prompt_tokens) and O(max_tokens).
     type: str
   dataset:
     description: Prompt source.
@@ -206,7 +208,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 valid:
-  description: False when more than 1% of requests failed, none succeeded, requests were never sent, or the sender fell behind its schedule (dispatch lag p99 above O(max_dispatch_lag_ms)).
+  description: False when more than 1% of requests failed, none succeeded, requests were never sent, or the
+    sender fell behind its schedule (dispatch lag p99 above O(max_dispatch_lag_ms)).
   returned: success
   type: bool
   sample: true
@@ -316,8 +319,9 @@ def main() -> None:
         module.exit_json(changed=False, valid=None, invalid_reasons=[], **paths)
 
     try:  # imported late: check mode and argument errors must not need aiohttp
-        from ansible_collections.llmops.platform.plugins.module_utils.bench.api import run_to_dir
         import aiohttp  # noqa: F401
+
+        from ansible_collections.llmops.platform.plugins.module_utils.bench.api import run_to_dir
     except ImportError as exc:
         module.fail_json(msg=missing_required_lib("aiohttp"), exception=str(exc), **paths)
 

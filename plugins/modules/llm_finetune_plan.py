@@ -8,7 +8,8 @@ short_description: Render LLaMA-Factory train/export configs and the run directo
 description:
   - Normalises I(spec) (the C(llm_finetune) inventory variable), hashes everything that changes
     the trained weights and returns the run directory named by that hash, the train and export
-    configs, dataset_info.json and the ConfigMap keys of the LLaMA-Factory Kubernetes layout. Read-only; never reports changed.
+    configs, dataset_info.json and the ConfigMap keys of the LLaMA-Factory Kubernetes layout.
+    Read-only; never reports changed.
 options:
   spec: {description: The llm_finetune description., type: dict, required: true}
   base_path: {description: Local directory of the resolved base model (empty on Kubernetes)., type: str, default: ""}
@@ -43,6 +44,7 @@ spec: {description: Normalised description., type: dict, returned: always}
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.llmops.platform.plugins.module_utils.finetune import spec as ft
 
 

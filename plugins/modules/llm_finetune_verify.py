@@ -13,7 +13,10 @@ description:
 options:
   merged: {description: Merged model directory., type: path, required: true}
   base: {description: Base model directory., type: path, required: true}
-  python: {description: Interpreter with torch and transformers for the generation probe; empty skips it., type: str, default: ""}
+  python:
+    description: Interpreter with torch and transformers for the generation probe; empty skips it.
+    type: str
+    default: ""
   probe_script: {description: The probe script., type: path}
   prompt: {description: Prompt of the generation probe., type: str, default: "What is the capital of France?"}
   max_new_tokens: {description: Generation budget; eos must come before it., type: int, default: 48}
@@ -36,6 +39,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.llmops.platform.plugins.module_utils.finetune import verify as gate
 
 

@@ -8,10 +8,8 @@ import os
 import subprocess
 import sys
 
-import pytest
 import yaml
 
-import aiohttp  # noqa: F401,E402  (pinned in the control lock; the fixture server needs it)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "bench"))
 from bench_fixture_server import FixtureServer, serve_in_thread  # noqa: E402

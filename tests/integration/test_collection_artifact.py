@@ -22,7 +22,6 @@ import tarfile
 import ansible
 import pytest
 import yaml
-
 from local_galaxy import LocalGalaxy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -119,7 +118,8 @@ def test_install_pulls_in_declared_dependencies_and_playbooks_parse(built):
     assert set(declared) <= downloaded <= installed
 
     collection = os.path.join(target, "ansible_collections", "llmops", "platform")
-    playbooks = [os.path.join(collection, "site.yml")] + sorted(glob.glob(os.path.join(collection, "playbooks", "*.yml")))
+    playbooks = [os.path.join(collection, "site.yml")]
+    playbooks += sorted(glob.glob(os.path.join(collection, "playbooks", "*.yml")))
     for playbook in playbooks:
         check = _run([os.path.join(BIN, "ansible-playbook"), "--syntax-check", "-i", "localhost,", playbook],
                      tmp, target, cwd=tmp)

@@ -51,7 +51,8 @@ def kube(tmp_path):
         while not kubeconfig.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         # kmock is pinned in the control lock: a missing one is a broken venv, reported as such.
-        assert kubeconfig.exists(), f"kmock did not start: {proc.stdout.read() if proc.poll() is not None else 'timeout'}"
+        why = proc.stdout.read() if proc.poll() is not None else "timeout"
+        assert kubeconfig.exists(), f"kmock did not start: {why}"
         yield str(kubeconfig)
     finally:
         proc.terminate()
@@ -112,7 +113,6 @@ class FakeRouter:
 
     def __init__(self, policy: str):
         from aiohttp import web
-
         from bench_fixture_server import FixtureServer
 
         self.backend = FixtureServer(ttft=0.005, itl=0.001)

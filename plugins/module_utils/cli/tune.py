@@ -9,7 +9,8 @@ import sys
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
     p = subparsers.add_parser("tune", help="find the best vLLM serving configuration for a task file",
-                              description="Runs a parameter sweep from an autotuner task file (JSON or YAML; docs/tune.md).")
+                              description="Runs a parameter sweep from an autotuner task file "
+                                          "(JSON or YAML; docs/tune.md).")
     p.add_argument("task", help="task file (.json, .yml or .yaml)")
     p.add_argument("--runtime", "--mode", dest="runtime", choices=["local", "docker", "kubernetes"],
                    help="where trial servers run (default: the task's runtime, else local)")

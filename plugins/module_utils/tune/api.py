@@ -6,10 +6,10 @@ from typing import Any, Callable, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils.inventory import normalize_models
 
+from .errors import TaskError
 from .output import best_snippet, write_outputs
 from .runtimes import make_runtime
 from .sweep import SweepOptions, run_sweep
-from .errors import TaskError
 from .task import Task, load_task_file, parse_task, resolve_model_source
 
 CPU_BASE_ARGS = {"dtype": "bfloat16", "block_size": 32}
@@ -41,7 +41,8 @@ def tune(task: Any, output_dir: str, runtime: Optional[str] = None, *,
     elif not options.get("image"):
         raise TaskError("runtime", f"the {kind} runtime needs a vLLM image (--image, llm_sweep_image)")
     if kind == "kubernetes" and not options.get("model_pvc"):
-        raise TaskError("runtime", "the kubernetes runtime needs model_pvc (llm_sweep_model_pvc): the PVC holding the model")
+        raise TaskError("runtime",
+                        "the kubernetes runtime needs model_pvc (llm_sweep_model_pvc): the PVC holding the model")
     rt = make_runtime(kind, model_source=source, **options)
     base = dict(CPU_BASE_ARGS if device == "cpu" and base_args is None else (base_args or {}))
     opts = SweepOptions(output_dir=output_dir, runtime=rt, device=device, gpus=gpus, base_args=base,

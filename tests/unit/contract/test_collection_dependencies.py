@@ -12,11 +12,10 @@ import json
 import os
 
 import ansible
+import collection_usage
 import pytest
 import yaml
 from ansible.galaxy.dependency_resolution.versioning import meets_requirements
-
-import collection_usage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # What ships and runs on users' machines, and what only the tests and Molecule run.

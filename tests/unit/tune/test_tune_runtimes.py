@@ -6,9 +6,15 @@ import pytest
 from ansible_collections.llmops.platform.plugins.module_utils.inventory import vllm_cli_args
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.base import classify_exit
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.docker import (
-    LABEL_TUNER, DockerRuntime, container_spec, to_sdk)
+    LABEL_TUNER,
+    DockerRuntime,
+    container_spec,
+    to_sdk,
+)
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.k8s_manifests import (
-    pod_failure, trial_manifests)
+    pod_failure,
+    trial_manifests,
+)
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.local import LocalRuntime
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.ports import allocate
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_command import server_argv
