@@ -50,6 +50,8 @@ lint: control
 	  PATH="$(BIN):$$PATH" ansible-playbook --syntax-check "$$pb" >/dev/null || exit 1; \
 	  echo "syntax ok: $$pb"; \
 	done
+	$(BIN)/ruff check .
+	scripts/sanity.sh
 
 unit: control
 	PATH="$(BIN):$$PATH" python -m pytest tests/unit tests/render -q

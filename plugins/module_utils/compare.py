@@ -139,14 +139,14 @@ def render_html(result: dict[str, Any], notes: list[str] | None = None) -> str:
         for r in data["metrics"]:
             top = max(r["baseline"]["max"], r["managed"]["max"]) or 1.0
             cls = "" if not r["exceeds_noise"] else (" class=b" if r["managed_better"] else " class=w")
+            beyond = {None: "n/a", True: "yes", False: "no"}[r["exceeds_noise"]]
 
             def cell(s: dict, top: float = top) -> str:
                 return (f"<td>{_fmt(s['mean'])} <span class=bar style='width:{int(80 * s['mean'] / top)}px'></span>"
                         f"<br><small>{_fmt(s['min'])}-{_fmt(s['max'])}</small></td>")
             parts.append(f"<tr{cls}><td>{html.escape(r['label'])}</td>{cell(r['baseline'])}{cell(r['managed'])}"
                          f"<td>{'-' if r['diff_pct'] is None else format(r['diff_pct'], '+.1f')}</td>"
-                         f"<td>{_fmt(r['noise'])}</td>"
-                         f"<td>{ {None: 'n/a', True: 'yes', False: 'no'}[r['exceeds_noise']] }</td></tr>")
+                         f"<td>{_fmt(r['noise'])}</td><td>{beyond}</td></tr>")
         parts.append("</table>")
         # Overlay: every repeat of both arms over the latency percentiles (the spread is visible).
         parts.append(render_plots(result.get("percentiles") or {}, model))

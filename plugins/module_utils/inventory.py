@@ -37,7 +37,7 @@ def parse_source(source: Any, field: str = "source") -> dict[str, str]:
             f"{source!r} is not a model source; use one of generated:tiny-llama, "
             "path:/abs/dir (a local HF-format model) or hf:<org>/<repo>",
         )
-    scheme, _, rest = source.partition(":")
+    scheme, _sep, rest = source.partition(":")
     if scheme not in SOURCE_SCHEMES:
         raise InventoryError(
             field,
@@ -48,7 +48,7 @@ def parse_source(source: Any, field: str = "source") -> dict[str, str]:
     if scheme == "path" and not rest.startswith("/"):
         raise InventoryError(field, f"path {rest!r} is not absolute; write path:/abs/dir/of/model")
     if scheme == "hf":
-        repo, _, revision = rest.partition("@")
+        repo, _sep, revision = rest.partition("@")
         if not HF_REPO_RE.match(repo):
             raise InventoryError(field, f"{rest!r} is not a Hugging Face repo id; write hf:<org>/<repo>[@revision]")
         return {"scheme": scheme, "ref": repo, "revision": revision or "main"}

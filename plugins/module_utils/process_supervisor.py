@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A small process supervisor for hosts where systemd is not PID 1 (containers, CI).
 
 Stdlib only: the `llm_process` module copies this file to the host and starts it

@@ -182,7 +182,7 @@ requirements:
   - python >= 3.9
   - aiohttp
 author:
-  - llmops.platform contributors
+  - llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -266,8 +266,9 @@ ARGUMENT_SPEC = dict(
     num_requests=dict(type="int", default=100),
     concurrency=dict(type="int", default=8),
     warmup_requests=dict(type="int", default=0),
-    max_tokens=dict(type="int", default=64),
-    prompt_tokens=dict(type="int", default=128),
+    # no_log=False: token counts, not secrets (validate-modules flags names containing "token").
+    max_tokens=dict(type="int", default=64, no_log=False),
+    prompt_tokens=dict(type="int", default=128, no_log=False),
     ignore_eos=dict(type="bool", default=True),
     seed=dict(type="int", default=0),
     request_timeout_s=dict(type="float", default=60.0),

@@ -16,7 +16,7 @@ options:
   base_identity: {description: String naming the exact base model (source and seed)., type: str, required: true}
   work_root: {description: Directory holding one subdirectory per run hash., type: str, required: true}
   trainer_version: {description: LLaMA-Factory version (part of the hash)., type: str, required: true}
-  report_to: {description: C(mlflow) or C(none)., type: str, default: mlflow}
+  report_to: {description: Where the trainer logs metrics., type: str, default: mlflow, choices: [mlflow, none]}
   layout:
     description: C(local) puts data, adapter and merged model under I(work_root)/<run>; C(kubernetes)
       uses that layout's volume directories under I(storage) (one subdirectory per run hash).
@@ -24,7 +24,7 @@ options:
     default: local
     choices: [local, kubernetes]
   storage: {description: Mount of the shared volume on Kubernetes., type: str, default: /storage}
-author: llmops.platform developers
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""

@@ -21,7 +21,7 @@ options:
   prompt: {description: Prompt of the generation probe., type: str, default: "What is the capital of France?"}
   max_new_tokens: {description: Generation budget; eos must come before it., type: int, default: 48}
   result_file: {description: Where the JSON result is written., type: path}
-author: llmops.platform developers
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -50,7 +50,7 @@ def main() -> None:
         "python": {"type": "str", "default": ""},
         "probe_script": {"type": "path"},
         "prompt": {"type": "str", "default": "What is the capital of France?"},
-        "max_new_tokens": {"type": "int", "default": 48},
+        "max_new_tokens": {"type": "int", "default": 48, "no_log": False},  # a count, not a secret
         "result_file": {"type": "path"},
     })
     p = module.params

@@ -39,7 +39,7 @@ options:
     type: str
     choices: [planned, applied]
     default: planned
-author: llmops.platform developers
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""

@@ -76,7 +76,7 @@ options:
         For kubernetes, C(image), C(namespace), C(model_pvc), C(render_dir), C(kubeconfig), C(apply).
     type: dict
     default: {}
-author: llmops.platform
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""

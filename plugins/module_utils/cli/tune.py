@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.task}: ok ({task.strategy}, {task.objective}, {task.grid_size}-point space)")
         return 0
     output = args.output or os.path.join("reports", "sweeps", task.name)
-    low, _, high = args.port_range.partition("-")
+    low, _sep, high = args.port_range.partition("-")
     options: dict = {}
     runtime = args.runtime or task.runtime or "local"
     if runtime in ("local", "docker"):
