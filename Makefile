@@ -14,12 +14,12 @@ CONTROL_VENV = $(shell scripts/venv.sh path control)
 BIN = $(CONTROL_VENV)/bin
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help bootstrap control serving monitoring-tools demo test lint unit integration molecule clean lock bench-scripts dashboard
+.PHONY: help bootstrap control serving monitoring-tools test-deps demo test lint unit integration molecule clean lock bench-scripts dashboard
 
 help:
 	@echo "make demo   - bootstrap, then ansible-playbook site.yml on the local inventory"
 	@echo "make test   - bootstrap, then lint + unit + integration tests"
-	@echo "make lint   - ansible-lint (production), yamllint, syntax-check"
+	@echo "make lint   - yamllint, ansible-lint (production), syntax-check, ruff, ansible-test sanity"
 	@echo "make clean  - stop what the demo started, remove reports (caches stay)"
 	@echo "make dashboard - Streamlit comparison dashboard over reports/compare (127.0.0.1:8501)"
 	@echo "make bench-scripts - the measured comparisons in bench/ (minutes; prints ratios)"
@@ -38,6 +38,10 @@ monitoring-tools:
 
 bootstrap: control serving
 
+# Debian packages the tests need beyond the venvs (chromium for the browser tests).
+test-deps:
+	@scripts/test-deps.sh
+
 demo: bootstrap
 	@start=$$(date +%s); \
 	PATH="$(BIN):$$PATH" ansible-playbook site.yml; \
@@ -51,6 +55,8 @@ lint: control
 	  PATH="$(BIN):$$PATH" ansible-playbook --syntax-check "$$pb" >/dev/null || exit 1; \
 	  echo "syntax ok: $$pb"; \
 	done
+	$(BIN)/ruff check .
+	scripts/sanity.sh
 
 unit: control monitoring-tools
 	PATH="$(BIN):$$PATH" python -m pytest tests/unit tests/render -q
@@ -58,7 +64,7 @@ unit: control monitoring-tools
 # The cluster check-mode tests need dockerd and the Molecule image: `make molecule` runs them.
 DOCKER_TESTS := tests/integration/test_cluster_check_mode.py
 
-integration: bootstrap monitoring-tools
+integration: bootstrap monitoring-tools test-deps
 	PATH="$(BIN):$$PATH" python -m pytest tests/integration -q -x --ignore=$(DOCKER_TESTS)
 
 # Host roles in Debian 12 systemd containers (installs docker.io/debootstrap, starts dockerd,

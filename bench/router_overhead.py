@@ -299,12 +299,15 @@ def main() -> int:
             stop(proc)
 
     print(f"Fixture backend: TTFT {args.ttft_ms:.0f} ms; {result['requests_per_target']} streamed requests per "
-          f"target at concurrency {args.concurrency}, {args.rounds} interleaved rounds; machine: {os.cpu_count()} cores")
-    print(f"{'target':15} {'TTFT p50':>9} {'p99':>8} {'added p50':>10} {'added p99':>10} {'max streams (0 errors)':>24}")
+          f"target at concurrency {args.concurrency}, {args.rounds} interleaved rounds; "
+          f"machine: {os.cpu_count()} cores")
+    print(f"{'target':15} {'TTFT p50':>9} {'p99':>8} {'added p50':>10} {'added p99':>10} "
+          f"{'max streams (0 errors)':>24}")
     for name in targets:
         t, s = result["ttft_ms"][name], result["streams"][name]
         top = s["max_without_errors"]
-        more = "" if top == levels[-1] else f" (fails at {s['levels'][-1]['streams']}: {s['levels'][-1]['first_error']})"
+        last = s["levels"][-1]
+        more = "" if top == levels[-1] else f" (fails at {last['streams']}: {last['first_error']})"
         print(f"{name:15} {t['p50']:7.2f}ms {t['p99']:6.2f}ms {t['added_p50']:+8.2f}ms {t['added_p99']:+8.2f}ms "
               f"{top:>10}{more}")
     for name, note in notes.items():

@@ -11,7 +11,8 @@ try:
 except (OSError, ValueError, KeyError):
     replicas = []
 for replica in replicas:
-    print(f"Endpoint: {replica['base_url']}/v1/chat/completions  (model {replica['model']}, replica {replica['index']})")
+    print(f"Endpoint: {replica['base_url']}/v1/chat/completions  "
+          f"(model {replica['model']}, replica {replica['index']})")
 router_spec = os.path.join(home, "run", "router", "spec.json")
 try:
     with open(router_spec, encoding="utf-8") as handle:

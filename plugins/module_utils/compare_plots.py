@@ -18,11 +18,11 @@ def percentile_series(runs: dict[str, dict[str, list[dict]]], arms: list[str]) -
     out: dict[str, Any] = {}
     for arm in arms:
         for model, summaries in runs.get(arm, {}).items():
-            for key, _ in LATENCIES:
+            for key, _label in LATENCIES:
                 lines = []
                 for summary in summaries:
                     block = summary.get(key) or {}
-                    values = [block.get(name) for name, _ in PERCENTILES]
+                    values = [block.get(name) for name, _quantile in PERCENTILES]
                     if all(isinstance(v, (int, float)) for v in values):
                         lines.append([float(v) for v in values])
                 out.setdefault(model, {}).setdefault(key, {})[arm] = lines
@@ -42,12 +42,13 @@ def svg_plot(title: str, by_arm: dict[str, list[list[float]]], width: int = 360,
         return upper + plot_h * (1 - v / top)
 
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "
-             f"aria-label='{html.escape(title)}'><text x='{left}' y='15' font-size='13'>{html.escape(title)} (ms)</text>",
+             f"aria-label='{html.escape(title)}'>"
+             f"<text x='{left}' y='15' font-size='13'>{html.escape(title)} (ms)</text>",
              f"<line x1='{left}' y1='{upper + plot_h}' x2='{left + plot_w}' y2='{upper + plot_h}' stroke='#999'/>",
              f"<line x1='{left}' y1='{upper}' x2='{left}' y2='{upper + plot_h}' stroke='#999'/>",
              f"<text x='{left - 4}' y='{upper + 4}' font-size='10' text-anchor='end'>{top:.0f}</text>",
              f"<text x='{left - 4}' y='{upper + plot_h}' font-size='10' text-anchor='end'>0</text>"]
-    for i, (name, _) in enumerate(PERCENTILES):
+    for i, (name, _quantile) in enumerate(PERCENTILES):
         parts.append(f"<text x='{x(i):.1f}' y='{height - 12}' font-size='10' text-anchor='middle'>"
                      f"{'p50' if name == 'median' else name}</text>")
     for k, (arm, lines) in enumerate(by_arm.items()):

@@ -37,7 +37,7 @@ def parse_source(source: Any, field: str = "source") -> dict[str, str]:
             f"{source!r} is not a model source; use one of generated:tiny-llama, "
             "path:/abs/dir (a local HF-format model) or hf:<org>/<repo>",
         )
-    scheme, _, rest = source.partition(":")
+    scheme, _sep, rest = source.partition(":")
     if scheme not in SOURCE_SCHEMES:
         raise InventoryError(
             field,
@@ -48,7 +48,7 @@ def parse_source(source: Any, field: str = "source") -> dict[str, str]:
     if scheme == "path" and not rest.startswith("/"):
         raise InventoryError(field, f"path {rest!r} is not absolute; write path:/abs/dir/of/model")
     if scheme == "hf":
-        repo, _, revision = rest.partition("@")
+        repo, _sep, revision = rest.partition("@")
         if not HF_REPO_RE.match(repo):
             raise InventoryError(field, f"{rest!r} is not a Hugging Face repo id; write hf:<org>/<repo>[@revision]")
         return {"scheme": scheme, "ref": repo, "revision": revision or "main"}
@@ -125,7 +125,8 @@ def normalize_models(
                 "'vllm' is reserved (Kubernetes injects VLLM_* env vars from a Service of that name); pick another",
             )
         if name in seen_names:
-            raise InventoryError(f"{where}.name", f"duplicate of llm_models[{seen_names[name]}].name; names must be unique")
+            raise InventoryError(f"{where}.name",
+                                 f"duplicate of llm_models[{seen_names[name]}].name; names must be unique")
         seen_names[name] = index
         if "source" not in entry:
             raise InventoryError(f"{where}.source", "is missing; e.g. source: generated:tiny-llama")
@@ -210,7 +211,8 @@ def replica_args(model: dict[str, Any], index: int = 0) -> dict[str, Any]:
     return {**model.get("vllm_args", {}), **(overrides[index] if index < len(overrides) else {})}
 
 
-def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1", prefix: str = "vllm") -> list[dict[str, Any]]:
+def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1",
+                    prefix: str = "vllm") -> list[dict[str, Any]]:
     """One record per replica of each normalised model: process name, port and URLs."""
     replicas = []
     for model in models:

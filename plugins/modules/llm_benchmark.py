@@ -97,7 +97,8 @@ options:
     description: Open-loop cap on requests in flight; a full cap delays sends and shows as dispatch lag.
     type: int
   trace_path:
-    description: JSONL trace for C(profile=trace), one request per line with C(timestamp) (s) and optional C(input_length), C(output_length).
+    description: JSONL trace for C(profile=trace), one request per line with C(timestamp) (s) and optional
+      C(input_length), C(output_length).
     type: path
   trace_speed:
     description: Replay speed factor for traces.
@@ -116,7 +117,8 @@ options:
     type: int
     default: 1
   scenario:
-    description: Traffic scenario in genai-bench notation, e.g. C(D(128,32)), C(N(480,240)/(300,150)), C(U(50,100)/(200,250)); overrides O(prompt_tokens) and O(max_tokens).
+    description: Traffic scenario in genai-bench notation, e.g. C(D(128,32)), C(N(480,240)/(300,150)),
+      C(U(50,100)/(200,250)); overrides O(prompt_tokens) and O(max_tokens).
     type: str
   dataset:
     description: Prompt source.
@@ -188,7 +190,7 @@ requirements:
   - python >= 3.9
   - aiohttp
 author:
-  - llmops.platform contributors
+  - llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -214,7 +216,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 valid:
-  description: False when more than 1% of requests failed, none succeeded, requests were never sent, or the sender fell behind its schedule (dispatch lag p99 above O(max_dispatch_lag_ms)).
+  description: False when more than 1% of requests failed, none succeeded, requests were never sent, or the
+    sender fell behind its schedule (dispatch lag p99 above O(max_dispatch_lag_ms)).
   returned: success
   type: bool
   sample: true
@@ -272,8 +275,9 @@ ARGUMENT_SPEC = dict(
     num_requests=dict(type="int", default=100),
     concurrency=dict(type="int", default=8),
     warmup_requests=dict(type="int", default=0),
-    max_tokens=dict(type="int", default=64),
-    prompt_tokens=dict(type="int", default=128),
+    # no_log=False: token counts, not secrets (validate-modules flags names containing "token").
+    max_tokens=dict(type="int", default=64, no_log=False),
+    prompt_tokens=dict(type="int", default=128, no_log=False),
     ignore_eos=dict(type="bool", default=True),
     seed=dict(type="int", default=0),
     request_timeout_s=dict(type="float", default=60.0),
@@ -346,8 +350,9 @@ def main() -> None:
         module.exit_json(changed=False, valid=None, invalid_reasons=[], **paths)
 
     try:  # imported late: check mode and argument errors must not need aiohttp
-        from ansible_collections.llmops.platform.plugins.module_utils.bench.api import run_to_dir
         import aiohttp  # noqa: F401
+
+        from ansible_collections.llmops.platform.plugins.module_utils.bench.api import run_to_dir
     except ImportError as exc:
         module.fail_json(msg=missing_required_lib("aiohttp"), exception=str(exc), **paths)
 

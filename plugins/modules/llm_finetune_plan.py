@@ -8,17 +8,18 @@ short_description: Render LLaMA-Factory train/export configs and the run directo
 description:
   - Normalises I(spec) (the C(llm_finetune) inventory variable), hashes everything that changes
     the trained weights and returns the run directory named by that hash, the train and export
-    configs, dataset_info.json and the 003 ConfigMap keys. Read-only; never reports changed.
+    configs, dataset_info.json and the ConfigMap keys of the LLaMA-Factory Kubernetes layout.
+    Read-only; never reports changed.
 options:
   spec: {description: The llm_finetune description., type: dict, required: true}
   base_path: {description: Local directory of the resolved base model (empty on Kubernetes)., type: str, default: ""}
   base_identity: {description: String naming the exact base model (source and seed)., type: str, required: true}
   work_root: {description: Directory holding one subdirectory per run hash., type: str, required: true}
   trainer_version: {description: LLaMA-Factory version (part of the hash)., type: str, required: true}
-  report_to: {description: C(mlflow) or C(none)., type: str, default: mlflow}
+  report_to: {description: Where the trainer logs metrics., type: str, default: mlflow, choices: [mlflow, none]}
   layout:
     description: C(local) puts data, adapter and merged model under I(work_root)/<run>; C(kubernetes)
-      uses the 003 volume layout under I(storage) (one subdirectory per run hash).
+      uses that layout's volume directories under I(storage) (one subdirectory per run hash).
     type: str
     default: local
     choices: [local, kubernetes]
@@ -27,7 +28,7 @@ options:
     description: Serve the base model with the LoRA adapter (vLLM C(--enable-lora)) instead of the merged model.
     type: bool
     default: false
-author: llmops.platform developers
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -48,6 +49,7 @@ serve_model: {description: What to serve as an llm_models entry (merged model, o
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.llmops.platform.plugins.module_utils.finetune import spec as ft
 
 

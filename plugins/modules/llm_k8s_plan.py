@@ -50,7 +50,7 @@ options:
     type: str
     choices: [planned, applied]
     default: planned
-author: llmops.platform developers
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""

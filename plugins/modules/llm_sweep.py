@@ -7,9 +7,10 @@ module: llm_sweep
 short_description: Find the best vLLM serving configuration for a workload (grid, random or Bayesian search)
 version_added: "0.1.0"
 description:
-  - Reads a 004-style sweep task file (JSON or YAML) or an inline task, then for each configuration
-    starts a vLLM server (local process, Docker container or Kubernetes Deployment), waits until it
-    is ready, benchmarks it at every traffic scenario and concurrency, scores it, and removes it.
+  - Reads an autotuner task file (JSON or YAML; parameters, strategy, objective, benchmark)
+    or an inline task, then for each configuration starts a vLLM server (local process, Docker
+    container or Kubernetes Deployment), waits until it is ready, benchmarks it at every traffic
+    scenario and concurrency, scores it, and removes it.
   - Failed trials (crash, OOM, readiness timeout, benchmark errors, hard SLO misses) are recorded as
     infeasible with their reason and log tail; the sweep goes on.
   - A journal in O(output_dir) makes the sweep resumable; a re-run keeps every finished trial and
@@ -37,7 +38,7 @@ options:
     description: Model to tune, as C(generated:tiny-llama), C(path:/dir) or C(hf:org/repo); overrides the task's model.
     type: str
   model_path:
-    description: Directory holding C(<model.name>/) for 004 task files that name a model directory.
+    description: Directory holding C(<model.name>/) for task files whose C(model) names a model directory.
     type: path
   model_name:
     description: Name of the C(llm_models) entry the best configuration is written for.
@@ -89,7 +90,7 @@ options:
         of the pod come from O(target)).
     type: dict
     default: {}
-author: llmops.platform
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""

@@ -17,9 +17,8 @@ import subprocess
 import sys
 import tempfile
 
-import pytest
-
 import k8s_policy as policy
+import pytest
 import serving_render
 from k8s_validate import K8S_VERSIONS, load_documents, validate_paths
 

@@ -9,10 +9,9 @@ import os
 import subprocess
 import sys
 
+import k8s_policy as policy
 import pytest
 import yaml
-
-import k8s_policy as policy
 from k8s_validate import load_documents, validate_paths
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

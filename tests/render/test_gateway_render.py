@@ -7,18 +7,17 @@ from __future__ import annotations
 import atexit
 import copy
 import functools
-import shutil
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
-import pytest
-import yaml
-
 import k8s_policy as policy
+import pytest
 import serving_render
+import yaml
 from k8s_validate import load_documents, validate_object, validate_paths
 
 ROOT = serving_render.ROOT

@@ -8,11 +8,10 @@ import json
 import os
 import re
 
-import pytest
-import yaml
-
 import k8s_policy as policy
+import pytest
 import serving_render
+import yaml
 from k8s_validate import load_documents, validate_paths
 
 ROOT = serving_render.ROOT

@@ -53,7 +53,7 @@ def parse(text: str) -> Samples:
 
 def _total(samples: Samples, name: str) -> Optional[float]:
     rows = samples.get(name)
-    return sum(v for _, v in rows) if rows else None
+    return sum(v for _labels, v in rows) if rows else None
 
 
 def _buckets(samples: Samples, name: str) -> Dict[float, float]:

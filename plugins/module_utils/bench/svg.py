@@ -77,24 +77,29 @@ def cdf_chart(title: str, series: Sequence[Series], x_label: str = "latency (ms)
     present = [(name, sorted(vals)) for name, vals in series if vals]
     if not present:
         return _empty(title)
-    x_hi = max(vals[-1] for _, vals in present) * 1.02 or 1.0
-    x_min = min(vals[0] for _, vals in present)
+    x_hi = max(vals[-1] for _name, vals in present) * 1.02 or 1.0
+    x_min = min(vals[0] for _name, vals in present)
     x_lo = 0.0
     if x_min > 0.3 * x_hi:
         # Tight distributions far from zero would be a vertical line at the right edge:
         # start the axis at the tick just below the fastest request instead.
         x_lo = max(t for t in [0.0] + _ticks(0.0, x_min) if t <= x_min * 0.98)
-    x_map = lambda x: LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)  # noqa: E731
-    y_map = lambda y: H - BOTTOM - y * (H - TOP - BOTTOM)  # noqa: E731
+
+    def x_map(x: float) -> float:
+        return LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)
+
+    def y_map(y: float) -> float:
+        return H - BOTTOM - y * (H - TOP - BOTTOM)
+
     y_ticks = [(q, f"{q:.0%}") for q in (0.0, 0.25, 0.5, 0.75, 1.0)]
     parts = _frame(title, x_label, "share of requests", x_lo, x_hi, y_ticks, x_map, y_map)
-    for i, (_, vals) in enumerate(present):
+    for i, (_name, vals) in enumerate(present):
         steps = min(CDF_POINTS, max(len(vals) - 1, 1))
         pts = [(percentile(vals, 100.0 * k / steps), k / steps) for k in range(steps + 1)]
         path = " ".join(f"{x_map(x):.1f},{y_map(y):.1f}" for x, y in pts)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{PALETTE[i % len(PALETTE)]}" '
                      'stroke-width="2"/>')
-    parts += _legend([name for name, _ in present])
+    parts += _legend([name for name, _vals in present])
     parts.append("</svg>")
     return "".join(parts)
 
@@ -114,8 +119,13 @@ def histogram_chart(title: str, values: Sequence[float], x_label: str = "latency
     for v in data:
         counts[min(int((v - x_lo) / width), bins - 1)] += 1  # clipped tail lands in last bin
     peak = max(counts) / len(data)
-    x_map = lambda x: LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)  # noqa: E731
-    y_map = lambda y: H - BOTTOM - y / peak * (H - TOP - BOTTOM)  # noqa: E731
+
+    def x_map(x: float) -> float:
+        return LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)
+
+    def y_map(y: float) -> float:
+        return H - BOTTOM - y / peak * (H - TOP - BOTTOM)
+
     y_ticks = [(t, f"{t:.0%}" if peak >= 0.05 else f"{t:.1%}") for t in _ticks(0.0, peak, 4)
                if t <= peak]
     parts = _frame(title, x_label, "share of values", x_lo, x_hi, y_ticks, x_map, y_map)
@@ -146,12 +156,17 @@ def line_chart(title: str, series: Sequence[Tuple[str, Points]], x_label: str, y
     present = [(name, sorted(pts)) for name, pts in series if pts]
     if not present:
         return _empty(title)
-    xs = [x for _, pts in present for x, _ in pts]
-    ys = [y for _, pts in present for _, y in pts] + ([hline[1]] if hline else [])
+    xs = [x for _name, pts in present for x, _y in pts]
+    ys = [y for _name, pts in present for _x, y in pts] + ([hline[1]] if hline else [])
     x_lo, x_hi = _axis_range(xs)
     y_lo, y_hi = _axis_range(ys)
-    x_map = lambda x: LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)  # noqa: E731
-    y_map = lambda y: H - BOTTOM - (y - y_lo) / (y_hi - y_lo) * (H - TOP - BOTTOM)  # noqa: E731
+
+    def x_map(x: float) -> float:
+        return LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)
+
+    def y_map(y: float) -> float:
+        return H - BOTTOM - (y - y_lo) / (y_hi - y_lo) * (H - TOP - BOTTOM)
+
     y_ticks = [(t, _fmt(t)) for t in _ticks(y_lo, y_hi, 4) if t <= y_hi]
     parts = _frame(title, x_label, y_label, x_lo, x_hi, y_ticks, x_map, y_map)
     if hline:
@@ -160,14 +175,14 @@ def line_chart(title: str, series: Sequence[Tuple[str, Points]], x_label: str, y
                      'stroke="#b91c1c" stroke-dasharray="6 4" stroke-width="1.5"/>'
                      f'<text x="{W - RIGHT - 4}" y="{py - 4:.1f}" class="tk" '
                      f'text-anchor="end" fill="#b91c1c">{escape(hline[0])}</text>')
-    for i, (_, pts) in enumerate(present):
+    for i, (_name, pts) in enumerate(present):
         color = PALETTE[i % len(PALETTE)]
         path = " ".join(f"{x_map(x):.1f},{y_map(y):.1f}" for x, y in pts)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
         if markers and len(pts) <= 60:
             parts += [f'<circle cx="{x_map(x):.1f}" cy="{y_map(y):.1f}" r="3" fill="{color}"/>'
                       for x, y in pts]
-    parts += _legend([name for name, _ in present])
+    parts += _legend([name for name, _pts in present])
     parts.append("</svg>")
     return "".join(parts)
 
@@ -182,8 +197,13 @@ def timeline_chart(title: str, rows: Sequence[Tuple[float, float, Optional[float
     shown = list(rows)[::step]
     x_lo, x_hi = 0.0, max(r[1] for r in shown) * 1.02 or 1.0
     n = len(shown)
-    x_map = lambda x: LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)  # noqa: E731
-    y_map = lambda y: TOP + 4 + y / max(n, 1) * (H - TOP - BOTTOM - 8)  # noqa: E731
+
+    def x_map(x: float) -> float:
+        return LEFT + (x - x_lo) / (x_hi - x_lo) * (W - LEFT - RIGHT)
+
+    def y_map(y: float) -> float:
+        return TOP + 4 + y / max(n, 1) * (H - TOP - BOTTOM - 8)
+
     y_ticks = [(float(t), f"{int(t * step)}") for t in _ticks(0.0, float(n), 4) if t <= n]
     parts = _frame(title, "seconds since the first send", "request", x_lo, x_hi, y_ticks,
                    x_map, y_map)

@@ -7,10 +7,10 @@ from typing import Any, Callable, Optional
 from ansible_collections.llmops.platform.plugins.module_utils.inventory import normalize_models
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import entry_for
 
+from .errors import TaskError
 from .output import best_snippet, write_outputs
 from .runtimes import make_runtime
 from .sweep import SweepOptions, run_sweep
-from .errors import TaskError
 from .task import Task, load_task_file, parse_task, resolve_model_source
 
 CPU_BASE_ARGS = {"dtype": "bfloat16", "block_size": 32}

@@ -180,7 +180,8 @@ def run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
     feasible = [t for t in trials + ([default_trial] if default_trial else []) if t.get("value") is not None]
     best = None
     if feasible:
-        best = min(feasible, key=lambda t: t["value"]) if task.direction == "minimize" else max(feasible, key=lambda t: t["value"])
+        pick = min if task.direction == "minimize" else max
+        best = pick(feasible, key=lambda t: t["value"])
     return {
         "schema_version": "1",
         "kind": "llmops.platform/sweep",

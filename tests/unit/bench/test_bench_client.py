@@ -6,8 +6,7 @@ import asyncio
 import time
 
 import pytest
-
-aiohttp = pytest.importorskip("aiohttp")
+from bench_fixture_server import ITL, TTFT, FixtureServer, free_port, start_app  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench.client import (  # noqa: E402
     run_benchmark,
@@ -18,8 +17,6 @@ from ansible_collections.llmops.platform.plugins.module_utils.bench.config impor
 from ansible_collections.llmops.platform.plugins.module_utils.bench.metrics import (  # noqa: E402
     summarize,
 )
-
-from bench_fixture_server import ITL, TTFT, FixtureServer, free_port, start_app  # noqa: E402
 
 
 async def serve_and_run(server, mode, **overrides):

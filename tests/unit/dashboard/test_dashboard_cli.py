@@ -2,6 +2,7 @@
 import os
 
 import pytest
+
 from ansible_collections.llmops.platform.plugins.module_utils.cli import dashboard
 from ansible_collections.llmops.platform.plugins.module_utils.cli.main import main
 

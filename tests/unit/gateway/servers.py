@@ -8,11 +8,11 @@ import time
 
 import uvicorn
 from aiohttp import web
+from upstream import Upstream, free_port
 
 from llmops_gateway.auth import ApiKeys
 from llmops_gateway.config import parse_config
 from llmops_gateway.server import create_app
-from upstream import Upstream, free_port
 
 
 class Loop:

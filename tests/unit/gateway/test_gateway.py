@@ -8,11 +8,11 @@ import urllib.error
 import urllib.request
 
 import pytest
+from servers import Loop
+from upstream import ANSWER, Upstream
 
 from llmops_gateway.auth import ApiKeys, parse_keys
 from llmops_gateway.config import ConfigError, parse_config
-from servers import Loop
-from upstream import ANSWER, Upstream
 
 KEY = "sk-test-0123456789abcdef"
 

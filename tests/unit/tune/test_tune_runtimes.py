@@ -6,7 +6,11 @@ import pytest
 from ansible_collections.llmops.platform.plugins.module_utils.inventory import normalize_models, vllm_cli_args
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.base import classify_exit
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.docker import (
-    LABEL_TUNER, DockerRuntime, container_spec, to_sdk)
+    LABEL_TUNER,
+    DockerRuntime,
+    container_spec,
+    to_sdk,
+)
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.k8s_manifests import pod_failure
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.local import LocalRuntime
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.ports import allocate

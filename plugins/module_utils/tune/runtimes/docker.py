@@ -54,7 +54,8 @@ def container_spec(image: str, task: str, trial_id: str, model: Mapping[str, Any
                     **{src: {"bind": dst, "mode": "ro"} for src, dst in (volumes or {}).items()}},
         "environment": server["env"],
         "shm_size": shm_size,
-        "device_requests": [{"device_ids": list(gpu_ids), "capabilities": [["gpu"]], "driver": "nvidia"}] if gpu_ids else [],
+        "device_requests": ([{"device_ids": list(gpu_ids), "capabilities": [["gpu"]], "driver": "nvidia"}]
+                            if gpu_ids else []),
     }
     return spec
 

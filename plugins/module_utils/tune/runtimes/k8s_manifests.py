@@ -77,6 +77,6 @@ def pod_failure(pod_status: dict[str, Any]) -> tuple[str, str] | None:
         if cs.get("restartCount", 0) > 0 and last:
             return "startup_crash", f"restarted after exit code {last.get('exitCode')} ({last.get('reason', '')})"
     for cond in pod_status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == ("PodScheduled", "False", "Unschedulable"):
             return "runtime_error", f"unschedulable: {cond.get('message', '')}"
     return None

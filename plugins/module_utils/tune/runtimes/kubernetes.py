@@ -111,7 +111,7 @@ class KubernetesRuntime(Runtime):
                           handle={"name": info["name"], "forward": forward}, info={**info, "port": port})
 
     def _pods(self, dep: Deployment) -> list[Any]:
-        _, core = self._clients()
+        _apps, core = self._clients()
         return core.list_namespaced_pod(self.namespace, label_selector=self._selector(dep.trial_id)).items
 
     def dead_reason(self, dep: Deployment) -> Optional[str]:
@@ -142,7 +142,7 @@ class KubernetesRuntime(Runtime):
 
     def logs(self, dep: Deployment, lines: int = 40) -> str:
         try:
-            _, core = self._clients()
+            _apps, core = self._clients()
             pods = self._pods(dep)
             if pods:
                 return core.read_namespaced_pod_log(pods[0].metadata.name, self.namespace, tail_lines=lines)
