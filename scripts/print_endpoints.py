@@ -30,7 +30,8 @@ except (OSError, ValueError):
 try:
     with open(os.path.join(home, "run", "monitoring.json"), encoding="utf-8") as handle:
         monitoring = json.load(handle)
-    print(f"Metrics:  {monitoring['prometheus_url']}/  (Prometheus; alerts in Alertmanager at {monitoring['alertmanager_url']}/)")
+    print(f"Metrics:  {monitoring['prometheus_url']}/  "
+          f"(Prometheus; alerts in Alertmanager at {monitoring['alertmanager_url']}/)")
 except (OSError, ValueError, KeyError):
     pass
 index = os.path.join(root, "reports", "index.html")

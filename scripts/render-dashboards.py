@@ -5,6 +5,7 @@
     $(scripts/venv.sh path control)/bin/python scripts/render-dashboards.py          # write
     $(scripts/venv.sh path control)/bin/python scripts/render-dashboards.py --check  # exit 1 on drift
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,10 @@ def main() -> int:
                     handle.write(text)
     if args.check:
         for name in drift + stale:
-            print(f"render-dashboards: {name} is not what panels.py builds; run scripts/render-dashboards.py", file=sys.stderr)
+            print(
+                f"render-dashboards: {name} is not what panels.py builds; run scripts/render-dashboards.py",
+                file=sys.stderr,
+            )
         return 1 if drift or stale else 0
     for name in stale:
         os.unlink(os.path.join(TARGET, name))

@@ -14,7 +14,14 @@ from typing import Any, Mapping, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils import kvcached
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import (
-    ENTRYPOINT, ServerError, Target, gpu_count, server_args, server_env, target_from)
+    ENTRYPOINT,
+    ServerError,
+    Target,
+    gpu_count,
+    server_args,
+    server_env,
+    target_from,
+)
 
 CONTAINER_NAME = "vllm"
 PYTHON = "python3"

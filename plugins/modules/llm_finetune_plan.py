@@ -43,7 +43,10 @@ EXAMPLES = r"""
 RETURN = r"""
 hash: {description: Input hash (16 hex)., type: str, returned: always}
 spec: {description: Normalised description., type: dict, returned: always}
-serve_model: {description: What to serve as an llm_models entry (merged model, or base + adapter)., type: dict, returned: always}
+serve_model:
+  description: What to serve as an llm_models entry (merged model, or base + adapter).
+  type: dict
+  returned: always
 """
 
 import os

@@ -132,7 +132,8 @@ def main() -> None:
     if p["files"] is not None:
         missing = render_plan.missing_files(p["render_dir"], p["files"])
         if missing:
-            module.fail_json(msg=f"files: {missing[0]} is not in {p['render_dir']}; list only the files the role rendered")
+            module.fail_json(msg=f"files: {missing[0]} is not in {p['render_dir']}; "
+                                 "list only the files the role rendered")
         removed = render_plan.stale_files(p["render_dir"], p["files"])
         if not module.check_mode:
             for path in removed:

@@ -22,13 +22,13 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from conftest import BASE_PORT, ROOT, Platform, changed_tasks
 
 sys.path.insert(0, os.path.join(ROOT, "apps", "dashboard"))
+from screenshot import CHROMIUM, capture, png_size  # noqa: E402
+
 from ansible_collections.llmops.platform.plugins.module_utils.monitoring import panels  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.monitoring.prometheus_api import query_range  # noqa: E402
-from screenshot import CHROMIUM, capture, png_size  # noqa: E402
 
 SCRAPE_S, EVAL_S, DOWN_FOR_S = 2, 1, 10
 WEBHOOK_PORT = BASE_PORT - 96

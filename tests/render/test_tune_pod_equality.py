@@ -14,9 +14,8 @@ import subprocess
 import sys
 
 import pytest
-import yaml
-
 import serving_render
+import yaml
 from k8s_validate import load_documents, validate_paths
 
 # Render variant, step -> the model tuned there.
@@ -100,7 +99,7 @@ def test_trial_pods_equal_the_roles_pod_but_for_labels_and_tuned_flags(sweeps, k
 def test_trial_pods_are_what_the_platform_runs(sweeps):
     """Non-root with seccomp, the GPUs of the entry on a GPU cluster, the model cache the
     serving layer renders (no claim of their own), and valid in 1.29 and current."""
-    for key, (role, trials, _, tune_dir) in sweeps.items():
+    for key, (_role, trials, _, tune_dir) in sweeps.items():
         assert validate_paths([tune_dir]) == []
         for trial in trials.values():
             spec = trial["spec"]["template"]["spec"]

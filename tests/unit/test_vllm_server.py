@@ -11,7 +11,14 @@ from ansible_collections.llmops.platform.plugins.module_utils.inventory import n
 from ansible_collections.llmops.platform.plugins.module_utils.kvcached import resolve
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_k8s_pod import KubernetesSettings, k8s_server
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import (
-    BASE_ENV, ServerError, entry_for, gpu_count, local_server, parallel_size, target_from)
+    BASE_ENV,
+    ServerError,
+    entry_for,
+    gpu_count,
+    local_server,
+    parallel_size,
+    target_from,
+)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "render"))
 from k8s_validate import validate_object  # noqa: E402
@@ -207,6 +214,7 @@ def test_entry_for_a_bare_source_is_the_normalised_shape():
 
 def test_the_filter_reports_errors_as_filter_errors():
     from ansible.errors import AnsibleFilterError
+
     from ansible_collections.llmops.platform.plugins.filter.vllm_server import vllm_server
 
     assert vllm_server(entry(), LOCAL, replica=1, model_dir="/m", python="/p")["argv"][0] == "/p"

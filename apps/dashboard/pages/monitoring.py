@@ -6,6 +6,7 @@
 Deep links: ?minutes=30, or ?start=<unix>&end=<unix> for a benchmark run's window, &model=<name>.
 Prometheus: LLMOPS_PROMETHEUS_URL, else the local target's (LLMOPS_HOME/run/monitoring.json).
 """
+
 from __future__ import annotations
 
 import os
@@ -69,17 +70,26 @@ params = st.query_params
 url = st.sidebar.text_input("Prometheus URL", os.environ.get("LLMOPS_PROMETHEUS_URL") or local_url())
 start, end = window(params)
 if not (params.get("start") and params.get("end")):
-    minutes = st.sidebar.selectbox("Window (minutes)", WINDOWS, index=WINDOWS.index(int((end - start) / 60))
-                                   if int((end - start) / 60) in WINDOWS else 1)
+    minutes = st.sidebar.selectbox(
+        "Window (minutes)",
+        WINDOWS,
+        index=WINDOWS.index(int((end - start) / 60)) if int((end - start) / 60) in WINDOWS else 1,
+    )
     start = end - minutes * 60
 step = step_for(start, end)
-rate_window = st.sidebar.selectbox("Rate window", ["30s", "1m", "2m", "5m"], index=1,
-                                   help="$__rate_interval of the Grafana panels: at least 4 scrape intervals")
+rate_window = st.sidebar.selectbox(
+    "Rate window",
+    ["30s", "1m", "2m", "5m"],
+    index=1,
+    help="$__rate_interval of the Grafana panels: at least 4 scrape intervals",
+)
 model = params.get("model", "")
 selection = {"model": model} if model else {}
-st.caption(f"{url} · {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(start))} to "
-           f"{time.strftime('%H:%M:%S', time.localtime(end))} · step {step:g}s · "
-           f"model {model or 'all'} · queries as in the Grafana dashboard \"{panels.VLLM.title}\"")
+st.caption(
+    f"{url} · {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(start))} to "
+    f"{time.strftime('%H:%M:%S', time.localtime(end))} · step {step:g}s · "
+    f'model {model or "all"} · queries as in the Grafana dashboard "{panels.VLLM.title}"'
+)
 
 problems = []
 for heading, titles in SECTIONS:
@@ -92,7 +102,9 @@ for heading, titles in SECTIONS:
             series = []
             try:
                 for q in panel.queries:
-                    series += query_range(url, panels.substitute(q.expr, selection, rate_window), start, end, step, q.legend)
+                    series += query_range(
+                        url, panels.substitute(q.expr, selection, rate_window), start, end, step, q.legend
+                    )
             except PrometheusError as exc:
                 problems.append(str(exc))
                 st.error(str(exc))
@@ -103,7 +115,8 @@ for heading, titles in SECTIONS:
                 continue
             st.line_chart(data, y_label=unit_label(panel.unit))
             last = data.ffill().iloc[-1]
-            st.table(pd.DataFrame({"last": last.map(lambda v: f"{v:.4g}"),
-                                   "max": data.max().map(lambda v: f"{v:.4g}")}))
+            st.table(
+                pd.DataFrame({"last": last.map(lambda v: f"{v:.4g}"), "max": data.max().map(lambda v: f"{v:.4g}")})
+            )
 if problems:
     st.sidebar.error(f"{len(problems)} panel(s) failed: {problems[0]}")

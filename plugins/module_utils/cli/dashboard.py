@@ -28,7 +28,8 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
                    help="results directory holding <run>/<arm>/run<k>/<model>/ (default reports/compare; "
                         "when the default does not exist yet, only the monitoring page has data)")
     p.add_argument("--prometheus-url", default=None,
-                   help="Prometheus of the monitoring page (default: the local target's, from LLMOPS_HOME/run/monitoring.json)")
+                   help="Prometheus of the monitoring page "
+                        "(default: the local target's, from LLMOPS_HOME/run/monitoring.json)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; the dashboard has no authentication)")
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")

@@ -4,6 +4,7 @@ The role loops over these lists and passes each field to one amazon.aws module, 
 is created is decided (and unit-tested) here; tests/integration/test_aws_infra.py checks
 that AWS (moto) ends up with exactly this.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -52,11 +53,25 @@ def subnets(model: dict[str, Any], azs: list[str]) -> list[dict[str, Any]]:
         raise ValueError(f"cloud.network_cidr {net} has room for {half} zones, {len(azs)} requested")
     result = []
     for index, zone in enumerate(azs):
-        result.append({"name": f"{model['cluster_name']}-public-{zone}", "az": zone, "cidr": str(blocks[index]),
-                       "tier": "public", "map_public": True})
+        result.append(
+            {
+                "name": f"{model['cluster_name']}-public-{zone}",
+                "az": zone,
+                "cidr": str(blocks[index]),
+                "tier": "public",
+                "map_public": True,
+            }
+        )
         if model["private_subnets"]:
-            result.append({"name": f"{model['cluster_name']}-private-{zone}", "az": zone,
-                           "cidr": str(blocks[half + index]), "tier": "private", "map_public": False})
+            result.append(
+                {
+                    "name": f"{model['cluster_name']}-private-{zone}",
+                    "az": zone,
+                    "cidr": str(blocks[half + index]),
+                    "tier": "private",
+                    "map_public": False,
+                }
+            )
     return result
 
 
@@ -76,16 +91,20 @@ def security_groups(model: dict[str, Any]) -> list[dict[str, Any]]:
     flows = ports.rules(model)
     cluster = model["cluster_name"]
     groups = []
-    for scope, suffix, description in (("all", "nodes", "llmops nodes: intra-cluster traffic, SSH from admins"),
-                                       ("control_plane", "control-plane", "llmops control plane: API from admins, etcd")):
+    for scope, suffix, description in (
+        ("all", "nodes", "llmops nodes: intra-cluster traffic, SSH from admins"),
+        ("control_plane", "control-plane", "llmops control plane: API from admins, etcd"),
+    ):
         mine = [f for f in flows if f["scope"] == scope]
-        groups.append({
-            "name": f"{cluster}-{suffix}",
-            "description": description,
-            "rules": [_sg_rule(f) for f in mine if f["direction"] == "ingress"],
-            # Egress lives on the nodes group only (a union across groups would be the same).
-            "rules_egress": [_sg_rule(f) for f in mine if f["direction"] == "egress"],
-        })
+        groups.append(
+            {
+                "name": f"{cluster}-{suffix}",
+                "description": description,
+                "rules": [_sg_rule(f) for f in mine if f["direction"] == "ingress"],
+                # Egress lives on the nodes group only (a union across groups would be the same).
+                "rules_egress": [_sg_rule(f) for f in mine if f["direction"] == "egress"],
+            }
+        )
     return groups
 
 
@@ -95,19 +114,21 @@ def instances(model: dict[str, Any], azs: list[str]) -> list[dict[str, Any]]:
     result = []
     for machine in expand_instances(cluster, model["nodes"], azs):
         groups = [f"{cluster}-nodes"] + ([f"{cluster}-control-plane"] if machine["role"] == "control_plane" else [])
-        result.append({
-            "name": machine["name"],
-            "role": machine["role"],
-            "type": machine["type"],
-            "az": machine["zone"],
-            "subnet": f"{cluster}-{tier}-{machine['zone']}",
-            "public_ip": not model["private_subnets"],
-            "security_groups": groups,
-            "disk_gib": machine["disk_gib"],
-            "arch": machine["arch"],
-            "gpus": machine["gpus"],
-            "tags": {**base_tags(model), "Name": machine["name"], ROLE_TAG: machine["role"]},
-        })
+        result.append(
+            {
+                "name": machine["name"],
+                "role": machine["role"],
+                "type": machine["type"],
+                "az": machine["zone"],
+                "subnet": f"{cluster}-{tier}-{machine['zone']}",
+                "public_ip": not model["private_subnets"],
+                "security_groups": groups,
+                "disk_gib": machine["disk_gib"],
+                "arch": machine["arch"],
+                "gpus": machine["gpus"],
+                "tags": {**base_tags(model), "Name": machine["name"], ROLE_TAG: machine["role"]},
+            }
+        )
     return result
 
 
@@ -116,34 +137,55 @@ def image_filters(model: dict[str, Any]) -> list[dict[str, Any]]:
     image = model["image"]
     if "id" in image:
         return [{"arch": arch, "image_ids": [image["id"]], "owners": [], "filters": {}} for arch in model["archs"]]
-    return [{"arch": arch, "image_ids": [], "owners": [image["owner"]],
-             "filters": {"name": image["name"].replace("{arch}", DEBIAN_ARCH[arch]), "architecture": arch,
-                         "state": "available"}}
-            for arch in model["archs"]]
+    return [
+        {
+            "arch": arch,
+            "image_ids": [],
+            "owners": [image["owner"]],
+            "filters": {
+                "name": image["name"].replace("{arch}", DEBIAN_ARCH[arch]),
+                "architecture": arch,
+                "state": "available",
+            },
+        }
+        for arch in model["archs"]
+    ]
 
 
 def latest_image(images: list[dict[str, Any]], arch: str, query: str) -> dict[str, str]:
     """The newest matching image (by creation_date); a clear error when nothing matches."""
     usable = [i for i in images if i.get("architecture", arch) == arch]
     if not usable:
-        raise ValueError(f"cloud.image: no {arch} image matches {query}; check owner/name or the pinned id in this region")
+        raise ValueError(
+            f"cloud.image: no {arch} image matches {query}; check owner/name or the pinned id in this region"
+        )
     best = max(usable, key=lambda i: (i.get("creation_date") or "", i["image_id"]))
-    return {"image_id": best["image_id"], "root_device_name": best.get("root_device_name") or "/dev/xvda",
-            "name": best.get("name", "")}
+    return {
+        "image_id": best["image_id"],
+        "root_device_name": best.get("root_device_name") or "/dev/xvda",
+        "name": best.get("name", ""),
+    }
 
 
 def stale_instances(found: list[dict[str, Any]], planned: list[dict[str, Any]]) -> list[str]:
     """Instance ids tagged for this cluster whose Name is no longer planned (count lowered)."""
     names = {p["name"] for p in planned}
-    return sorted(i["instance_id"] for i in found
-                  if (i.get("tags") or {}).get("Name") not in names
-                  and (i.get("state") or {}).get("name") not in ("terminated", "shutting-down"))
+    return sorted(
+        i["instance_id"]
+        for i in found
+        if (i.get("tags") or {}).get("Name") not in names
+        and (i.get("state") or {}).get("name") not in ("terminated", "shutting-down")
+    )
 
 
 def iam(model: dict[str, Any]) -> dict[str, Any]:
     name = f"{model['cluster_name']}-node"
-    return {"role_name": name, "profile_name": name, "managed_policies": [SSM_POLICY_ARN],
-            "assume_role_policy": json.dumps(ASSUME_ROLE_POLICY, sort_keys=True)}
+    return {
+        "role_name": name,
+        "profile_name": name,
+        "managed_policies": [SSM_POLICY_ARN],
+        "assume_role_policy": json.dumps(ASSUME_ROLE_POLICY, sort_keys=True),
+    }
 
 
 def plan(model: dict[str, Any], available_azs: list[str] | None = None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ error names the field (`cloud.nodes[2].type`) and says how to fix it. Checks tha
 provider's API (quotas, zone capacity) are left to it; what is knowable offline is checked
 here, before any API call.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -18,9 +19,26 @@ from ansible_collections.llmops.platform.plugins.module_utils.inventory import I
 
 PROVIDERS = ("aws", "gcp")
 ROLES = ("control_plane", "worker", "gpu_worker")
-TOP_KEYS = {"provider", "region", "cluster_name", "admin_cidrs", "allow_world", "network_cidr", "azs",
-            "az_count", "private_subnets", "connection", "ssh_public_key_file", "ssh_user", "ssm_bucket",
-            "image", "imds_hop_limit", "tags", "project", "nodes"}
+TOP_KEYS = {
+    "provider",
+    "region",
+    "cluster_name",
+    "admin_cidrs",
+    "allow_world",
+    "network_cidr",
+    "azs",
+    "az_count",
+    "private_subnets",
+    "connection",
+    "ssh_public_key_file",
+    "ssh_user",
+    "ssm_bucket",
+    "image",
+    "imds_hop_limit",
+    "tags",
+    "project",
+    "nodes",
+}
 NODE_KEYS = {"role", "type", "count", "disk_gib", "az", "accelerator"}
 CLUSTER_RE = re.compile(r"^[a-z]([-a-z0-9]{0,22}[a-z0-9])?$")
 AWS_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
@@ -72,14 +90,20 @@ def _network(value: Any, field: str) -> ipaddress.IPv4Network:
 def _admin_cidrs(cloud: dict, allow_world: bool) -> list[str]:
     cidrs = cloud.get("admin_cidrs")
     if not isinstance(cidrs, list) or not cidrs:
-        raise _err("cloud.admin_cidrs", "must list the addresses allowed to reach the API server (6443) and SSH, "
-                   "e.g. [203.0.113.7/32] (your public IP: curl -s https://checkip.amazonaws.com)")
+        raise _err(
+            "cloud.admin_cidrs",
+            "must list the addresses allowed to reach the API server (6443) and SSH, "
+            "e.g. [203.0.113.7/32] (your public IP: curl -s https://checkip.amazonaws.com)",
+        )
     result = []
     for index, value in enumerate(cidrs):
         net = _network(value, f"cloud.admin_cidrs[{index}]")
         if net.prefixlen == 0 and not allow_world:
-            raise _err(f"cloud.admin_cidrs[{index}]", f"{net} opens the API server and SSH to the whole internet; "
-                       "list your own addresses (e.g. 203.0.113.7/32) or set cloud.allow_world: true on purpose")
+            raise _err(
+                f"cloud.admin_cidrs[{index}]",
+                f"{net} opens the API server and SSH to the whole internet; "
+                "list your own addresses (e.g. 203.0.113.7/32) or set cloud.allow_world: true on purpose",
+            )
         result.append(str(net))
     return result
 
@@ -92,8 +116,11 @@ def _network_cidr(cloud: dict, pod_cidr: str | None, service_cidr: str | None) -
         raise _err("cloud.network_cidr", f"/{net.prefixlen} is too small for one subnet per zone; use /16../22")
     for name, other in (("cluster_pod_cidr", pod_cidr), ("cluster_service_cidr", service_cidr)):
         if other and net.overlaps(ipaddress.ip_network(str(other), strict=False)):
-            raise _err("cloud.network_cidr", f"{net} overlaps {name} {other}; pick a node network that "
-                       "does not overlap the pod and service CIDRs (e.g. 10.10.0.0/16)")
+            raise _err(
+                "cloud.network_cidr",
+                f"{net} overlaps {name} {other}; pick a node network that "
+                "does not overlap the pod and service CIDRs (e.g. 10.10.0.0/16)",
+            )
     return str(net)
 
 
@@ -131,11 +158,15 @@ def _image(provider: str, image: Any) -> dict[str, str]:
                 raise _err("cloud.image.id", f"{image['id']!r} is not an AMI id (ami-0123456789abcdef0)")
             return {"id": str(image["id"])}
         if not image.get("owner") or not image.get("name"):
-            raise _err("cloud.image", "needs both owner (account id or alias) and name (a pattern, e.g. debian-12-{arch}-*)")
+            raise _err(
+                "cloud.image", "needs both owner (account id or alias) and name (a pattern, e.g. debian-12-{arch}-*)"
+            )
         return {"owner": str(image["owner"]), "name": str(image["name"])}
     image = image if image is not None else {"project": "debian-cloud", "family": "debian-12"}
     if not isinstance(image, dict) or not (set(image) <= {"id", "project", "family"}):
-        raise _err("cloud.image", "write {project: debian-cloud, family: debian-12} or {id: projects/P/global/images/NAME}")
+        raise _err(
+            "cloud.image", "write {project: debian-cloud, family: debian-12} or {id: projects/P/global/images/NAME}"
+        )
     if "id" in image:
         return {"id": str(image["id"])}
     if not image.get("project") or not image.get("family"):
@@ -164,8 +195,11 @@ def _aws_type(region: str, node_type: str, role: str, field: str, warnings: list
     if offered is False:
         near = region.split("-")[0]  # same geography first (eu-, us-, ap-...)
         elsewhere = sorted(info["regions"] or [], key=lambda r: (r.split("-")[0] != near, r))[:6]
-        raise _err(field, f"{node_type} is not offered in {region}; pick another type or region "
-                   f"(offered in e.g. {', '.join(elsewhere)})")
+        raise _err(
+            field,
+            f"{node_type} is not offered in {region}; pick another type or region "
+            f"(offered in e.g. {', '.join(elsewhere)})",
+        )
     if offered is None:
         warnings.append(f"{field}: whether {region} offers {node_type} cannot be checked offline")
     _gpu_rule(role, info["gpus"], info["gpu_vendor"], node_type, field, warnings)
@@ -181,11 +215,15 @@ def _gcp_type(node: dict, role: str, field: str, warnings: list[str]) -> dict[st
         if not isinstance(accel, dict) or set(accel) != {"type", "count"}:
             raise _err(f"{field}.accelerator", "write {type: nvidia-tesla-t4, count: 1} (N1 machine types only)")
         if not machine.startswith("n1-"):
-            raise _err(f"{field}.accelerator", f"{machine} has its GPUs built in or takes none; "
-                       "guest accelerators go on n1-* machine types only")
+            raise _err(
+                f"{field}.accelerator",
+                f"{machine} has its GPUs built in or takes none; guest accelerators go on n1-* machine types only",
+            )
         if accel["type"] not in gcp_catalog.N1_ACCELERATORS:
-            raise _err(f"{field}.accelerator.type", f"{accel['type']!r} does not attach to N1; "
-                       f"use one of {', '.join(gcp_catalog.N1_ACCELERATORS)}")
+            raise _err(
+                f"{field}.accelerator.type",
+                f"{accel['type']!r} does not attach to N1; use one of {', '.join(gcp_catalog.N1_ACCELERATORS)}",
+            )
         accel = {"type": accel["type"], "count": _int(accel["count"], f"{field}.accelerator.count", 1, 8)}
     info = gcp_catalog.describe(machine, accel)
     if info["known"] is None:
@@ -203,8 +241,11 @@ def _gpu_rule(role: str, gpus: int | None, vendor: str | None, type_name: str, f
         gpus = 1  # the family is known to carry GPUs of this vendor; the count is not known offline
     if role == "gpu_worker" and (gpus == 0 or vendor != "NVIDIA"):
         what = "has no GPU" if gpus == 0 else f"has {vendor} GPUs, not NVIDIA"
-        raise _err(field, f"{type_name} {what}, but role gpu_worker needs an NVIDIA GPU; "
-                   "use e.g. g4dn.xlarge (AWS, T4) or g2-standard-96 (GCP, 8 x L4), or role worker")
+        raise _err(
+            field,
+            f"{type_name} {what}, but role gpu_worker needs an NVIDIA GPU; "
+            "use e.g. g4dn.xlarge (AWS, T4) or g2-standard-96 (GCP, 8 x L4), or role worker",
+        )
     if role != "gpu_worker" and gpus:
         warnings.append(f"{field}: {type_name} has {gpus} GPU(s) but role {role} will not schedule GPU pods")
 
@@ -237,19 +278,31 @@ def _nodes(cloud: dict, provider: str, region: str, azs: list[str], warnings: li
             if "accelerator" in node:
                 raise _err(f"{field}.accelerator", "is GCP-only; on AWS the instance type carries the GPUs")
             info = _aws_type(region, node["type"], role, f"{field}.type", warnings)
-            entry = {"gpus": info["gpus"], "gpu_model": info["gpu_model"], "arch": info["arch"] or "x86_64",
-                     "accelerator": None, "bundled": True}
+            entry = {
+                "gpus": info["gpus"],
+                "gpu_model": info["gpu_model"],
+                "arch": info["arch"] or "x86_64",
+                "accelerator": None,
+                "bundled": True,
+            }
         else:
             info = _gcp_type(node, role, field, warnings)
-            entry = {"gpus": info["gpus"], "gpu_model": info["gpu_model"], "arch": "x86_64",
-                     "accelerator": info["accelerator"], "bundled": info["bundled"]}
+            entry = {
+                "gpus": info["gpus"],
+                "gpu_model": info["gpu_model"],
+                "arch": "x86_64",
+                "accelerator": info["accelerator"],
+                "bundled": info["bundled"],
+            }
         result.append({"role": role, "type": node["type"], "count": count, "disk_gib": disk, "az": zone, **entry})
     control = [n for n in result if n["role"] == "control_plane"]
     if not control:
         raise _err("cloud.nodes", "has no control_plane entry; add {role: control_plane, type: t3.medium, count: 1}")
     total = sum(n["count"] for n in control)
     if total % 2 == 0:
-        raise _err("cloud.nodes", f"{total} control-plane nodes cannot keep etcd quorum through a failure; use 1, 3 or 5")
+        raise _err(
+            "cloud.nodes", f"{total} control-plane nodes cannot keep etcd quorum through a failure; use 1, 3 or 5"
+        )
     return result
 
 
@@ -266,16 +319,27 @@ def expand_instances(cluster: str, nodes: list[dict], azs: list[str]) -> list[di
             index = seen.get(node["role"], 0)
             seen[node["role"]] = index + 1
             zone = node["az"] or (azs[index % len(azs)] if azs else None)
-            result.append({"name": f"{cluster}-{node['role'].replace('_', '-')}-{index}", "index": index,
-                           "zone": zone, **{k: v for k, v in node.items() if k not in ("count", "az")}})
+            result.append(
+                {
+                    "name": f"{cluster}-{node['role'].replace('_', '-')}-{index}",
+                    "index": index,
+                    "zone": zone,
+                    **{k: v for k, v in node.items() if k not in ("count", "az")},
+                }
+            )
     return result
 
 
 ENCAPSULATIONS = ("VXLAN", "VXLANCrossSubnet", "IPIP", "IPIPCrossSubnet", "None")
 
 
-def normalize_cloud(cloud: Any, pod_cidr: str | None = None, service_cidr: str | None = None,
-                    check_files: bool = True, encapsulation: str = "VXLANCrossSubnet") -> dict[str, Any]:
+def normalize_cloud(
+    cloud: Any,
+    pod_cidr: str | None = None,
+    service_cidr: str | None = None,
+    check_files: bool = True,
+    encapsulation: str = "VXLANCrossSubnet",
+) -> dict[str, Any]:
     """Validate `cloud`; return it with every default filled in, plus `warnings`.
 
     `encapsulation` is the cluster layer's calico_encapsulation: the firewalls open IP-in-IP
@@ -292,7 +356,9 @@ def normalize_cloud(cloud: Any, pod_cidr: str | None = None, service_cidr: str |
     region = _region(provider, cloud.get("region"))
     cluster = cloud.get("cluster_name", "llmops")
     if not isinstance(cluster, str) or not CLUSTER_RE.match(cluster):
-        raise _err("cloud.cluster_name", f"{cluster!r}: use 1-24 lowercase letters, digits and '-', starting with a letter")
+        raise _err(
+            "cloud.cluster_name", f"{cluster!r}: use 1-24 lowercase letters, digits and '-', starting with a letter"
+        )
     allow_world = _bool(cloud, "allow_world", False)
     private = _bool(cloud, "private_subnets", False)
     connection = cloud.get("connection", "ssh")
@@ -300,19 +366,27 @@ def normalize_cloud(cloud: Any, pod_cidr: str | None = None, service_cidr: str |
         choices = "ssh or ssm" if provider == "aws" else "ssh (SSM is AWS-only)"
         raise _err("cloud.connection", f"{connection!r} is not supported here; use {choices}")
     if private and (provider != "aws" or connection != "ssm"):
-        raise _err("cloud.private_subnets", "nodes without public IPs are reachable only through SSM: "
-                   "set provider: aws and connection: ssm, or private_subnets: false")
+        raise _err(
+            "cloud.private_subnets",
+            "nodes without public IPs are reachable only through SSM: "
+            "set provider: aws and connection: ssm, or private_subnets: false",
+        )
     ssm_bucket = cloud.get("ssm_bucket") or ""
     if connection == "ssm" and not BUCKET_RE.match(str(ssm_bucket)):
-        raise _err("cloud.ssm_bucket", "the SSM connection copies module files through an S3 bucket you own; "
-                   "name an existing bucket in the same region")
+        raise _err(
+            "cloud.ssm_bucket",
+            "the SSM connection copies module files through an S3 bucket you own; "
+            "name an existing bucket in the same region",
+        )
     key_file = cloud.get("ssh_public_key_file") or ""
     if connection == "ssh":
         if not key_file:
             raise _err("cloud.ssh_public_key_file", "is needed with connection ssh; e.g. ~/.ssh/id_ed25519.pub")
         if check_files and not os.path.isfile(os.path.expanduser(str(key_file))):
-            raise _err("cloud.ssh_public_key_file", f"{key_file} does not exist on the controller; "
-                       "create one with ssh-keygen -t ed25519 or point at yours")
+            raise _err(
+                "cloud.ssh_public_key_file",
+                f"{key_file} does not exist on the controller; create one with ssh-keygen -t ed25519 or point at yours",
+            )
     project = cloud.get("project")
     if provider == "gcp" and (not isinstance(project, str) or not GCP_PROJECT_RE.match(project)):
         raise _err("cloud.project", f"{project!r} is not a GCP project id; set project: my-project-123")
@@ -330,11 +404,16 @@ def normalize_cloud(cloud: Any, pod_cidr: str | None = None, service_cidr: str |
     archs = sorted({n["arch"] for n in nodes})
     image = _image(provider, cloud.get("image"))
     if "id" in image and len(archs) > 1:
-        raise _err("cloud.image.id", f"one pinned image cannot boot both {' and '.join(archs)} types; "
-                   "use an owner+name pattern with {arch}, or one architecture")
+        raise _err(
+            "cloud.image.id",
+            f"one pinned image cannot boot both {' and '.join(archs)} types; "
+            "use an owner+name pattern with {arch}, or one architecture",
+        )
     if encapsulation not in ENCAPSULATIONS:
-        raise _err("calico_encapsulation", f"{encapsulation!r} is not a Calico encapsulation; use one of "
-                   f"{', '.join(ENCAPSULATIONS)}")
+        raise _err(
+            "calico_encapsulation",
+            f"{encapsulation!r} is not a Calico encapsulation; use one of {', '.join(ENCAPSULATIONS)}",
+        )
     return {
         "provider": provider,
         "region": region,

@@ -2,6 +2,7 @@
 pinned in requirements/control.lock). scripts/render-dashboards.py writes the result to
 roles/monitoring/files/dashboards/, which the kubernetes target ships as ConfigMaps; a test
 fails when the committed JSON is not this module's output."""
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,21 @@ HEIGHT = 8
 
 def _panel(panel: Panel, panel_id: int) -> timeseries.Panel:
     builder = (
-        timeseries.Panel().id(panel_id).title(panel.title).description(panel.description)
-        .datasource(DATASOURCE).unit(panel.unit).height(HEIGHT).span(panel.width)
-        .legend(VizLegendOptions().display_mode(common.LegendDisplayMode.TABLE)
-                .placement(common.LegendPlacement.BOTTOM).calcs(["mean", "max"]).show_legend(True))
+        timeseries.Panel()
+        .id(panel_id)
+        .title(panel.title)
+        .description(panel.description)
+        .datasource(DATASOURCE)
+        .unit(panel.unit)
+        .height(HEIGHT)
+        .span(panel.width)
+        .legend(
+            VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.TABLE)
+            .placement(common.LegendPlacement.BOTTOM)
+            .calcs(["mean", "max"])
+            .show_legend(True)
+        )
         .tooltip(VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING))
     )
     if panel.min is not None:
@@ -33,23 +45,40 @@ def _panel(panel: Panel, panel_id: int) -> timeseries.Panel:
         builder = builder.max(panel.max)
     for index, query in enumerate(panel.queries):
         builder = builder.with_target(
-            prometheus.Dataquery().expr(query.expr).legend_format(query.legend).ref_id(chr(ord("A") + index))
-            .datasource(DATASOURCE).range())
+            prometheus.Dataquery()
+            .expr(query.expr)
+            .legend_format(query.legend)
+            .ref_id(chr(ord("A") + index))
+            .datasource(DATASOURCE)
+            .range()
+        )
     return builder
 
 
 def build(board: Board) -> dict:
     builder = (
-        gd.Dashboard(board.title).uid(board.uid).tags(list(board.tags)).editable().refresh("30s")
-        .time("now-1h", "now").timezone("browser").tooltip(model.DashboardCursorSync.CROSSHAIR)
+        gd.Dashboard(board.title)
+        .uid(board.uid)
+        .tags(list(board.tags))
+        .editable()
+        .refresh("30s")
+        .time("now-1h", "now")
+        .timezone("browser")
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
         .with_variable(gd.DatasourceVariable("datasource").label("Data source").type("prometheus"))
     )
     for var in board.variables:
         builder = builder.with_variable(
-            gd.QueryVariable(var.name).label(var.label).datasource(DATASOURCE)
+            gd.QueryVariable(var.name)
+            .label(var.label)
+            .datasource(DATASOURCE)
             .query({"query": var.query, "refId": var.name})
-            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(model.VariableSort.ALPHABETICAL_ASC)
-            .multi(True).include_all(True).all_value(".*"))
+            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(model.VariableSort.ALPHABETICAL_ASC)
+            .multi(True)
+            .include_all(True)
+            .all_value(".*")
+        )
     panel_id = 0
     for row in board.rows:
         panel_id += 1

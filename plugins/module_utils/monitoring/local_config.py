@@ -7,6 +7,7 @@ itself, so a changed model list needs no restart. Every target carries the label
 Kubernetes target gets from its PodMonitor/ServiceMonitors (namespace, pod, model, job), so
 the rules, dashboards and the Streamlit view are the same queries on both targets.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,38 +20,63 @@ from ansible_collections.llmops.platform.plugins.module_utils.monitoring.rules i
 JOB_ROUTER = "llm-router"
 
 
-def scrape_targets(namespace: str, replicas: list[dict], router: dict | None, gateway: dict | None) -> dict[str, list[dict]]:
+def scrape_targets(
+    namespace: str, replicas: list[dict], router: dict | None, gateway: dict | None
+) -> dict[str, list[dict]]:
     """{job: file_sd target groups}. router/gateway: {'host', 'port', 'name'} or None."""
+
     def host_port(url_or_host: str, port: Any) -> str:
         return f"{url_or_host}:{int(port)}"
 
     vllm = [
-        {"targets": [f"{r['base_url'].split('://', 1)[1]}"],
-         "labels": {"namespace": namespace, "pod": r["name"], "model": r["model"], "replica": str(r["index"])}}
+        {
+            "targets": [f"{r['base_url'].split('://', 1)[1]}"],
+            "labels": {"namespace": namespace, "pod": r["name"], "model": r["model"], "replica": str(r["index"])},
+        }
         for r in replicas
     ]
     out = {JOB_VLLM: vllm}
     for job, spec in ((JOB_ROUTER, router), (JOB_GATEWAY, gateway)):
-        out[job] = [] if not spec else [
-            {"targets": [host_port(spec["host"], spec["port"])],
-             "labels": {"namespace": namespace, "pod": spec.get("name", job)}}
-        ]
+        out[job] = (
+            []
+            if not spec
+            else [
+                {
+                    "targets": [host_port(spec["host"], spec["port"])],
+                    "labels": {"namespace": namespace, "pod": spec.get("name", job)},
+                }
+            ]
+        )
     return out
 
 
-def prometheus_config(*, scrape_interval: str, evaluation_interval: str, rule_file: str, target_dir: str,
-                      alertmanager: str, self_address: str) -> dict:
+def prometheus_config(
+    *,
+    scrape_interval: str,
+    evaluation_interval: str,
+    rule_file: str,
+    target_dir: str,
+    alertmanager: str,
+    self_address: str,
+) -> dict:
     jobs = [JOB_VLLM, JOB_ROUTER, JOB_GATEWAY]
     return {
-        "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval,
-                   "scrape_timeout": _timeout(scrape_interval)},
+        "global": {
+            "scrape_interval": scrape_interval,
+            "evaluation_interval": evaluation_interval,
+            "scrape_timeout": _timeout(scrape_interval),
+        },
         "rule_files": [rule_file],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": [
-            {"job_name": job, "metrics_path": "/metrics",
-             "file_sd_configs": [{"files": [f"{target_dir}/{job}.json"], "refresh_interval": "30s"}]}
+            {
+                "job_name": job,
+                "metrics_path": "/metrics",
+                "file_sd_configs": [{"files": [f"{target_dir}/{job}.json"], "refresh_interval": "30s"}],
+            }
             for job in jobs
-        ] + [
+        ]
+        + [
             {"job_name": "prometheus", "static_configs": [{"targets": [self_address]}]},
             {"job_name": "alertmanager", "static_configs": [{"targets": [alertmanager]}]},
         ],
@@ -71,8 +97,9 @@ def _timeout(interval: str) -> str:
     return interval if seconds < 10 else "10s"
 
 
-def alertmanager_config(receivers: list[dict], alert_names: list[str], *, group_wait: str, group_interval: str,
-                        repeat_interval: str) -> dict:
+def alertmanager_config(
+    receivers: list[dict], alert_names: list[str], *, group_wait: str, group_interval: str, repeat_interval: str
+) -> dict:
     """Route the platform's alerts to every receiver (webhooks on the local target).
 
     receivers: [{'name', 'url', 'send_resolved'?, 'max_alerts'?}] (URLs resolved already).
@@ -95,10 +122,18 @@ def alertmanager_config(receivers: list[dict], alert_names: list[str], *, group_
     }
     return {
         "route": route,
-        "receivers": [{"name": "platform-ui-only"}] + [
-            {"name": r["name"], "webhook_configs": [
-                {"url": r["url"], "send_resolved": bool(r.get("send_resolved", True)),
-                 "max_alerts": int(r.get("max_alerts", 0))}]}
+        "receivers": [{"name": "platform-ui-only"}]
+        + [
+            {
+                "name": r["name"],
+                "webhook_configs": [
+                    {
+                        "url": r["url"],
+                        "send_resolved": bool(r.get("send_resolved", True)),
+                        "max_alerts": int(r.get("max_alerts", 0)),
+                    }
+                ],
+            }
             for r in receivers
         ],
     }

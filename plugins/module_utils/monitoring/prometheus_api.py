@@ -3,6 +3,7 @@
 Stdlib only. Returns plain data: one Series per result, named with the panel's Grafana
 legend template ({{pod}}, {{model_name}} ...), with NaN/Inf samples dropped.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,12 +31,16 @@ class Series:
 
 def legend(template: str, labels: dict[str, str]) -> str:
     """Grafana's legendFormat: {{label}} replaced by the series' label value."""
-    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template).strip() or \
-        ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "__name__") or "value"
+    return (
+        re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template).strip()
+        or ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "__name__")
+        or "value"
+    )
 
 
-def query_range(base_url: str, expr: str, start: float, end: float, step: float, legend_template: str = "",
-                timeout: float = 10.0) -> list[Series]:
+def query_range(
+    base_url: str, expr: str, start: float, end: float, step: float, legend_template: str = "", timeout: float = 10.0
+) -> list[Series]:
     params = urllib.parse.urlencode({"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})
     url = f"{base_url.rstrip('/')}/api/v1/query_range?{params}"
     try:
@@ -48,8 +53,10 @@ def query_range(base_url: str, expr: str, start: float, end: float, step: float,
             detail = ""
         raise PrometheusError(f"{base_url}: HTTP {exc.code} for {expr!r}: {detail}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise PrometheusError(f"{base_url} does not answer ({exc}); start it with "
-                              "`ansible-playbook playbooks/monitoring.yml` or check the URL") from None
+        raise PrometheusError(
+            f"{base_url} does not answer ({exc}); start it with "
+            "`ansible-playbook playbooks/monitoring.yml` or check the URL"
+        ) from None
     if body.get("status") != "success":
         raise PrometheusError(f"{base_url}: {body.get('error', body)} for {expr!r}")
     out = []

@@ -7,6 +7,7 @@ One entry per receiver: `name`, `send_resolved` (default true) and where its web
   monitoring namespace. The URL itself is never rendered: the AlertmanagerConfig object
   carries the reference and the Prometheus Operator reads the Secret.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,28 +41,52 @@ def local_receivers(receivers: list[Any]) -> list[dict]:
     for index, entry in enumerate(_check(receivers)):
         url = entry.get("webhook_url")
         if not isinstance(url, str) or not re.match(r"^https?://", url):
-            raise ValueError(f"monitoring_alertmanager_receivers[{index}].webhook_url: the local target needs an http(s) URL "
-                             "(webhook_url_secret is for the kubernetes target)")
-        out.append({"name": entry["name"], "url": url, "send_resolved": entry.get("send_resolved", True),
-                    "max_alerts": entry.get("max_alerts", 0)})
+            raise ValueError(
+                f"monitoring_alertmanager_receivers[{index}].webhook_url: the local target needs an http(s) URL "
+                "(webhook_url_secret is for the kubernetes target)"
+            )
+        out.append(
+            {
+                "name": entry["name"],
+                "url": url,
+                "send_resolved": entry.get("send_resolved", True),
+                "max_alerts": entry.get("max_alerts", 0),
+            }
+        )
     return out
 
 
-def alertmanager_config_object(receivers: list[Any], alert_names: list[str], namespace: str, *, labels: dict,
-                               group_wait: str, group_interval: str, repeat_interval: str) -> dict:
+def alertmanager_config_object(
+    receivers: list[Any],
+    alert_names: list[str],
+    namespace: str,
+    *,
+    labels: dict,
+    group_wait: str,
+    group_interval: str,
+    repeat_interval: str,
+) -> dict:
     """An AlertmanagerConfig (monitoring.coreos.com/v1alpha1) routing the platform's alerts to
     webhooks whose URLs stay in Secrets."""
     entries = []
     for index, entry in enumerate(_check(receivers)):
         field = f"monitoring_alertmanager_receivers[{index}]"
         if "webhook_url" in entry:
-            raise ValueError(f"{field}.webhook_url: on the kubernetes target give webhook_url_secret "
-                             "({name: SECRET, key: KEY}) instead; URLs are never rendered into manifests")
+            raise ValueError(
+                f"{field}.webhook_url: on the kubernetes target give webhook_url_secret "
+                "({name: SECRET, key: KEY}) instead; URLs are never rendered into manifests"
+            )
         ref = entry.get("webhook_url_secret")
-        if not (isinstance(ref, dict) and set(ref) == {"name", "key"} and all(isinstance(v, str) and v for v in ref.values())):
+        if not (
+            isinstance(ref, dict)
+            and set(ref) == {"name", "key"}
+            and all(isinstance(v, str) and v for v in ref.values())
+        ):
             raise ValueError(f"{field}.webhook_url_secret: needs {{name: SECRET, key: KEY}} of a Secret in {namespace}")
-        config: dict[str, Any] = {"urlSecret": {"name": ref["name"], "key": ref["key"]},
-                                  "sendResolved": bool(entry.get("send_resolved", True))}
+        config: dict[str, Any] = {
+            "urlSecret": {"name": ref["name"], "key": ref["key"]},
+            "sendResolved": bool(entry.get("send_resolved", True)),
+        }
         if entry.get("max_alerts"):
             config["maxAlerts"] = int(entry["max_alerts"])
         entries.append({"name": entry["name"], "webhookConfigs": [config]})

@@ -9,8 +9,9 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ansible_collections.llmops.platform.plugins.module_utils.monitoring import panels  # noqa: E402
 from fake_prometheus import FakePrometheus  # noqa: E402
+
+from ansible_collections.llmops.platform.plugins.module_utils.monitoring import panels  # noqa: E402
 
 PAGE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "apps", "dashboard", "pages", "monitoring.py")
 TITLES = ["Running requests", "Waiting requests (queue)", "KV cache usage", "Generated tokens/s",

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-from llmops_gateway.config import parse_config
 
 from ansible_collections.llmops.platform.plugins.filter.k8s_serving import k8s_service_url
 from ansible_collections.llmops.platform.plugins.module_utils.gateway_config import (
@@ -10,6 +9,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.gateway_config imp
     build_gateway_config,
     gateway_upstream,
 )
+from llmops_gateway.config import parse_config
 
 SETTINGS = {"connect_timeout_s": 5, "read_timeout_s": 300, "health_timeout_s": 2,
             "max_inflight_per_client": 0, "max_body_bytes": 4194304}

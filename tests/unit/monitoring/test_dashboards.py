@@ -10,9 +10,9 @@ import sys
 
 import pytest
 import yaml
+from rule_files import ROOT, run_promtool
 
 from ansible_collections.llmops.platform.plugins.module_utils.monitoring import grafana, panels
-from rule_files import ROOT, run_promtool
 
 DASHBOARDS = os.path.join(ROOT, "roles", "monitoring", "files", "dashboards")
 

@@ -9,10 +9,10 @@ import subprocess
 
 import pytest
 import yaml
+from rule_files import run_promtool, write_rules
 
 from ansible_collections.llmops.platform.plugins.module_utils.inventory import expand_replicas, normalize_models
 from ansible_collections.llmops.platform.plugins.module_utils.monitoring import local_config, receivers, rules
-from rule_files import run_promtool, write_rules
 
 MODELS = [{"name": "chat", "source": "generated:tiny-llama", "replicas": 2},
           {"name": "code", "source": "generated:tiny-llama", "replicas": 1}]

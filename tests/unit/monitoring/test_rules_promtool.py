@@ -11,9 +11,9 @@ import shutil
 
 import pytest
 import yaml
+from rule_files import PROMTOOL_CASES, role_settings, run_promtool, write_rules
 
 from ansible_collections.llmops.platform.plugins.module_utils.monitoring import rules
-from rule_files import PROMTOOL_CASES, role_settings, run_promtool, write_rules
 
 CASE_FILES = sorted(glob.glob(os.path.join(PROMTOOL_CASES, "*.yml")))
 

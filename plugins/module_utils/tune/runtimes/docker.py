@@ -15,7 +15,13 @@ from typing import Any, Mapping, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils import model_source
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import (
-    ENTRYPOINT, Target, entry_for, local_server, parallel_size, target_from)
+    ENTRYPOINT,
+    Target,
+    entry_for,
+    local_server,
+    parallel_size,
+    target_from,
+)
 
 from .base import Deployment, Runtime, TrialFailure, classify_exit, diagnostic_tail
 from .ports import allocate

@@ -17,7 +17,11 @@ import yaml
 
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_k8s_pod import k8s_server
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import (
-    ServerError, entry_for, parallel_size, target_from)
+    ServerError,
+    entry_for,
+    parallel_size,
+    target_from,
+)
 
 from .base import Deployment, Runtime, TrialFailure
 from .k8s_manifests import pod_failure, trial_manifests

@@ -11,7 +11,12 @@ from typing import Any, Mapping, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils import local_process, model_source
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import (
-    Target, entry_for, local_server, server_env, target_from)
+    Target,
+    entry_for,
+    local_server,
+    server_env,
+    target_from,
+)
 
 from .base import Deployment, Runtime, TrialFailure, classify_exit, diagnostic_tail
 from .ports import allocate
