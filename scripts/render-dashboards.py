@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write the Grafana dashboards (roles/monitoring/files/dashboards/*.json) from their code
 (plugins/module_utils/monitoring/panels.py, built with grafana-foundation-sdk).
 

@@ -20,7 +20,7 @@ def cloud_inventory_mismatches(model, sources):
 
 
 def cloud_inventory_configs(model, sources):
-    return [path for path, _ in inventory_check.plugin_configs(list(sources or []), model["provider"])]
+    return [path for path, _config in inventory_check.plugin_configs(list(sources or []), model["provider"])]
 
 
 def cloud_aws_plan(model, available_azs=None):

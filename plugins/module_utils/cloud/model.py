@@ -315,7 +315,7 @@ def expand_instances(cluster: str, nodes: list[dict], azs: list[str]) -> list[di
     seen: dict[str, int] = {}
     result = []
     for node in nodes:
-        for _ in range(node["count"]):
+        for _copy in range(node["count"]):
             index = seen.get(node["role"], 0)
             seen[node["role"]] = index + 1
             zone = node["az"] or (azs[index % len(azs)] if azs else None)
