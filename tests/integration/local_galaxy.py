@@ -97,6 +97,8 @@ class LocalGalaxy:
 
     def _respond(self, path: str) -> tuple[int, str, bytes]:
         parts = [p for p in path.split("?")[0].split("/") if p]
+        if not parts:  # ansible-galaxy tries the server root first, then /api/
+            return 404, "text/plain", b"not found"
         if parts == ["api"]:
             return self._json({"available_versions": {"v3": "v3/"}})
         if parts[0] == "download" and len(parts) == 2:
