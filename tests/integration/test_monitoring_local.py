@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -100,7 +101,8 @@ def monitored(tmp_path_factory, webhook):
     base = tmp_path_factory.mktemp("monitored")
     plat = Platform(str(base / "home"), str(base / "reports"), str(base / "vars.yml"))
     plat.write_vars(
-        llm_models=[{"name": MODEL, "source": "generated:tiny-llama", "replicas": 2}],
+        # 4 sequences per replica: the load below queues, so every queue panel has data.
+        llm_models=[{"name": MODEL, "source": "generated:tiny-llama", "replicas": 2, "vllm_args": {"max_num_seqs": 4}}],
         monitoring_scrape_interval=f"{SCRAPE_S}s",
         monitoring_evaluation_interval=f"{EVAL_S}s",
         monitoring_alert_target_down_for=f"{DOWN_FOR_S}s",
@@ -122,8 +124,10 @@ def monitored(tmp_path_factory, webhook):
 def report(pytestconfig, line: str) -> None:
     """Measurements go to the terminal even when output is captured."""
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter:
-        reporter.write_line(f"[monitoring] {line}")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter and capture:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"[monitoring] {line}")
 
 
 def test_every_replica_router_and_gateway_are_scraped(monitored, pytestconfig):
@@ -160,10 +164,17 @@ def post_json(url: str, body: dict, timeout: float = 60) -> dict:
 def test_every_vllm_dashboard_panel_returns_data_after_the_benchmark(monitored, pytestconfig):
     """The Grafana panels' queries (as the Streamlit page runs them) against the real series."""
     gateway = f"http://127.0.0.1:{BASE_PORT - 99}"
-    for i in range(8):  # through gateway and router, so the router panels have traffic too
-        answer = post_json(f"{gateway}/v1/chat/completions",
-                           {"model": MODEL, "messages": [{"role": "user", "content": f"hi {i}"}], "max_tokens": 8})
-        assert answer["usage"]["completion_tokens"] > 0
+
+    def ask(i: int) -> int:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": f"hi {i}"}], "max_tokens": 64, "ignore_eos": True}
+        return post_json(f"{gateway}/v1/chat/completions", body)["usage"]["completion_tokens"]
+
+    # Bounded load on loopback, through gateway and router (so the router panels have traffic):
+    # 48 requests, 12 at a time, against 2 x 4 sequences: requests run and wait for seconds.
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        assert list(pool.map(ask, range(48))) == [64] * 48
+    load_s = time.monotonic() - started
     time.sleep(2 * SCRAPE_S + 1)
     prom = monitored.urls["prometheus_url"]
     end = time.time()
@@ -183,7 +194,11 @@ def test_every_vllm_dashboard_panel_returns_data_after_the_benchmark(monitored, 
     assert sorted(v["pod"] for v in values) == [SURVIVOR, VICTIM]
     # The GPU board reads DCGM series only: nothing to check on a machine without GPUs.
     assert all("DCGM_" in q.expr for p in panels.GPU.panels() for q in p.queries)
-    report(pytestconfig, f"{checked} vLLM dashboard queries returned data")
+    peak_waiting = max(float(v) for s in query_range(prom, "sum(vllm:num_requests_waiting)", end - load_s - 10, end, 1)
+                       for _, v in s.points)
+    assert peak_waiting > 0, "the load never queued"
+    report(pytestconfig, f"{checked} vLLM dashboard queries returned data (load: 48 requests in {load_s:.1f}s, "
+                         f"peak waiting {peak_waiting:.0f})")
 
 
 @pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is not installed (browser check only)")
@@ -208,7 +223,7 @@ def test_monitoring_page_in_chromium(monitored, tmp_path, pytestconfig):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.5)
         png = tmp_path / "monitoring-local.png"
-        shot = capture(url + "monitoring?minutes=15", str(png), wait_for=["Router choices per replica", SURVIVOR],
+        shot = capture(url + "monitoring?minutes=5", str(png), wait_for=["Router choices per replica", SURVIVOR],
                        width=1400, height=2200, timeout_s=90)
         assert png_size(str(png)) == (1400, 2200)
         for text in ("Queue depth", "KV cache usage", "Generated tokens/s", "Time to first token", VICTIM):
