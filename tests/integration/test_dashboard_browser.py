@@ -3,7 +3,8 @@
 Starts `scripts/llmops dashboard` on a fake comparison tree (ports 19500-19589), screenshots
 it through the DevTools protocol (apps/dashboard/screenshot.py), and checks the page text and
 the PNG; then loads the comparison.html llm_compare writes for the same tree and checks it
-says the same verdict. About 15 s; skipped only when /usr/bin/chromium is absent.
+says the same verdict. About 15 s. `make test-deps` installs /usr/bin/chromium; without it the
+test skips, and with CI=true fails.
 """
 from __future__ import annotations
 
