@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -137,3 +138,22 @@ def test_same_inputs_same_job_names_changed_input_new_ones(tmp_path, docs):
     assert args[args.index("--lora-modules") + 1] == f"{data['SERVED_MODEL_NAME']}={data['LORA_OUTPUT_PATH']}"
     assert args[args.index("--served-model-name") + 1] == f"{data['SERVED_MODEL_NAME']}-base"
     assert _find(lora, "ConfigMap", "llama-factory-config")["data"]["FINETUNING_TYPE"] == "qlora"
+
+
+def test_a_new_run_prunes_the_previous_runs_jobs_and_a_switched_off_webui(tmp_path, rendered, docs):
+    # The fine-tuning layer goes through the shared apply path: re-rendered with new inputs
+    # into the same directory, the old Jobs (and the WebUI, now off) are planned for deletion.
+    home = str(tmp_path / "home")
+    shutil.copytree(os.path.dirname(os.path.dirname(rendered)), home, symlinks=True)
+    again = _render(home, {"llama_factory_k8s_webui": False, "llm_finetune": {
+        "base_model": "path:/storage/models/base-model", "lora_rank": 32,
+        "dataset": os.path.join(ROOT, "roles/llama_factory/files/datasets/alpaca_demo.json")}})
+    assert "webui.yaml" not in os.listdir(again)
+    plans = os.path.join(os.path.dirname(again), "plans")
+    with open(os.path.join(plans, "finetune.prune.json"), encoding="utf-8") as handle:
+        prune = {(o["kind"], o["name"]) for o in json.load(handle)["objects"]}
+    old_jobs = {("Job", d["metadata"]["name"]) for d in docs if d["kind"] == "Job"}
+    assert prune == old_jobs | {("Deployment", "llama-factory-webui"), ("Service", "llama-factory-webui")}
+    with open(os.path.join(plans, "finetune.json"), encoding="utf-8") as handle:
+        kinds = [o["kind"] for o in json.load(handle)["objects"]]
+    assert kinds.count("Job") == 2 and "Namespace" in kinds and "PersistentVolumeClaim" in kinds
