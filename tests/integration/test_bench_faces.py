@@ -13,8 +13,8 @@ import yaml
 
 pytest.importorskip("aiohttp")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "bench"))
-from bench_fixture_server import FixtureServer, serve_in_thread  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
+from fake_openai import FakeOpenAI, serve_in_thread  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 OPTIONS = {"profile": "constant", "rate": 20.0, "scenario": "D(8,4)", "slo_e2e_ms": 1000.0,
@@ -47,7 +47,7 @@ def _deterministic(summary: dict) -> dict:
 
 
 def test_playbook_and_cli_agree(tmp_path):
-    server = FixtureServer(ttft=0.01, itl=0.002)
+    server = FakeOpenAI(ttft=0.01, itl=0.002)
     port, stop = serve_in_thread(server)
     try:
         vars_file = tmp_path / "vars.yml"

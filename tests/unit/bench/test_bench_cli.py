@@ -10,7 +10,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.bench.client impor
 from ansible_collections.llmops.platform.plugins.module_utils.cli import bench as cli  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.cli.main import main  # noqa: E402
 
-from bench_fixture_server import FixtureServer, serve_in_thread  # noqa: E402
+from fake_openai import FakeOpenAI, serve_in_thread  # noqa: E402
 
 
 def test_every_engine_option_is_a_flag():
@@ -29,7 +29,7 @@ def test_check_and_usage_errors(capsys):
 
 
 def test_run_writes_outputs_and_exit_code(tmp_path, capsys):
-    server = FixtureServer(ttft=0.005, itl=0.001)
+    server = FakeOpenAI(ttft=0.005, itl=0.001)
     port, stop = serve_in_thread(server)
     try:
         code = main(["bench", "--base-url", f"http://127.0.0.1:{port}", "--model", "fixture",

@@ -1,5 +1,5 @@
-"""Runs the fixture upstream and gateway instances on one background event loop (loopback,
-ports 19700-19799), so tests talk to real sockets with plain urllib/aiohttp clients."""
+"""Runs fake upstreams (tests/fakes/fake_openai.py) and gateway instances on one background
+event loop (loopback), so tests talk to real sockets with plain urllib/aiohttp clients."""
 from __future__ import annotations
 
 import asyncio
@@ -9,10 +9,10 @@ import time
 import uvicorn
 from aiohttp import web
 
+from fake_openai import FakeOpenAI, free_port, start
 from llmops_gateway.auth import ApiKeys
 from llmops_gateway.config import parse_config
 from llmops_gateway.server import create_app
-from upstream import Upstream, free_port
 
 
 class Loop:
@@ -22,29 +22,17 @@ class Loop:
         self.thread.start()
         self.servers: list[uvicorn.Server] = []
         self.runners: list[web.AppRunner] = []
-        self.used: set[int] = set()
 
     def run(self, coro, timeout: float = 10.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def port(self) -> int:
-        port = free_port(self.used)
-        self.used.add(port)
-        return port
-
-    def start_upstream(self, upstream: Upstream) -> int:
-        port = self.port()
-
-        async def start() -> None:
-            runner = web.AppRunner(upstream.app(), access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            self.runners.append(runner)
-        self.run(start())
-        return port
+    def start_upstream(self, upstream: FakeOpenAI) -> str:
+        runner, _port = self.run(start(upstream))
+        self.runners.append(runner)
+        return upstream.url
 
     def start_gateway(self, raw_config: dict, keys: ApiKeys | None = None) -> int:
-        port = self.port()
+        port = free_port()
         config = parse_config({**raw_config, "port": port})
         server = uvicorn.Server(uvicorn.Config(create_app(config, keys), host="127.0.0.1", port=port,
                                                log_level="warning", access_log=False, lifespan="on"))

@@ -11,26 +11,34 @@ import pytest
 
 from llmops_gateway.auth import ApiKeys, parse_keys
 from llmops_gateway.config import ConfigError, parse_config
+from fake_openai import SENTENCE, FakeOpenAI, free_port
 from servers import Loop
-from upstream import ANSWER, Upstream
 
 KEY = "sk-test-0123456789abcdef"
+
+
+def fake_upstream(itl: float) -> FakeOpenAI:
+    """The router as the gateway sees it: the answer word by word, model `slow` takes 2 s."""
+    return FakeOpenAI("fixture-0", ttft=0.0, itl=itl, answer=SENTENCE, models=["fixture-chat", "slow"],
+                      slow_s=2.0, replica_header=True)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     loop = Loop()
-    upstream = Upstream(delay_s=0.25, slow_s=2.0)
-    up_port = loop.start_upstream(upstream)
-    up = f"http://127.0.0.1:{up_port}"
+    upstream = fake_upstream(itl=0.0)
+    up = loop.start_upstream(upstream)
+    # 0.25 s between words: shows whether the gateway passes a stream through or buffers it.
+    paced = loop.start_upstream(fake_upstream(itl=0.25))
     key_file = tmp_path_factory.mktemp("keys") / "api_keys"
     key_file.write_text(f"# gateway keys\n{KEY}\nsk-other-key\n")
-    dead_port = loop.port()  # reserved, nothing listens there
     ports = {
         "open": loop.start_gateway({"upstream_url": up, "read_timeout_s": 0.8}),
+        "paced": loop.start_gateway({"upstream_url": paced}),
         "keys": loop.start_gateway({"upstream_url": up, "max_inflight_per_client": 1},
                                    ApiKeys(str(key_file), "")),
-        "down": loop.start_gateway({"upstream_url": f"http://127.0.0.1:{dead_port}", "connect_timeout_s": 1}),
+        # Nothing listens on a port the kernel just handed out and took back.
+        "down": loop.start_gateway({"upstream_url": f"http://127.0.0.1:{free_port()}", "connect_timeout_s": 1}),
     }
     yield {"upstream": upstream, "url": {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}}
     loop.stop()
@@ -59,7 +67,7 @@ CHAT = {"model": "fixture-chat", "messages": [{"role": "user", "content": "hi"}]
 
 
 def test_stream_is_passed_through_chunk_by_chunk(env):
-    req = urllib.request.Request(env["url"]["open"] + "/v1/chat/completions", json.dumps(CHAT).encode(),
+    req = urllib.request.Request(env["url"]["paced"] + "/v1/chat/completions", json.dumps(CHAT).encode(),
                                  {"Content-Type": "application/json"})
     started = time.monotonic()
     arrivals, text = [], ""
@@ -73,8 +81,8 @@ def test_stream_is_passed_through_chunk_by_chunk(env):
                 chunk = json.loads(line[6:])
                 if chunk["choices"]:
                     text += chunk["choices"][0]["delta"]["content"]
-    assert text == ANSWER
-    words = len(ANSWER.split(" "))
+    assert text == SENTENCE
+    words = len(SENTENCE.split(" "))
     # The upstream sleeps 0.25 s between words: a buffering proxy would deliver everything at
     # the end; a pass-through one delivers the first word ~(words-1)*0.25 s before the last.
     assert arrivals[0] < 0.5 * (words - 1) * 0.25
@@ -85,9 +93,9 @@ def test_models_and_completions_are_proxied_and_formatted(env):
     status, headers, body = call(env["url"]["open"] + "/v1/models")
     assert status == 200 and [m["id"] for m in json.loads(body)["data"]] == ["fixture-chat", "slow"]
     status, _, body = call(env["url"]["open"] + "/v1/completions", {"model": "fixture-chat", "prompt": "x"})
-    assert status == 200 and json.loads(body)["choices"][0]["text"] == ANSWER
+    assert status == 200 and json.loads(body)["choices"][0]["text"] == SENTENCE
     status, _, body = call(env["url"]["open"] + "/v1/chat/completions", {**CHAT, "stream": False})
-    assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == ANSWER
+    assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == SENTENCE
 
 
 def test_bad_body_is_a_400_openai_error(env):
@@ -108,7 +116,7 @@ def test_api_key_required_when_configured(env):
     assert call(url, body, {"Authorization": KEY})[0] == 401  # no Bearer scheme
     assert call(env["url"]["keys"] + "/v1/models")[0] == 401
     status, _, raw = call(url, body, {"Authorization": f"Bearer {KEY}"})
-    assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == ANSWER
+    assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == SENTENCE
     # The gateway's key is not forwarded to the upstream.
     assert "Authorization" not in env["upstream"].last_headers
     assert call(url, body, {"Authorization": "Bearer sk-other-key"})[0] == 200
