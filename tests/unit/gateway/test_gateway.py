@@ -12,6 +12,7 @@ import pytest
 from llmops_gateway.auth import ApiKeys, parse_keys
 from llmops_gateway.config import ConfigError, parse_config
 from fake_openai import SENTENCE, FakeOpenAI, free_port
+from prometheus_client.parser import text_string_to_metric_families
 from servers import Loop
 
 KEY = "sk-test-0123456789abcdef"
@@ -35,6 +36,8 @@ def env(tmp_path_factory):
     ports = {
         "open": loop.start_gateway({"upstream_url": up, "read_timeout_s": 0.8}),
         "paced": loop.start_gateway({"upstream_url": paced}),
+        # The fake drops the connection after two tokens (its /cut path prefix); small bodies only.
+        "cut": loop.start_gateway({"upstream_url": up + "/cut", "max_body_bytes": 200}),
         "keys": loop.start_gateway({"upstream_url": up, "max_inflight_per_client": 1},
                                    ApiKeys(str(key_file), "")),
         # Nothing listens on a port the kernel just handed out and took back.
@@ -55,11 +58,12 @@ def call(url: str, body: dict | None = None, headers: dict | None = None, timeou
         return exc.code, exc.headers, exc.read()
 
 
-def sample(text: str, series: str) -> float:
+def sample(text: str, name: str, **labels: str) -> float:
     """The value of one series in a Prometheus exposition (0 when absent)."""
-    for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.split()[-1])
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
     return 0.0
 
 
@@ -169,18 +173,18 @@ def test_upstream_503_is_passed_through_and_health_follows_it(env):
 
 def test_metrics_count_requests_by_route_and_status(env):
     base = env["url"]["down"]
-    series = 'llmops_gateway_requests_total{route="/v1/chat/completions",status="502"}'
-    errors = 'llmops_gateway_upstream_errors_total{route="/v1/chat/completions",kind="connect"}'
+    route = "/v1/chat/completions"
     before = call(base + "/metrics")[2].decode()
     for _ in range(3):
         call(base + "/v1/chat/completions", CHAT)
     status, headers, raw = call(base + "/metrics")
     text = raw.decode()
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
-    assert sample(text, series) == sample(before, series) + 3
-    assert sample(text, errors) == sample(before, errors) + 3
-    assert sample(text, 'llmops_gateway_request_duration_seconds_count{route="/v1/chat/completions"}') >= 3
-    assert "llmops_gateway_inflight_requests 0" in text
+    for name, labels in (("llmops_gateway_requests_total", {"route": route, "status": "502"}),
+                         ("llmops_gateway_upstream_errors_total", {"route": route, "kind": "connect"})):
+        assert sample(text, name, **labels) == sample(before, name, **labels) + 3
+    assert sample(text, "llmops_gateway_request_duration_seconds_count", route=route) >= 3
+    assert sample(text, "llmops_gateway_inflight_requests") == 0
     keyed = call(env["url"]["keys"] + "/metrics")[2].decode()
     assert 'llmops_gateway_auth_failures_total{route="/v1/chat/completions"}' in keyed
 
@@ -218,3 +222,20 @@ def test_keys_from_env_and_a_missing_file_locks_everything(tmp_path, monkeypatch
     path.write_text("sk-two\n")
     os.utime(path, (time.time() + 5, time.time() + 5))
     assert rotating.check("Bearer sk-two") and not rotating.check("Bearer sk-one")
+
+
+def test_a_stream_broken_midway_ends_with_an_error_event(env):
+    status, headers, raw = call(env["url"]["cut"] + "/v1/chat/completions", CHAT)
+    events = [json.loads(line[6:]) for line in raw.split(b"\n\n") if line.startswith(b"data: {")]
+    assert status == 200 and headers["Content-Type"].startswith("text/event-stream")
+    assert [e["choices"][0]["delta"]["content"] for e in events[1:3]] == ["Hello ", "from "]
+    assert events[-1]["error"]["code"] == "upstream_disconnected" and b"[DONE]" not in raw
+    metrics = call(env["url"]["cut"] + "/metrics")[2].decode()
+    assert sample(metrics, "llmops_gateway_upstream_errors_total", route="/v1/chat/completions", kind="midstream") == 1
+
+
+def test_a_body_over_the_limit_is_a_413_openai_error(env):
+    status, _, raw = call(env["url"]["cut"] + "/v1/chat/completions", {**CHAT, "padding": "x" * 300})
+    assert status == 413 and json.loads(raw)["error"]["code"] == "request_too_large"
+    status, _, raw = call(env["url"]["cut"] + "/v1/nothing-here")
+    assert status == 404 and json.loads(raw)["error"]["code"] == "not_found"

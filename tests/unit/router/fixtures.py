@@ -31,9 +31,10 @@ def router_config(models: dict[str, list], **settings) -> dict:
 
 @asynccontextmanager
 async def router(raw: dict):
+    from llmops_common.service import SERVICE
     from llmops_router.config import parse_config
-    from llmops_router.server import ROUTER_KEY, create_app
+    from llmops_router.server import create_app
 
     app = create_app(parse_config(raw))
     async with serving(app) as url:
-        yield url, app[ROUTER_KEY]
+        yield url, app[SERVICE]
