@@ -26,6 +26,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
 import screenshot  # noqa: E402  apps/dashboard/screenshot.py: headless Chromium + DevTools client
 from fake_openai import SENTENCE, free_port, running  # noqa: E402
 
+from ansible_collections.llmops.platform.plugins.module_utils import app_code  # noqa: E402
+
 pytestmark = pytest.mark.skipif(not os.path.exists(screenshot.CHROMIUM), reason="needs /usr/bin/chromium")
 
 
@@ -54,7 +56,7 @@ def gateway(tmp_path):
         # read_timeout_s 1.5 < the fake's 3 s delay for model `slow`: that model answers 504.
         config.write_text(json.dumps({"upstream_url": upstream, "port": gw_port, "read_timeout_s": 1.5}))
         proc = subprocess.Popen([sys.executable, "-m", "llmops_gateway", "--config", str(config)],
-                                env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "apps", "gateway")),
+                                env=dict(os.environ, PYTHONPATH=app_code.pythonpath("gateway", os.path.join(ROOT, "apps"))),
                                 stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gateway.log", "w"))
         try:
             _wait_http(f"http://127.0.0.1:{gw_port}/health", proc)
