@@ -4,6 +4,7 @@ held with no errors, for the llmops router, the llmops gateway and vllm-router s
 in one run.
 
     python bench/router_overhead.py [--vllm-router-venv DIR | --vllm-router PATH] [--python PY]
+                                    [--baseline-apps OTHER_CHECKOUT/apps]
 
 --vllm-router-venv creates DIR (once) and pip-installs vllm-router at the version pinned in
 roles/platform_defaults/defaults/main/versions.yml (vllm_router) into it. --python runs our
@@ -163,6 +164,13 @@ async def streams_level(base: str, n: int, timeout: float) -> tuple[int, list[st
     return n - len(errors), errors, time.monotonic() - start
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     k = (len(s) - 1) * q / 100
@@ -187,6 +195,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--levels", default="250,500,1000,1500,2000,3000", help="concurrent stream counts to try")
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs the llmops router and gateway")
+    parser.add_argument("--baseline-apps", help="also run the router and gateway from this apps/ folder "
+                        "(another checkout, e.g. before a change) in the same rounds")
     parser.add_argument("--log-dir", default="/tmp/router-bench")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -197,26 +207,33 @@ def main() -> int:
 
     procs: list[subprocess.Popen] = []
     targets = {"direct": f"http://127.0.0.1:{BACKEND_PORT}"}
+    pids: dict[str, int] = {}  # proxy -> its process, for CPU time per request
     notes: dict[str, str] = {}
     backend_args = ["--ttft-ms", str(args.ttft_ms), "--itl-ms", "5", "--model", MODEL]
     with contextlib.ExitStack() as stack:
         stack.enter_context(fake_openai.running(backend_args, port=BACKEND_PORT, log=f"{args.log_dir}/backend.log"))
         stack.callback(lambda: [stop(proc) for proc in reversed(procs)])
         backend = f"http://127.0.0.1:{BACKEND_PORT}"
-        for name, port, config in (
-                ("router", LLMOPS_PORT, {"host": "127.0.0.1", "port": LLMOPS_PORT, "policy": "queue_aware",
-                                         "poll_interval_s": 1,
-                                         "models": [{"name": MODEL, "replicas": [{"name": "backend", "url": backend}]}]}),
-                ("gateway", GATEWAY_PORT, {"host": "127.0.0.1", "port": GATEWAY_PORT, "upstream_url": backend})):
-            cfg_path = f"{args.log_dir}/llmops-{name}.json"
-            with open(cfg_path, "w") as handle:
-                json.dump(config, handle)
-            pythonpath = os.pathsep.join(os.path.join(APPS, d) for d in (name, "common"))
-            proc = start([args.python, "-m", f"llmops_{name}", "--config", cfg_path, "--log-level", "WARNING"],
-                         f"{args.log_dir}/llmops-{name}.log", env={"PYTHONPATH": pythonpath})
-            procs.append(proc)
-            wait_http(f"http://127.0.0.1:{port}/health", 30, proc)
-            targets[f"llmops-{name}"] = f"http://127.0.0.1:{port}"
+        # Our router and gateway, and with --baseline-apps the same pair from another checkout
+        # (before a change), measured in the same interleaved rounds.
+        builds = [("", APPS, 0)] + ([(" (baseline)", os.path.abspath(args.baseline_apps), 4)]
+                                    if args.baseline_apps else [])
+        for suffix, apps, offset in builds:
+            for name, port in (("router", LLMOPS_PORT + offset), ("gateway", GATEWAY_PORT + offset)):
+                config = ({"host": "127.0.0.1", "port": port, "policy": "queue_aware", "poll_interval_s": 1,
+                           "models": [{"name": MODEL, "replicas": [{"name": "backend", "url": backend}]}]}
+                          if name == "router" else {"host": "127.0.0.1", "port": port, "upstream_url": backend})
+                label = f"llmops-{name}{suffix}"
+                cfg_path = f"{args.log_dir}/{label.replace(' ', '')}.json"
+                with open(cfg_path, "w") as handle:
+                    json.dump(config, handle)
+                pythonpath = os.pathsep.join(os.path.join(apps, d) for d in (name, "common"))
+                proc = start([args.python, "-m", f"llmops_{name}", "--config", cfg_path, "--log-level", "WARNING"],
+                             cfg_path[:-5] + ".log", env={"PYTHONPATH": pythonpath})
+                procs.append(proc)
+                wait_http(f"http://127.0.0.1:{port}/health", 30, proc)
+                targets[label] = f"http://127.0.0.1:{port}"
+                pids[label] = proc.pid
 
         if not args.vllm_router:
             notes["vllm-router"] = "not measured: no vllm-router executable (pass --vllm-router)"
@@ -229,17 +246,23 @@ def main() -> int:
             try:
                 wait_http(f"http://127.0.0.1:{VR_PORT}/health", 60, vr)
                 targets["vllm-router"] = f"http://127.0.0.1:{VR_PORT}"
+                pids["vllm-router"] = vr.pid
             except RuntimeError as exc:
                 with open(f"{args.log_dir}/vllm-router.log", errors="replace") as handle:
                     tail = handle.read()[-600:]
                 notes["vllm-router"] = f"could not run: {exc}; log tail: {tail}"
 
         # 1) Added TTFT: rounds interleave the targets so machine noise hits all of them alike.
+        # CPU seconds each proxy spends per request: unlike latency, barely moved by other load.
         ttfts: dict[str, list[float]] = {name: [] for name in targets}
+        cpu: dict[str, float] = {name: 0.0 for name in pids}
         for _ in range(args.rounds):
             for name, base in targets.items():
                 asyncio.run(ttft_run(base, 20, args.concurrency))  # warm the connection pools
+                before = cpu_seconds(pids[name]) if name in pids else 0.0
                 ttfts[name] += asyncio.run(ttft_run(base, args.requests, args.concurrency))
+                if name in pids:
+                    cpu[name] += cpu_seconds(pids[name]) - before
         result: dict = {"backend_ttft_ms": args.ttft_ms, "concurrency": args.concurrency,
                         "requests_per_target": args.requests * args.rounds, "ttft_ms": {}, "streams": {},
                         "notes": notes}
@@ -247,7 +270,8 @@ def main() -> int:
         for name, values in ttfts.items():
             p50, p99 = pct(values, 50), pct(values, 99)
             result["ttft_ms"][name] = {"p50": p50 * 1e3, "p99": p99 * 1e3, "mean": statistics.mean(values) * 1e3,
-                                       "added_p50": (p50 - direct50) * 1e3, "added_p99": (p99 - direct99) * 1e3}
+                                       "added_p50": (p50 - direct50) * 1e3, "added_p99": (p99 - direct99) * 1e3,
+                                       "cpu_ms_per_request": cpu[name] * 1e3 / len(values) if name in cpu else None}
 
         # 2) Concurrent streams: each stream lasts ~2.5 s (5 chunks 0.5 s apart), all opened at once.
         set_backend({"ttft": 0.05, "itl": 0.5, "tokens": 5})
@@ -268,13 +292,15 @@ def main() -> int:
 
     print(f"Fake backend: TTFT {args.ttft_ms:.0f} ms; {result['requests_per_target']} streamed requests per "
           f"target at concurrency {args.concurrency}, {args.rounds} interleaved rounds; machine: {os.cpu_count()} cores")
-    print(f"{'target':15} {'TTFT p50':>9} {'p99':>8} {'added p50':>10} {'added p99':>10} {'max streams (0 errors)':>24}")
+    print(f"{'target':26} {'TTFT p50':>9} {'p99':>8} {'added p50':>10} {'added p99':>10} {'CPU/req':>8} "
+          f"{'max streams (0 errors)':>24}")
     for name in targets:
         t, s = result["ttft_ms"][name], result["streams"][name]
         top = s["max_without_errors"]
         more = "" if top == levels[-1] else f" (fails at {s['levels'][-1]['streams']}: {s['levels'][-1]['first_error']})"
-        print(f"{name:15} {t['p50']:7.2f}ms {t['p99']:6.2f}ms {t['added_p50']:+8.2f}ms {t['added_p99']:+8.2f}ms "
-              f"{top:>10}{more}")
+        cpu_text = "-" if t["cpu_ms_per_request"] is None else f"{t['cpu_ms_per_request']:.2f}ms"
+        print(f"{name:26} {t['p50']:7.2f}ms {t['p99']:6.2f}ms {t['added_p50']:+8.2f}ms {t['added_p99']:+8.2f}ms "
+              f"{cpu_text:>8} {top:>10}{more}")
     for name, note in notes.items():
         print(f"{name}: {note}")
     if args.json:

@@ -1,13 +1,16 @@
 """Server-side truth from Prometheus /metrics: histogram and counter deltas over a phase.
 
-Parsing is stdlib-only (the text exposition format); fetching happens in the client's
-session. Series are summed over label sets (one server may expose several model names).
+prometheus_client's parser reads the exposition, handed only the lines of the series below:
+a whole vLLM exposition would cost ~30x more and the gauge series is scraped during the run,
+in the load generator's event loop. Fetching happens in the client's session. Series are
+summed over label sets (one server may expose several model names).
 """
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Dict, List, Optional, Tuple
+
+from prometheus_client.parser import text_string_to_metric_families
 
 # Our summary key -> vLLM histogram (first name that the server exposes wins).
 HISTOGRAMS: Dict[str, Tuple[str, ...]] = {
@@ -28,26 +31,24 @@ GAUGES = ("vllm:num_requests_running", "vllm:num_requests_waiting",
 AGREEMENT_REL = 0.03
 AGREEMENT_ABS_MS = 1.0
 
-_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+_NAMES = tuple(sorted({n for names in HISTOGRAMS.values() for n in names} | set(COUNTERS.values()) | set(GAUGES)))
+# Sample lines of those series (histograms: _bucket/_sum/_count), and their TYPE lines.
+_LINES = _NAMES + tuple(f"# TYPE {name}" for name in _NAMES)
 
 Samples = Dict[str, List[Tuple[Dict[str, str], float]]]
 
 
 def parse(text: str) -> Samples:
+    """{sample name: [(labels, value)]} of the series this module reads; {} when the text is
+    not a valid exposition (the phase then has no server view)."""
+    wanted = "\n".join(line for line in text.splitlines() if line.startswith(_LINES))
     out: Samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = _LINE.match(line)
-        if not match:
-            continue
-        try:
-            value = float(match.group(3))
-        except ValueError:
-            continue
-        labels = dict(_LABEL.findall(match.group(2) or ""))
-        out.setdefault(match.group(1), []).append((labels, value))
+    try:
+        for family in text_string_to_metric_families(wanted):
+            for sample in family.samples:
+                out.setdefault(sample.name, []).append((sample.labels, sample.value))
+    except ValueError:
+        return {}
     return out
 
 
