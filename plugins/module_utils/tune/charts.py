@@ -18,7 +18,7 @@ def objective_chart(values: Sequence[Optional[float]], direction: str, label: st
             running.append((float(i), best))
     trials = Series("trial", [(float(i), v) for i, v in enumerate(values)], color="#2563eb", line=False)
     return xy_chart("Objective over trials", [trials, Series("best so far", running, color=GOOD, markers=False)],
-                    Axis("trial", integer=True), Axis(label, zero=False))
+                    Axis("trial", integer=True, lo=-0.5, hi=len(values) - 0.5), Axis(label, zero=False))
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
