@@ -143,7 +143,6 @@ def _classify(exc: BaseException, rec: RequestRecord) -> None:
         rec.fail("client_error", text)
 
 
-
 class Counters:
     """Live numbers a progress display reads; updated in place by the senders."""
 
@@ -240,7 +239,7 @@ async def _closed_loop(session: aiohttp.ClientSession, phase: Phase, t0: float,
                             counters)
 
     tasks = [asyncio.ensure_future(worker())
-             for _ in range(min(phase.concurrency, len(phase.specs)))]
+             for _worker in range(min(phase.concurrency, len(phase.specs)))]
     late = await _finish_by(tasks, deadline)
     return len(pending), bool(late or pending), None
 
@@ -249,7 +248,7 @@ async def _finish_by(tasks: list, deadline: float) -> set:
     """Wait for the tasks until the run's deadline; cancel and return those still running."""
     if not tasks:
         return set()
-    _, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
+    _done, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
     for task in late:
         task.cancel()
     await asyncio.gather(*late, return_exceptions=True)

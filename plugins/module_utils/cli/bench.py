@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+import types
 import typing
 from typing import Any, Dict, Optional
 
@@ -28,7 +29,7 @@ def _fields() -> list:
 
 def _kind(hint: Any) -> str:
     if typing.get_origin(hint) is typing.Union:  # Optional[X]: look at X
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        hint = next(a for a in typing.get_args(hint) if a is not types.NoneType)
     origin = typing.get_origin(hint) or hint
     return {bool: "bool", int: "int", float: "float", str: "str", dict: "dict",
             list: "list"}.get(origin, "str")
@@ -71,7 +72,7 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
         except ValueError:
             import yaml  # only for YAML option files
             options = yaml.safe_load(text) or {}
-    for f, _ in _fields():
+    for f, _kind in _fields():
         value = getattr(args, f.name, None)
         if value is not None:
             options[f.name] = value

@@ -6,8 +6,7 @@ import asyncio
 import time
 
 import pytest
-
-aiohttp = pytest.importorskip("aiohttp")
+from fake_openai import FakeOpenAI, free_port, start  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench.client import (  # noqa: E402
     run_benchmark,
@@ -18,8 +17,6 @@ from ansible_collections.llmops.platform.plugins.module_utils.bench.config impor
 from ansible_collections.llmops.platform.plugins.module_utils.bench.metrics import (  # noqa: E402
     summarize,
 )
-
-from fake_openai import FakeOpenAI, free_port, start  # noqa: E402
 
 TTFT, ITL = 0.03, 0.01
 
