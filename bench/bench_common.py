@@ -1,4 +1,5 @@
-"""Shared by the bench/ scripts: ports in this area's range, the fixture server process,
+"""Shared by the bench/ scripts: ports in this area's range, the fake OpenAI server process
+(tests/fakes/fake_openai.py, a client-overhead fixture: its timings are set, never results),
 and the collection on sys.path. Every process started here is stopped by its PID."""
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import contextlib
 import os
 import shutil
 import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from typing import Iterator, List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
+import fake_openai  # noqa: E402
+
 PORT_RANGE = (20500, 20999)
 
 
@@ -28,18 +29,6 @@ def free_port(start: int = PORT_RANGE[0]) -> int:
     raise RuntimeError(f"no free port in {PORT_RANGE}")
 
 
-def wait_http(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready within {timeout_s}s")
-
-
 def pin(cpus: str) -> List[str]:
     """taskset prefix: the fixture and the client on different cores when possible."""
     ok = cpus and shutil.which("taskset") and (os.cpu_count() or 1) > 1
@@ -49,20 +38,10 @@ def pin(cpus: str) -> List[str]:
 @contextlib.contextmanager
 def fixture_server(ttft_ms: float, itl_ms: float, port: Optional[int] = None,
                    cpus: str = "1") -> Iterator[str]:
-    port = port or free_port()
-    cmd = pin(cpus) + [sys.executable, os.path.join(ROOT, "bench", "fixture_openai.py"),
-                       "--port", str(port), "--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", 30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """The fake OpenAI server as its own process (pinned to `cpus`); yields its base URL."""
+    with fake_openai.running(["--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms)],
+                             port=port or free_port(), prefix=pin(cpus)) as url:
+        yield url
 
 
 def pin_self(cpus: str = "0") -> None:

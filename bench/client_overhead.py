@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Client overhead side by side: our engine, guidellm 0.8.1 and `vllm bench serve`.
 
-One loopback fixture server (bench/fixture_openai.py: TTFT 50 ms, ITL 2 ms, 8 output
+One loopback fake server (tests/fakes/fake_openai.py: TTFT 50 ms, ITL 2 ms, 8 output
 tokens) serves all three, one after the other, each as its own process:
   * sustained: closed loop with 256 streams, 2,000 requests -> achieved req/s, error share
   * TTFT bias at 64 and at 1,024 streams: the client's TTFT p50/p99 minus the fixture's own

@@ -1,20 +1,26 @@
 #!/usr/bin/env python3
-"""Router overhead: added TTFT (p50/p99) versus going direct, and the most concurrent streams
-held with no errors, for the llmops router and vllm-router side by side, in one run.
+"""Proxy overhead: added TTFT (p50/p99) versus going direct, and the most concurrent streams
+held with no errors, for the llmops router, the llmops gateway and vllm-router side by side,
+in one run.
 
-    python bench/router_overhead.py [--vllm-router-venv DIR | --vllm-router PATH]
+    python bench/router_overhead.py [--vllm-router-venv DIR | --vllm-router PATH] [--python PY]
+                                    [--baseline-apps OTHER_CHECKOUT/apps]
 
 --vllm-router-venv creates DIR (once) and pip-installs vllm-router at the version pinned in
-roles/platform_defaults/defaults/main/versions.yml (vllm_router) into it.
+roles/platform_defaults/defaults/main/versions.yml (vllm_router) into it. --python runs our
+router and gateway (default: this interpreter; they need what the serving venv has).
 
-Everything runs on 127.0.0.1 in ports 19800-19809: a fixture OpenAI backend with a fixed
-latency (own process), each router (own process), and the load generator (this process).
-Every phase is bounded in request count and time. Needs aiohttp.
+Everything runs on 127.0.0.1 in ports 19800-19809: the fake OpenAI server with a fixed
+latency (tests/fakes/fake_openai.py, own process; its timings are set, so only the proxies'
+overhead is measured), each proxy (own process; the gateway straight in front of the fake),
+and the load generator (this process). Every phase is bounded in request count and time.
+Needs aiohttp and prometheus_client.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -27,11 +33,13 @@ import time
 import urllib.request
 
 import aiohttp
-from aiohttp import web
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROUTER_APP = os.path.join(HERE, "..", "apps", "router")
-BACKEND_PORT, LLMOPS_PORT, VR_PORT, VR_PROM_PORT = 19800, 19801, 19802, 19803
+APPS = os.path.abspath(os.path.join(HERE, "..", "apps"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "fakes"))
+import fake_openai  # noqa: E402
+
+BACKEND_PORT, LLMOPS_PORT, VR_PORT, VR_PROM_PORT, GATEWAY_PORT = 19800, 19801, 19802, 19803, 19804
 MODEL = "fixture"
 
 
@@ -59,51 +67,6 @@ def ensure_vllm_router(venv: str) -> str:
 def raise_nofile() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-# -- fixture backend (runs in a child process: `--serve-backend`) ----------------------------
-async def _backend_chat(request: web.Request) -> web.StreamResponse:
-    cfg = request.app["cfg"]
-    await request.read()
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await resp.prepare(request)
-    await asyncio.sleep(cfg["ttft"])
-    for i in range(cfg["chunks"]):
-        if i:
-            await asyncio.sleep(cfg["itl"])
-        chunk = {"id": "x", "object": "chat.completion.chunk", "model": MODEL,
-                 "choices": [{"index": 0, "delta": {"content": f"tok{i} "}}]}
-        await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-    await resp.write(b"data: [DONE]\n\n")
-    await resp.write_eof()
-    return resp
-
-
-def serve_backend(port: int, ttft: float, itl: float, chunks: int) -> None:
-    raise_nofile()
-    app = web.Application()
-    app["cfg"] = {"ttft": ttft, "itl": itl, "chunks": chunks}
-
-    async def ok(_r):
-        return web.Response(text="")
-
-    async def models(_r):
-        return web.json_response({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
-
-    async def metrics(_r):
-        return web.Response(text="vllm:num_requests_waiting 0\nvllm:num_requests_running 0\n"
-                                 "vllm:kv_cache_usage_perc 0\n")
-
-    async def set_cfg(request):
-        app["cfg"].update(await request.json())
-        return web.json_response(app["cfg"])
-
-    app.router.add_get("/health", ok)
-    app.router.add_get("/v1/models", models)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_post("/fixture/config", set_cfg)
-    app.router.add_post("/v1/chat/completions", _backend_chat)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, backlog=8192, print=None)
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -142,6 +105,12 @@ BODY = json.dumps({"model": MODEL, "stream": True, "max_tokens": 8,
                    "messages": [{"role": "user", "content": "hello"}]}).encode()
 
 
+def _has_content(line: bytes) -> bool:
+    """A token, not the role-only chunk that opens a chat stream."""
+    choices = json.loads(line[6:]).get("choices") or [{}]
+    return bool((choices[0].get("delta") or {}).get("content"))
+
+
 async def one_stream(session: aiohttp.ClientSession, url: str, timeout: float) -> tuple[float | None, str | None]:
     """(ttft seconds, error). TTFT = request sent -> first content chunk received."""
     start = time.perf_counter()
@@ -153,7 +122,7 @@ async def one_stream(session: aiohttp.ClientSession, url: str, timeout: float) -
                 return None, f"http {resp.status}"
             done = False
             async for line in resp.content:
-                if ttft is None and line.startswith(b"data: {"):
+                if ttft is None and line.startswith(b"data: {") and _has_content(line):
                     ttft = time.perf_counter() - start
                 if line.startswith(b"data: [DONE]"):
                     done = True
@@ -195,6 +164,13 @@ async def streams_level(base: str, n: int, timeout: float) -> tuple[int, list[st
     return n - len(errors), errors, time.monotonic() - start
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     k = (len(s) - 1) * q / 100
@@ -213,12 +189,14 @@ def main() -> int:
     parser.add_argument("--vllm-router", default=shutil.which("vllm-router"),
                         help="vllm-router executable (pip install vllm-router==0.1.17 in a scratch venv)")
     parser.add_argument("--vllm-router-venv", help="create/reuse this venv with the pinned vllm-router")
-    parser.add_argument("--ttft-ms", type=float, default=20.0, help="fixture backend time to first token")
+    parser.add_argument("--ttft-ms", type=float, default=20.0, help="fake backend's time to first token")
     parser.add_argument("--requests", type=int, default=300, help="requests per target per TTFT round")
     parser.add_argument("--rounds", type=int, default=3, help="TTFT rounds (targets interleaved per round)")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--levels", default="250,500,1000,1500,2000,3000", help="concurrent stream counts to try")
-    parser.add_argument("--python", default=sys.executable, help="interpreter that runs the llmops router")
+    parser.add_argument("--python", default=sys.executable, help="interpreter that runs the llmops router and gateway")
+    parser.add_argument("--baseline-apps", help="also run the router and gateway from this apps/ folder "
+                        "(another checkout, e.g. before a change) in the same rounds")
     parser.add_argument("--log-dir", default="/tmp/router-bench")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -229,23 +207,33 @@ def main() -> int:
 
     procs: list[subprocess.Popen] = []
     targets = {"direct": f"http://127.0.0.1:{BACKEND_PORT}"}
+    pids: dict[str, int] = {}  # proxy -> its process, for CPU time per request
     notes: dict[str, str] = {}
-    try:
-        backend = start([sys.executable, __file__, "--serve-backend", str(BACKEND_PORT),
-                         str(args.ttft_ms / 1000)], f"{args.log_dir}/backend.log")
-        procs.append(backend)
-        wait_http(f"http://127.0.0.1:{BACKEND_PORT}/health", 30, backend)
-
-        cfg_path = f"{args.log_dir}/llmops-router.json"
-        with open(cfg_path, "w") as handle:
-            json.dump({"host": "127.0.0.1", "port": LLMOPS_PORT, "policy": "queue_aware", "poll_interval_s": 1,
-                       "models": [{"name": MODEL, "replicas": [
-                           {"name": "backend", "url": f"http://127.0.0.1:{BACKEND_PORT}"}]}]}, handle)
-        router = start([args.python, "-m", "llmops_router", "--config", cfg_path, "--log-level", "WARNING"],
-                       f"{args.log_dir}/llmops-router.log", env={"PYTHONPATH": os.path.abspath(ROUTER_APP)})
-        procs.append(router)
-        wait_http(f"http://127.0.0.1:{LLMOPS_PORT}/health", 30, router)
-        targets["llmops-router"] = f"http://127.0.0.1:{LLMOPS_PORT}"
+    backend_args = ["--ttft-ms", str(args.ttft_ms), "--itl-ms", "5", "--model", MODEL]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(fake_openai.running(backend_args, port=BACKEND_PORT, log=f"{args.log_dir}/backend.log"))
+        stack.callback(lambda: [stop(proc) for proc in reversed(procs)])
+        backend = f"http://127.0.0.1:{BACKEND_PORT}"
+        # Our router and gateway, and with --baseline-apps the same pair from another checkout
+        # (before a change), measured in the same interleaved rounds.
+        builds = [("", APPS, 0)] + ([(" (baseline)", os.path.abspath(args.baseline_apps), 4)]
+                                    if args.baseline_apps else [])
+        for suffix, apps, offset in builds:
+            for name, port in (("router", LLMOPS_PORT + offset), ("gateway", GATEWAY_PORT + offset)):
+                config = ({"host": "127.0.0.1", "port": port, "policy": "queue_aware", "poll_interval_s": 1,
+                           "models": [{"name": MODEL, "replicas": [{"name": "backend", "url": backend}]}]}
+                          if name == "router" else {"host": "127.0.0.1", "port": port, "upstream_url": backend})
+                label = f"llmops-{name}{suffix}"
+                cfg_path = f"{args.log_dir}/{label.replace(' ', '')}.json"
+                with open(cfg_path, "w") as handle:
+                    json.dump(config, handle)
+                pythonpath = os.pathsep.join(os.path.join(apps, d) for d in (name, "common"))
+                proc = start([args.python, "-m", f"llmops_{name}", "--config", cfg_path, "--log-level", "WARNING"],
+                             cfg_path[:-5] + ".log", env={"PYTHONPATH": pythonpath})
+                procs.append(proc)
+                wait_http(f"http://127.0.0.1:{port}/health", 30, proc)
+                targets[label] = f"http://127.0.0.1:{port}"
+                pids[label] = proc.pid
 
         if not args.vllm_router:
             notes["vllm-router"] = "not measured: no vllm-router executable (pass --vllm-router)"
@@ -258,17 +246,23 @@ def main() -> int:
             try:
                 wait_http(f"http://127.0.0.1:{VR_PORT}/health", 60, vr)
                 targets["vllm-router"] = f"http://127.0.0.1:{VR_PORT}"
+                pids["vllm-router"] = vr.pid
             except RuntimeError as exc:
                 with open(f"{args.log_dir}/vllm-router.log", errors="replace") as handle:
                     tail = handle.read()[-600:]
                 notes["vllm-router"] = f"could not run: {exc}; log tail: {tail}"
 
         # 1) Added TTFT: rounds interleave the targets so machine noise hits all of them alike.
+        # CPU seconds each proxy spends per request: unlike latency, barely moved by other load.
         ttfts: dict[str, list[float]] = {name: [] for name in targets}
+        cpu: dict[str, float] = {name: 0.0 for name in pids}
         for _ in range(args.rounds):
             for name, base in targets.items():
                 asyncio.run(ttft_run(base, 20, args.concurrency))  # warm the connection pools
+                before = cpu_seconds(pids[name]) if name in pids else 0.0
                 ttfts[name] += asyncio.run(ttft_run(base, args.requests, args.concurrency))
+                if name in pids:
+                    cpu[name] += cpu_seconds(pids[name]) - before
         result: dict = {"backend_ttft_ms": args.ttft_ms, "concurrency": args.concurrency,
                         "requests_per_target": args.requests * args.rounds, "ttft_ms": {}, "streams": {},
                         "notes": notes}
@@ -276,10 +270,11 @@ def main() -> int:
         for name, values in ttfts.items():
             p50, p99 = pct(values, 50), pct(values, 99)
             result["ttft_ms"][name] = {"p50": p50 * 1e3, "p99": p99 * 1e3, "mean": statistics.mean(values) * 1e3,
-                                       "added_p50": (p50 - direct50) * 1e3, "added_p99": (p99 - direct99) * 1e3}
+                                       "added_p50": (p50 - direct50) * 1e3, "added_p99": (p99 - direct99) * 1e3,
+                                       "cpu_ms_per_request": cpu[name] * 1e3 / len(values) if name in cpu else None}
 
         # 2) Concurrent streams: each stream lasts ~2.5 s (5 chunks 0.5 s apart), all opened at once.
-        set_backend({"ttft": 0.05, "itl": 0.5, "chunks": 5})
+        set_backend({"ttft": 0.05, "itl": 0.5, "tokens": 5})
         levels = [int(x) for x in args.levels.split(",")]
         for name, base in targets.items():
             best = 0
@@ -293,23 +288,21 @@ def main() -> int:
                 best = n
                 time.sleep(1)  # let sockets from this level close
             result["streams"][name] = {"max_without_errors": best, "levels": tried}
-        set_backend({"ttft": args.ttft_ms / 1000, "itl": 0.005, "chunks": 8})
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
+        set_backend({"ttft": args.ttft_ms / 1000, "itl": 0.005, "tokens": None})
 
-    print(f"Fixture backend: TTFT {args.ttft_ms:.0f} ms; {result['requests_per_target']} streamed requests per "
+    print(f"Fake backend: TTFT {args.ttft_ms:.0f} ms; {result['requests_per_target']} streamed requests per "
           f"target at concurrency {args.concurrency}, {args.rounds} interleaved rounds; "
           f"machine: {os.cpu_count()} cores")
-    print(f"{'target':15} {'TTFT p50':>9} {'p99':>8} {'added p50':>10} {'added p99':>10} "
+    print(f"{'target':26} {'TTFT p50':>9} {'p99':>8} {'added p50':>10} {'added p99':>10} {'CPU/req':>8} "
           f"{'max streams (0 errors)':>24}")
     for name in targets:
         t, s = result["ttft_ms"][name], result["streams"][name]
         top = s["max_without_errors"]
         last = s["levels"][-1]
         more = "" if top == levels[-1] else f" (fails at {last['streams']}: {last['first_error']})"
-        print(f"{name:15} {t['p50']:7.2f}ms {t['p99']:6.2f}ms {t['added_p50']:+8.2f}ms {t['added_p99']:+8.2f}ms "
-              f"{top:>10}{more}")
+        cpu_text = "-" if t["cpu_ms_per_request"] is None else f"{t['cpu_ms_per_request']:.2f}ms"
+        print(f"{name:26} {t['p50']:7.2f}ms {t['p99']:6.2f}ms {t['added_p50']:+8.2f}ms {t['added_p99']:+8.2f}ms "
+              f"{cpu_text:>8} {top:>10}{more}")
     for name, note in notes.items():
         print(f"{name}: {note}")
     if args.json:
@@ -319,7 +312,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 4 and sys.argv[1] == "--serve-backend":
-        serve_backend(int(sys.argv[2]), float(sys.argv[3]), 0.005, 8)
-    else:
-        sys.exit(main())
+    sys.exit(main())

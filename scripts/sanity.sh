@@ -32,7 +32,7 @@ mkdir -p "$dest"
 
 # Every test runs, on the Ansible content: plugins/, roles/, playbooks, meta/, changelogs/,
 # scripts/ (shellcheck) and the YAML around them. Left out, with the reason:
-#   apps/   the router, gateway and dashboard: standalone services (aiohttp, FastAPI,
+#   apps/   the router, gateway and dashboard: standalone services (aiohttp and
 #           Streamlit) deployed by the roles, not Ansible plugins;
 #   bench/  the measured comparisons (scripts run by `make bench-scripts`);
 #   tests/  the pytest suite (not ansible-test's units/integration layout).

@@ -1,4 +1,5 @@
-"""Make `ansible_collections.llmops.platform` importable from the checkout itself, and hold CI to 0 skips.
+"""Make `ansible_collections.llmops.platform` importable from the checkout itself, and the
+fakes in tests/fakes (one fake OpenAI server for every test); hold CI to 0 skips.
 
 .collections/ansible_collections/llmops/platform is a symlink to the repository root.
 
@@ -15,6 +16,9 @@ _COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
                             ".collections")
 if _COLLECTIONS not in sys.path:
     sys.path.insert(0, _COLLECTIONS)
+_FAKES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fakes")
+if _FAKES not in sys.path:
+    sys.path.insert(0, _FAKES)
 
 CI = os.environ.get("CI", "").lower() == "true"
 

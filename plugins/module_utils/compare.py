@@ -13,6 +13,7 @@ import os
 import statistics
 from typing import Any
 
+from ansible_collections.llmops.platform.plugins.module_utils.charts import CHART_CSS
 from ansible_collections.llmops.platform.plugins.module_utils.compare_plots import percentile_series, render_plots
 
 # (dotted path in the summary, label, True when higher is better)
@@ -128,7 +129,9 @@ def render_html(result: dict[str, Any], notes: list[str] | None = None) -> str:
     parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(b)} vs {html.escape(m)}</title>",
              "<style>body{font:14px system-ui;margin:2em}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
              "text-align:right}td:first-child,th:first-child{text-align:left}.b{color:#070}.w{color:#b00}"
-             ".bar{display:inline-block;height:9px;background:#89a}.plots svg{margin:0 1em 1em 0}</style>",
+             ".bar{display:inline-block;height:9px;background:#89a}"
+             ".charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:12px;max-width:1180px}"
+             f"{CHART_CSS}</style>",
              f"<h1>{html.escape(b)} vs {html.escape(m)}</h1><ul>"]
     parts += [f"<li>{html.escape(n)}</li>" for n in notes or []]
     parts.append("</ul>")

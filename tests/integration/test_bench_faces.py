@@ -11,8 +11,8 @@ import sys
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "bench"))
-from bench_fixture_server import FixtureServer, serve_in_thread  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
+from fake_openai import FakeOpenAI, serve_in_thread  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 # The lag limit is loose: this test compares the two faces, not the sender's timing, and a
@@ -47,7 +47,7 @@ def _deterministic(summary: dict) -> dict:
 
 
 def test_playbook_and_cli_agree(tmp_path):
-    server = FixtureServer(ttft=0.01, itl=0.002)
+    server = FakeOpenAI(ttft=0.01, itl=0.002)
     port, stop = serve_in_thread(server)
     try:
         vars_file = tmp_path / "vars.yml"

@@ -1,8 +1,8 @@
 """The chat page in real headless Chromium, through the gateway (a real `python -m
-llmops_gateway` process) in front of a fixture OpenAI streaming server: pick a model, type,
+llmops_gateway` process) in front of the fake OpenAI server (tests/fakes): pick a model, type,
 send, watch the answer stream in, read TTFT and tokens/s, then see a 504 shown as an error.
 
-Ports 19700-19799 (this area's range). Everything started here is stopped here.
+Ports come from the kernel's free ones. Everything started here is stopped here.
 Set LLMOPS_CHAT_SCREENSHOT=docs/img/chat.png to keep the answered page's screenshot.
 """
 from __future__ import annotations
@@ -21,10 +21,12 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "apps", "dashboard"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "gateway"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
 
 import screenshot  # noqa: E402  apps/dashboard/screenshot.py: headless Chromium + DevTools client
-from upstream import ANSWER, free_port  # noqa: E402
+from fake_openai import SENTENCE, free_port, running  # noqa: E402
+
+from ansible_collections.llmops.platform.plugins.module_utils import app_code  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.exists(screenshot.CHROMIUM), reason="needs /usr/bin/chromium")
 
@@ -46,29 +48,21 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> None:
 
 @pytest.fixture
 def gateway(tmp_path):
-    used: set[int] = set()
-    up_port = free_port(used)
-    used.add(up_port)
-    gw_port = free_port(used)
-    used.add(gw_port)
-    procs = []
-    try:
-        procs.append(subprocess.Popen([sys.executable, os.path.join(ROOT, "tests/unit/gateway/upstream.py"),
-                                       "--port", str(up_port), "--delay-ms", "200"],
-                                      stdout=subprocess.DEVNULL, stderr=open(tmp_path / "upstream.log", "w")))
+    gw_port = free_port()
+    fake = ["--answer", SENTENCE, "--ttft-ms", "0", "--itl-ms", "200", "--model", "fixture-chat", "--model", "slow",
+            "--name", "fixture-0", "--replica-header"]
+    with running(fake, log=str(tmp_path / "upstream.log")) as upstream:
         config = tmp_path / "gateway.json"
-        # read_timeout_s 1.5 < the fixture's 3 s delay for model `slow`: that model answers 504.
-        config.write_text(json.dumps({"upstream_url": f"http://127.0.0.1:{up_port}", "port": gw_port,
-                                      "read_timeout_s": 1.5}))
-        procs.append(subprocess.Popen([sys.executable, "-m", "llmops_gateway", "--config", str(config)],
-                                      env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "apps", "gateway")),
-                                      stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gateway.log", "w")))
-        _wait_http(f"http://127.0.0.1:{gw_port}/health", procs[-1])
-        yield f"http://127.0.0.1:{gw_port}/", used
-    finally:
-        for proc in procs:
+        # read_timeout_s 1.5 < the fake's 3 s delay for model `slow`: that model answers 504.
+        config.write_text(json.dumps({"upstream_url": upstream, "port": gw_port, "read_timeout_s": 1.5}))
+        proc = subprocess.Popen([sys.executable, "-m", "llmops_gateway", "--config", str(config)],
+                                env=dict(os.environ, PYTHONPATH=app_code.pythonpath("gateway", os.path.join(ROOT, "apps"))),
+                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gateway.log", "w"))
+        try:
+            _wait_http(f"http://127.0.0.1:{gw_port}/health", proc)
+            yield f"http://127.0.0.1:{gw_port}/"
+        finally:
             proc.terminate()
-        for proc in procs:
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -136,20 +130,20 @@ async def _session(ws_url: str, url: str, shots: dict[str, str]) -> dict:
 
 
 def test_chat_page_streams_an_answer_in_chromium(gateway, tmp_path):
-    url, used = gateway
-    debug_port = free_port(used)
+    url = gateway
+    debug_port = free_port()
     shots = {"answer": str(tmp_path / "chat.png"), "error": str(tmp_path / "chat-error.png")}
     with screenshot.chromium(debug_port, 1100, 760) as ws_url:
         seen = asyncio.run(_session(ws_url, url, shots))
     assert "fixture-chat" in seen["models"].split(",")
     for partial in seen["partials"]:
-        assert ANSWER.startswith(partial.strip()[:5]) and len(partial) < len(ANSWER)
+        assert SENTENCE.startswith(partial.strip()[:5]) and len(partial) < len(SENTENCE)
     for answer in seen["answers"]:
-        assert ANSWER in answer
+        assert SENTENCE in answer
         assert "TTFT" in answer and "tokens/s" in answer and "11 tokens" in answer
     # The conversation is kept: both questions and both answers are on the page.
     assert "Say hello in one sentence." in seen["text"] and "And once more, please." in seen["text"]
-    assert seen["text"].count(ANSWER) == 2
+    assert seen["text"].count(SENTENCE) == 2
     assert seen["error"].startswith("HTTP 504:") and "did not answer within 1.5 s" in seen["error"]
     for png in shots.values():
         width, height = screenshot.png_size(png)

@@ -1,6 +1,7 @@
 """The gateway role on the local target for real: a supervised `python -m llmops_gateway`
-from the serving venv in front of a fixture upstream, with an API key; a second run changes
-nothing; `gateway_state: stopped` stops it. Ports 19700-19799; everything is stopped at the end.
+from the serving venv in front of the fake OpenAI server (tests/fakes), with an API key; a second
+run changes nothing; `gateway_state: stopped` stops it. Ports come from the kernel's free ones;
+everything is stopped at the end.
 """
 from __future__ import annotations
 
@@ -9,15 +10,14 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "gateway"))
-from upstream import ANSWER, free_port  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
+from fake_openai import SENTENCE, free_port, running  # noqa: E402
 
 KEY = "sk-local-test-key-0123"
 PLAY = """- hosts: localhost
@@ -48,18 +48,13 @@ def _changed(out: str) -> int:
 
 @pytest.fixture
 def upstream():
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests/unit/gateway/upstream.py"), "--port", str(port),
-                             "--delay-ms", "10"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    yield f"http://127.0.0.1:{port}", port
-    proc.terminate()
-    proc.wait(10)
+    with running(["--answer", SENTENCE, "--ttft-ms", "0", "--itl-ms", "10", "--model", "fixture-chat"]) as url:
+        yield url
 
 
 def test_gateway_role_local(tmp_path, upstream):
-    url, up_port = upstream
-    gw_port = free_port({up_port})
+    url = upstream
+    gw_port = free_port()
     extra = {"platform_target": "local", "platform_home": str(tmp_path / "home"), "gateway_port": gw_port,
              "gateway_upstream_url": url, "gateway_api_keys": [KEY]}
     try:
@@ -77,7 +72,7 @@ def test_gateway_role_local(tmp_path, upstream):
         req = urllib.request.Request(base + "/v1/chat/completions", body, {"Content-Type": "application/json",
                                                                            "Authorization": f"Bearer {KEY}"})
         with urllib.request.urlopen(req, timeout=10) as resp:
-            assert json.load(resp)["choices"][0]["message"]["content"] == ANSWER
+            assert json.load(resp)["choices"][0]["message"]["content"] == SENTENCE
         assert _changed(_run(tmp_path, extra)) == 0  # idempotent
     finally:
         _run(tmp_path, {**extra, "gateway_state": "stopped"})

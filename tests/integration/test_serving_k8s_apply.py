@@ -8,14 +8,12 @@ through its URL; kmock runs no pods, so the URLs point at fake routers on 127.0.
 """
 from __future__ import annotations
 
-import asyncio
 import glob
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,15 +22,14 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "render"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "bench"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
 import serving_render  # noqa: E402
+from fake_openai import FakeOpenAI, serve_in_thread  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 # kmock registers a pytest plugin that needs pytest-asyncio, so it may live in a venv of its
 # own: LLMOPS_KMOCK_PYTHON names that interpreter (default: this one).
 KMOCK_PYTHON = os.environ.get("LLMOPS_KMOCK_PYTHON", sys.executable)
-
-
 
 
 def _changed(output: str) -> int:
@@ -119,60 +116,30 @@ def test_apply_is_idempotent_and_prunes_removed_models(tmp_path, kube):
     assert _run(tmp_path, kube, llm_models=serving_render.SEED_002[:2]) == 0
 
 
-class FakeRouter:
-    """The router's /health (with its policy) and streaming chat on 127.0.0.1, in a thread."""
-
-    def __init__(self, policy: str):
-        from aiohttp import web
-        from bench_fixture_server import FixtureServer
-
-        self.backend = FixtureServer(ttft=0.005, itl=0.001)
-        models = {m["name"]: {"replicas": 2, "healthy": 2} for m in serving_render.SEED_002}
-
-        async def health(_request):
-            return web.json_response({"status": "ok", "policy": policy, "models": models})
-
-        async def start():
-            app = web.Application()
-            app.router.add_get("/health", health)
-            app.router.add_post("/v1/chat/completions", self.backend.handle)
-            app.router.add_get("/metrics", self.backend.metrics)
-            self.runner = web.AppRunner(app, shutdown_timeout=0.5)
-            await self.runner.setup()
-            site = web.TCPSite(self.runner, "127.0.0.1", 0)  # the kernel picks a free port
-            await site.start()
-            return self.runner.addresses[0][1]
-
-        self.loop = asyncio.new_event_loop()
-        self.port = self.loop.run_until_complete(start())
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.run_until_complete(self.runner.cleanup())
+def fake_router(policy: str) -> tuple[FakeOpenAI, str, object]:
+    """A fake that answers /health as the router does (with its policy); (fake, url, stop)."""
+    fake = FakeOpenAI(ttft=0.005, itl=0.001, models=[m["name"] for m in serving_render.SEED_002])
+    fake.health_body = {"status": "ok", "policy": policy,
+                        "models": {m["name"]: {"replicas": 2, "healthy": 2} for m in serving_render.SEED_002}}
+    port, stop = serve_in_thread(fake)
+    return fake, f"http://127.0.0.1:{port}", stop
 
 
 def test_compare_applies_a_router_per_arm_and_benchmarks_each(tmp_path, kube):
     assert _run(tmp_path, kube) > 0  # the serving layer, with its own llm-router
-    routers = {"baseline": FakeRouter("round_robin"), "managed": FakeRouter("queue_aware")}
+    routers = {"baseline": fake_router("round_robin"), "managed": fake_router("queue_aware")}
     workload = {"compare_repeats": 2, "compare_num_requests": 6, "compare_concurrency": 2,
                 "compare_warmup_requests": 0, "compare_scenario": "", "compare_prompt_tokens": 8,
                 "compare_max_tokens": 4, "compare_k8s_url_timeout_s": 10,
                 "platform_reports_dir": str(tmp_path / "reports")}
     try:
-        urls = {arm: router.url for arm, router in routers.items()}
+        urls = {arm: url for arm, (_fake, url, _stop) in routers.items()}
         assert _run(tmp_path, kube, "playbooks/compare.yml", compare_k8s_router_urls=urls, **workload) > 0
         for name in ("llm-router", "llm-router-baseline", "llm-router-managed"):
             assert _exists(kube, "deployment", name) and _exists(kube, "service", name), name
         # Each arm's workload went through its own URL: 2 repeats x 3 models x 6 requests.
-        for router in routers.values():
-            models = [body["model"] for body in router.backend.bodies]
+        for fake, _url, _stop in routers.values():
+            models = [body["model"] for body in fake.bodies]
             assert sorted(set(models)) == sorted(m["name"] for m in serving_render.SEED_002)
             assert len(models) == 2 * 3 * 6
         (comparison,) = glob.glob(str(tmp_path / "reports" / "compare" / "*" / "comparison.json"))
@@ -184,5 +151,5 @@ def test_compare_applies_a_router_per_arm_and_benchmarks_each(tmp_path, kube):
         assert "should reach svc/llm-router-baseline (policy round_robin)" in out.stdout, out.stdout[-3000:]
         assert re.search(r"localhost\s+:\s+ok=\d+\s+changed=0\s+unreachable=0\s+failed=1", out.stdout), out.stdout[-3000:]
     finally:
-        for router in routers.values():
-            router.stop()
+        for _fake, _url, stop in routers.values():
+            stop()

@@ -22,6 +22,8 @@ import pytest
 import serving_render
 from k8s_validate import K8S_VERSIONS, load_documents, validate_paths
 
+from ansible_collections.llmops.platform.plugins.module_utils import app_code
+
 ROOT = serving_render.ROOT
 ARMS = {"baseline": "round_robin", "managed": "queue_aware"}
 MODELS = ("llama-8b", "qwen-7b", "mistral-7b")
@@ -86,7 +88,7 @@ def _plan(runs, name: str, plan: str, part: str = "") -> list[tuple[str, str]]:
 
 
 def test_each_arm_has_its_own_router_with_its_policy(runs):
-    sys.path.insert(0, os.path.join(ROOT, "apps", "router"))
+    sys.path[:0] = app_code.pythonpath("router", os.path.join(ROOT, "apps")).split(os.pathsep)
     from llmops_router.config import parse_config  # noqa: E402
 
     docs = _docs(runs)

@@ -13,12 +13,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
+import app_pods
 import k8s_policy as policy
 import pytest
 import serving_render
 import yaml
 from k8s_validate import load_documents, validate_object, validate_paths
+
+from ansible_collections.llmops.platform.plugins.module_utils import app_code
 
 ROOT = serving_render.ROOT
 KEY_SENTINEL = "sk-SENTINELgatewayKeyNeverRendered42"
@@ -125,11 +129,39 @@ def test_config_points_at_the_router_and_code_ships_the_package_and_page(keys):
     assert config["api_keys_file"] == "/etc/llmops-gateway/keys/api_keys"
     assert "api_keys" not in config
     code = _find(keys, "ConfigMap", "llm-gateway-code")["data"]
-    assert {"__init__.py", "__main__.py", "server.py", "auth.py", "index.html"} <= set(code)
-    assert code["server.py"] == open(os.path.join(ROOT, "apps/gateway/llmops_gateway/server.py")).read()
-    volumes = {v["name"]: v for v in policy.pod_spec(_find(keys, "Deployment"))["volumes"]}
-    paths = {i["path"] for i in volumes["code"]["configMap"]["items"]}
-    assert "chat/index.html" in paths and "llmops_gateway/server.py" in paths
+    shipped = app_code.code_files("gateway", os.path.join(ROOT, "apps"))
+    assert sorted(code) == sorted(app_code.configmap_key(f) for f in shipped)
+    assert {"llmops_gateway.server.py", "llmops_common.proxy.py", "chat.index.html"} <= set(code)
+    assert code["llmops_gateway.server.py"] == open(os.path.join(ROOT, "apps/gateway/llmops_gateway/server.py")).read()
+    paths = {i["path"] for i in app_pods.code_volume_items(_find(keys, "Deployment"))}
+    assert {"chat/index.html", "llmops_gateway/server.py", "llmops_common/proxy.py"} <= paths
+
+
+def test_gateway_code_ships_in_a_configmap_and_runs_from_it(keys, tmp_path):
+    """As the pod runs it: the code ConfigMap laid out by the volume's items under the mount
+    (/opt/llmops-gateway, here a temporary folder), PYTHONPATH as rendered, the config as
+    rendered (paths moved to the temporary folder). Its router is not there: ready says so,
+    live and the chat page answer."""
+    deployment = _find(keys, "Deployment")
+    container = policy.pod_spec(deployment)["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["code"] == "/opt/llmops-gateway"
+    assert {"name": "PYTHONPATH", "value": "/opt/llmops-gateway"} in container["env"]
+    code = _find(keys, "ConfigMap", "llm-gateway-code")["data"]
+    app_pods.unpack(code, app_pods.code_volume_items(deployment), str(tmp_path))
+    config = json.loads(_find(keys, "ConfigMap")["data"]["gateway.json"])
+    config["chat_page"] = config["chat_page"].replace(mounts["code"], str(tmp_path))
+    config["api_keys_file"] = str(tmp_path / "api_keys")
+    config["upstream_url"] = "http://127.0.0.1:9"  # nothing listens on the discard port
+    (tmp_path / "api_keys").write_text("sk-render-test\n")
+    (tmp_path / "gateway.json").write_text(json.dumps(config))
+    with app_pods.running("llmops_gateway", str(tmp_path / "gateway.json"), str(tmp_path), str(tmp_path)) as url:
+        ready, body = app_pods.get_json(url + "/health")
+        live, _ = app_pods.get_json(url + "/health/live")
+        with urllib.request.urlopen(url + "/", timeout=5) as resp:
+            page = resp.read().decode()
+    assert (ready, body["status"], live) == (503, "unavailable", 200)
+    assert "llmops chat" in page
 
 
 def test_api_keys_only_by_secret_reference(keys, secret):

@@ -10,11 +10,14 @@ import json
 import os
 import sys
 
+import app_pods
 import k8s_policy as policy
 import pytest
 import serving_render
 import yaml
 from k8s_validate import load_documents, validate_object, validate_paths
+
+from ansible_collections.llmops.platform.plugins.module_utils import app_code
 
 ROOT = serving_render.ROOT
 VERSIONS = yaml.safe_load(open(os.path.join(ROOT, "roles/platform_defaults/defaults/main/versions.yml")))["platform_versions"]
@@ -208,7 +211,7 @@ def test_no_secret_value_reaches_a_rendered_file():
 
 
 def test_router_config_is_what_the_router_reads(seed002):
-    sys.path.insert(0, os.path.join(ROOT, "apps", "router"))
+    sys.path[:0] = app_code.pythonpath("router", os.path.join(ROOT, "apps")).split(os.pathsep)
     from llmops_router.config import parse_config  # noqa: E402
 
     raw = json.loads(_find(seed002, "ConfigMap", "llm-router")["data"]["router.json"])
@@ -293,47 +296,24 @@ def test_cpu_cluster_uses_the_cpu_image_and_no_gpu():
 
 
 def test_router_code_ships_in_a_configmap_and_runs_from_it(seed002, tmp_path):
-    """The rendered pod needs no router image: the vLLM image's python3 runs the package
-    from the code ConfigMap. Unpack that ConfigMap and start the router from it."""
-    import socket
-    import subprocess
-    import time
-    import urllib.request
-
+    """The rendered pod needs no router image: the vLLM image's python3 runs the router and
+    llmops_common packages from the code ConfigMap. Lay that ConfigMap out as the pod's volume
+    does and start the router from it."""
     code = _find(seed002, "ConfigMap", "llm-router-code")["data"]
-    package = os.path.join(ROOT, "apps", "router", "llmops_router")
-    assert sorted(code) == sorted(f for f in os.listdir(package) if f.endswith(".py"))
+    shipped = app_code.code_files("router", os.path.join(ROOT, "apps"))
+    assert sorted(code) == sorted(app_code.configmap_key(f) for f in shipped)
+    assert {"llmops_router.server.py", "llmops_common.proxy.py"} <= set(code)
     router = _find(seed002, "Deployment", "llm-router")
     container = policy.pod_spec(router)["containers"][0]
     vllm_image = policy.pod_spec(_find(seed002, "Deployment", "llama-8b"))["containers"][0]["image"]
     assert container["image"] == vllm_image  # already pulled on the GPU nodes
     assert {"name": "PYTHONPATH", "value": "/opt/llmops-router"} in container["env"]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert mounts["/opt/llmops-router/llmops_router"] == "code"
+    assert mounts["/opt/llmops-router"] == "code"
     assert router["spec"]["template"]["metadata"]["annotations"]["llmops.platform/code-sha256"]
 
-    pkg = tmp_path / "llmops_router"
-    pkg.mkdir()
-    for name, source in code.items():
-        (pkg / name).write_text(source + "\n")
+    app_pods.unpack(code, app_pods.code_volume_items(router), str(tmp_path))
     (tmp_path / "router.json").write_text(_find(seed002, "ConfigMap", "llm-router")["data"]["router.json"])
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llmops_router", "--config", str(tmp_path / "router.json"),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline, body = time.monotonic() + 30, None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                body = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2))
-                break
-            except OSError:
-                time.sleep(0.3)
-        assert body is not None, proc.stderr.read().decode() if proc.poll() is not None else "no /health"
-        assert sorted(body["models"]) == ["llama-8b", "mistral-7b", "qwen-7b"]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with app_pods.running("llmops_router", str(tmp_path / "router.json"), str(tmp_path), str(tmp_path)) as url:
+        status, body = app_pods.get_json(url + "/health")
+    assert status == 200 and sorted(body["models"]) == ["llama-8b", "mistral-7b", "qwen-7b"]

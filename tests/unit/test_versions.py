@@ -2,6 +2,7 @@
 import os
 import re
 
+import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,7 +35,19 @@ def test_every_lock_line_is_pinned():
                 assert "==" in line, f"{name}.lock: unpinned line {line!r}"
 
 
-def test_router_dockerfile_pins_what_the_router_is_tested_with():
-    text = open(os.path.join(ROOT, "apps", "router", "Dockerfile")).read()
+@pytest.mark.parametrize("app", ["router", "gateway"])
+def test_app_dockerfiles_pin_what_the_apps_are_tested_with(app):
+    text = open(os.path.join(ROOT, "apps", app, "Dockerfile")).read()
     assert "latest" not in text
-    assert f"aiohttp=={_lock('serving')['aiohttp']}" in text
+    serving = _lock("serving")
+    for package in ("aiohttp", "prometheus-client"):
+        assert f"{package.replace('-', '_')}=={serving[package]}" in text.replace("-", "_")
+    # Every package the app ships is copied (build context apps/).
+    for root in ("common", app):
+        assert f"COPY {root}/llmops_{root} /app/llmops_{root}" in text
+
+
+def test_control_and_serving_pin_the_same_app_libraries():
+    control, serving = _lock("control"), _lock("serving")
+    for package in ("aiohttp", "prometheus-client"):
+        assert control[package] == serving[package], package

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import re
 
-from fastapi.responses import HTMLResponse, Response
+from aiohttp import web
 
 _BLOCK = {"script": re.compile(r"<script>(.*?)</script>", re.S), "style": re.compile(r"<style>(.*?)</style>", re.S)}
 
@@ -16,14 +16,14 @@ def _hashes(html: str, tag: str) -> str:
                     for body in _BLOCK[tag].findall(html))
 
 
-def chat_page(path: str) -> Response:
+def chat_page(path: str) -> web.Response:
     try:
         with open(path, encoding="utf-8") as handle:
             html = handle.read()
     except OSError:
-        return Response(f"chat page not found at {path} (config chat_page)\n", status_code=404,
-                        media_type="text/plain")
+        return web.Response(text=f"chat page not found at {path} (config chat_page)\n", status=404)
     csp = (f"default-src 'none'; script-src {_hashes(html, 'script')}; style-src {_hashes(html, 'style')}; "
            "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-    return HTMLResponse(html, headers={"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff",
-                                       "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"})
+    return web.Response(text=html, content_type="text/html", headers={
+        "Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache"})

@@ -4,15 +4,13 @@ Validation errors name the field and the fix, like the inventory checks do.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmops_common.config import ConfigError, base_url, number, read_config
+
+__all__ = ["ConfigError", "RouterConfig", "load_config", "parse_config"]
 POLICIES = ("round_robin", "least_inflight", "queue_aware", "session_affinity")
-
-
-class ConfigError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -74,15 +72,6 @@ class RouterConfig:
         return self.policy
 
 
-def _num(raw: dict, key: str, default: float, minimum: float, kind: type = float) -> Any:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{key}: must be a number, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{key}: must be >= {minimum}, got {value}")
-    return kind(value)
-
-
 def _slots(value: Any, where: str) -> int | None:
     if value is None:
         return None
@@ -130,10 +119,8 @@ def parse_config(raw: dict[str, Any]) -> RouterConfig:
         seen.add(entry["name"])
         replicas = []
         for j, rep in enumerate(entry.get("replicas") or []):
-            url = rep.get("url") if isinstance(rep, dict) else None
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise ConfigError(f"{where}.replicas[{j}].url: must be an http(s) base URL, got {url!r}")
-            replicas.append(ReplicaConfig(name=str(rep.get("name") or url), url=url.rstrip("/"),
+            url = base_url(rep.get("url") if isinstance(rep, dict) else None, f"{where}.replicas[{j}].url")
+            replicas.append(ReplicaConfig(name=str(rep.get("name") or url), url=url,
                                           max_num_seqs=_slots(rep.get("max_num_seqs"),
                                                               f"{where}.replicas[{j}].max_num_seqs")))
         policy = entry.get("policy")
@@ -141,40 +128,30 @@ def parse_config(raw: dict[str, Any]) -> RouterConfig:
                                   _policy(policy, f"{where}.policy") if policy else None,
                                   _discovery(entry.get("discovery"), f"{where}.discovery"),
                                   _slots(entry.get("max_num_seqs"), f"{where}.max_num_seqs")))
-    poll = _num(raw, "poll_interval_s", 1.0, 0.05)
+    poll = number(raw, "poll_interval_s", 1.0, 0.05)
     known = {f for f in RouterConfig.__dataclass_fields__} - {"models", "extra"}
     return RouterConfig(
         models=tuple(models),
         host=str(raw.get("host", "127.0.0.1")),
-        port=_num(raw, "port", 8000, 0, int),
+        port=number(raw, "port", 8000, 0, int),
         policy=_policy(raw.get("policy", "queue_aware"), "policy"),
         poll_interval_s=poll,
-        metrics_stale_s=_num(raw, "metrics_stale_s", 3 * poll, poll),
-        health_interval_s=_num(raw, "health_interval_s", 2.0, 0.05),
-        health_timeout_s=_num(raw, "health_timeout_s", 2.0, 0.05),
-        eject_s=_num(raw, "eject_s", 10.0, 0),
-        max_retries=_num(raw, "max_retries", 2, 0, int),
-        connect_timeout_s=_num(raw, "connect_timeout_s", 5.0, 0.05),
-        upstream_timeout_s=_num(raw, "upstream_timeout_s", 600.0, 0.1),
-        wait_weight=_num(raw, "wait_weight", 2.0, 0),
-        kv_weight=_num(raw, "kv_weight", 4.0, 0),
-        assumed_capacity=_num(raw, "assumed_capacity", 256.0, 1),
-        capacity_ttl_s=_num(raw, "capacity_ttl_s", 60.0, 0),
+        metrics_stale_s=number(raw, "metrics_stale_s", 3 * poll, poll),
+        health_interval_s=number(raw, "health_interval_s", 2.0, 0.05),
+        health_timeout_s=number(raw, "health_timeout_s", 2.0, 0.05),
+        eject_s=number(raw, "eject_s", 10.0, 0),
+        max_retries=number(raw, "max_retries", 2, 0, int),
+        connect_timeout_s=number(raw, "connect_timeout_s", 5.0, 0.05),
+        upstream_timeout_s=number(raw, "upstream_timeout_s", 600.0, 0.1),
+        wait_weight=number(raw, "wait_weight", 2.0, 0),
+        kv_weight=number(raw, "kv_weight", 4.0, 0),
+        assumed_capacity=number(raw, "assumed_capacity", 256.0, 1),
+        capacity_ttl_s=number(raw, "capacity_ttl_s", 60.0, 0),
         session_header=str(raw.get("session_header", "x-session-id")).lower(),
-        affinity_max_imbalance=_num(raw, "affinity_max_imbalance", 4.0, 0),
+        affinity_max_imbalance=number(raw, "affinity_max_imbalance", 4.0, 0),
         extra={k: v for k, v in raw.items() if k not in known and k != "models"},
     )
 
 
 def load_config(path: str) -> RouterConfig:
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            import yaml  # optional: PyYAML is in both platform venvs, JSON needs nothing
-        except ImportError as exc:
-            raise ConfigError(f"{path}: not JSON and PyYAML is not installed") from exc
-        raw = yaml.safe_load(text)
-    return parse_config(raw)
+    return parse_config(read_config(path))

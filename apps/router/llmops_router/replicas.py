@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .promparse import QueueMetrics
+from .vllm_metrics import QueueMetrics
 
 
 @dataclass

@@ -11,29 +11,23 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from llmops_common.errors import error_response
+from llmops_common.proxy import UPSTREAM_ERRORS, new_session, probe, relay, send, stream_timeout
+from llmops_common.service import application
+
 from .config import RouterConfig
 from .policies import Chooser
-from .promparse import parse_queue_metrics
 from .replicas import Replica
 from .telemetry import RouterMetrics
+from .vllm_metrics import parse_queue_metrics
 
 log = logging.getLogger("llmops_router")
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and those aiohttp recomputes itself.
 _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
         "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
-# Failures before the first byte reached the client: safe to retry on another replica.
-_UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
 # Replica overloaded or going away: try another one, the answer may differ there.
 _RETRY_STATUSES = {502, 503, 504}
-ROUTER_KEY: web.AppKey["Router"] = web.AppKey("router")
-
-
-def error_response(status: int, message: str, err_type: str, code: str,
-                   param: str | None = None, headers: dict | None = None) -> web.Response:
-    """OpenAI's error shape, so SDKs raise their usual NotFoundError / APIStatusError."""
-    body = {"error": {"message": message, "type": err_type, "param": param, "code": code}}
-    return web.json_response(body, status=status, headers=headers)
 
 
 class Router:
@@ -46,7 +40,8 @@ class Router:
         self.static = {name: list(pool) for name, pool in self.pools.items()}
         self.discovery = {m.name: m.discovery for m in config.models if m.discovery}
         self.chooser = Chooser(config)
-        self.metrics = RouterMetrics()
+        self.metrics = RouterMetrics(lambda: self.replicas)
+        self.timeout = stream_timeout(config.connect_timeout_s, config.upstream_timeout_s)
         self.session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task] = []
         self.started_at = time.time()
@@ -60,11 +55,7 @@ class Router:
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, _app: web.Application | None = None) -> None:
-        # limit=0: one pooled connection per concurrent stream; keep-alive avoids a
-        # TCP handshake per request (most of a proxy's added latency).
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
-        # auto_decompress off: bytes pass through exactly as the replica sent them.
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self.session = new_session()
         await self.discover_once()
         await self.check_health_once()
         self._tasks.append(asyncio.create_task(self._loop(self.discover_and_check,
@@ -91,12 +82,7 @@ class Router:
                 log.exception("background round failed")
 
     async def _health(self, replica: Replica) -> None:
-        timeout = aiohttp.ClientTimeout(total=self.config.health_timeout_s)
-        try:
-            async with self.session.get(replica.url + "/health", timeout=timeout) as resp:
-                ok = resp.status == 200
-        except _UPSTREAM_ERRORS:
-            ok = False
+        ok = await probe(self.session, replica.url + "/health", self.config.health_timeout_s) is None
         if ok != replica.healthy:
             log.info("replica %s is now %s", replica.name, "healthy" if ok else "unhealthy")
         replica.healthy = ok
@@ -141,7 +127,7 @@ class Router:
                 if resp.status != 200:
                     return
                 text = (await resp.read()).decode("utf-8", "replace")
-        except _UPSTREAM_ERRORS:
+        except UPSTREAM_ERRORS:
             return  # the old scrape ages out after metrics_stale_s
         replica.record_scrape(parse_queue_metrics(text), time.monotonic())
 
@@ -154,20 +140,11 @@ class Router:
                   for name, pool in self.pools.items()}
         return web.json_response({"status": "ok", "policy": self.config.policy, "models": models})
 
-    async def handle_metrics(self, _request: web.Request) -> web.Response:
-        return web.Response(text=self.metrics.render(self.replicas),
-                            content_type="text/plain", charset="utf-8",
-                            headers={"X-Prometheus-Format": "0.0.4"})
-
     async def handle_models(self, _request: web.Request) -> web.Response:
         data = [{"id": name, "object": "model", "created": int(self.started_at), "owned_by": "llmops",
                  "llmops": {"replicas": len(pool), "healthy_replicas": sum(r.routable() for r in pool)}}
                 for name, pool in self.pools.items()]
         return web.json_response({"object": "list", "data": data})
-
-    async def handle_not_found(self, request: web.Request) -> web.Response:
-        return error_response(404, f"{request.method} {request.path} is not served by this router",
-                              "invalid_request_error", "not_found")
 
     async def handle_proxy(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
@@ -182,7 +159,7 @@ class Router:
         model = payload["model"]
         pool = self.pools.get(model)
         if pool is None:
-            self.metrics.requests.inc(model, "404")
+            self.metrics.requests.labels(model, "404").inc()
             return error_response(404, f"The model `{model}` does not exist. Served models: "
                                   f"{', '.join(sorted(self.pools))}",
                                   "invalid_request_error", "model_not_found", "model")
@@ -193,7 +170,7 @@ class Router:
         response: web.StreamResponse | None = None
         for attempt, replica in enumerate(candidates):
             if attempt:
-                self.metrics.retries.inc(model)
+                self.metrics.retries.labels(model).inc()
             response = await self._forward(request, replica, body, model,
                                            last=attempt == len(candidates) - 1)
             if response is not None:
@@ -203,91 +180,54 @@ class Router:
                 503, f"No healthy replica for model `{model}`"
                 + (" (every replica tried failed)" if candidates else ""),
                 "service_unavailable", "no_healthy_replica", headers={"Retry-After": "1"})
-        self.metrics.requests.inc(model, str(response.status))
-        self.metrics.duration.observe(time.monotonic() - started, model)
+        self.metrics.finished(model, response.status, time.monotonic() - started)
         return response
 
     async def _forward(self, request: web.Request, replica: Replica, body: bytes, model: str,
                        last: bool) -> web.StreamResponse | None:
         """Send to one replica. None means it failed before anything reached the client."""
-        cfg = self.config
         epoch = replica.start_request()
-        self.metrics.choices.inc(model, replica.name)
+        self.metrics.choices.labels(model, replica.name).inc()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s,
-                                        sock_read=cfg.upstream_timeout_s)
         sent = time.monotonic()
-        upstream: aiohttp.ClientResponse | None = None
-        clean = False
         try:
             try:
-                upstream = await self.session.post(replica.url + request.path_qs, data=body,
-                                                   headers=headers, timeout=timeout)
-                if upstream.status in _RETRY_STATUSES and not last:
-                    self.metrics.errors.inc(model, replica.name, f"http_{upstream.status}")
-                    return None
-                # Read the first chunk before answering: a replica that dies now is retried.
-                first = await upstream.content.readany()
-            except _UPSTREAM_ERRORS as exc:
-                self.metrics.errors.inc(model, replica.name, "connect")
-                log.warning("replica %s failed before responding (%r): ejected for %ss",
-                            replica.name, exc, cfg.eject_s)
-                replica.eject(cfg.eject_s)
+                upstream, first = await send(self.session, "POST", replica.url + request.path_qs, body, headers,
+                                             self.timeout)
+            except UPSTREAM_ERRORS as exc:
+                self._eject(replica, model, "connect", exc, "failed before responding")
                 return None
-            self.metrics.ttfb.observe(time.monotonic() - sent, model, replica.name)
+            if upstream.status in _RETRY_STATUSES and not last:
+                upstream.close()
+                self.metrics.errors.labels(model, replica.name, f"http_{upstream.status}").inc()
+                return None
+            self.metrics.first_byte.labels(model, replica.name).observe(time.monotonic() - sent)
             out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
             out_headers["X-Llmops-Replica"] = replica.name
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                          headers=out_headers)
-            if upstream.content_length is not None:
-                response.content_length = upstream.content_length
-            try:
-                await response.prepare(request)
-                if first:
-                    await response.write(first)
-                while True:
-                    try:
-                        chunk = await upstream.content.readany()
-                    except _UPSTREAM_ERRORS as exc:
-                        # Bytes already reached the client: no retry. Drop the client
-                        # connection without the final chunk, so it sees a broken stream
-                        # rather than a clean but truncated one.
-                        self.metrics.errors.inc(model, replica.name, "midstream")
-                        log.warning("replica %s broke mid-stream (%r): ejected for %ss",
-                                    replica.name, exc, cfg.eject_s)
-                        replica.eject(cfg.eject_s)
-                        if request.transport is not None:
-                            request.transport.close()
-                        return response
-                    if not chunk:
-                        break
-                    await response.write(chunk)
-                await response.write_eof()
-            except ConnectionResetError:
-                # The client went away. Closing the upstream connection (finally) makes
-                # vLLM abort the request instead of generating for nobody.
-                self.metrics.errors.inc(model, replica.name, "client_disconnected")
-                return response
-            clean = True
-            return response
+            relayed = await relay(request, upstream, first, out_headers)
+            if relayed.upstream_error is not None:
+                # Bytes already reached the client: no retry. Drop the client connection
+                # without the final chunk, so it sees a broken stream rather than a clean but
+                # truncated one.
+                self._eject(replica, model, "midstream", relayed.upstream_error, "broke mid-stream")
+                if request.transport is not None:
+                    request.transport.close()
+            elif relayed.client_gone:
+                self.metrics.errors.labels(model, replica.name, "client_disconnected").inc()
+            return relayed.response
         finally:
             replica.end_request(epoch)
-            if upstream is not None:
-                if clean:
-                    upstream.release()  # connection back to the pool
-                else:
-                    upstream.close()  # client gone or error: vLLM aborts the request
+
+    def _eject(self, replica: Replica, model: str, kind: str, exc: BaseException, what: str) -> None:
+        self.metrics.errors.labels(model, replica.name, kind).inc()
+        log.warning("replica %s %s (%r): ejected for %ss", replica.name, what, exc, self.config.eject_s)
+        replica.eject(self.config.eject_s)
 
 
 def create_app(config: RouterConfig) -> web.Application:
     router = Router(config)
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app[ROUTER_KEY] = router
-    app.on_startup.append(router.start)
-    app.on_cleanup.append(router.stop)
-    app.router.add_get("/health", router.handle_health)
-    app.router.add_get("/metrics", router.handle_metrics)
-    app.router.add_get("/v1/models", router.handle_models)
-    app.router.add_post("/v1/{tail:.*}", router.handle_proxy)
-    app.router.add_route("*", "/{tail:.*}", router.handle_not_found)
-    return app
+    return application(router, "router", [
+        ("GET", "/health", router.handle_health),
+        ("GET", "/v1/models", router.handle_models),
+        ("POST", "/v1/{tail:.*}", router.handle_proxy),
+    ], client_max_size=64 * 1024 * 1024)

@@ -35,12 +35,13 @@ class StepRun:
         self.series: List[Dict[str, Any]] = []
 
 
-async def _scrape(session: aiohttp.ClientSession, url: str) -> Optional[servermetrics.Samples]:
+async def _scrape(session: aiohttp.ClientSession, url: str,
+                  names=servermetrics.ALL) -> Optional[servermetrics.Samples]:
     try:
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
             if resp.status != 200:
                 return None
-            return servermetrics.parse(await resp.text())
+            return servermetrics.parse(await resp.text(), names)
     except Exception:  # noqa: BLE001 - a server without /metrics is normal, not an error
         return None
 
@@ -49,7 +50,7 @@ async def _sampler(session: aiohttp.ClientSession, url: str, t0: float,
                    series: List[Dict[str, Any]], stop: asyncio.Event) -> None:
     # Gauges over time (running/waiting/KV use) for the report's server-side series.
     while not stop.is_set():
-        samples = await _scrape(session, url)
+        samples = await _scrape(session, url, servermetrics.GAUGES)
         if samples is not None:
             series.append({"t_s": time.perf_counter() - t0, **servermetrics.gauges(samples)})
         try:

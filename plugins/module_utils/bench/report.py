@@ -12,8 +12,17 @@ import os
 from html import escape
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.llmops.platform.plugins.module_utils.charts import (
+    CHART_CSS,
+    Axis,
+    Series,
+    cdf_chart,
+    histogram_chart,
+    timeline_chart,
+    xy_chart,
+)
+
 from .results import RESULTS_FILE, load_results, write_text
-from .svg import cdf_chart, histogram_chart, line_chart, timeline_chart
 
 REPORT_FILE = "report.html"
 INDEX_FILE = "index.html"
@@ -45,14 +54,9 @@ a{color:var(--acc);text-decoration:none}a:hover{text-decoration:underline}
 .reasons{background:var(--badbg);color:var(--bad);border-radius:10px;padding:10px 14px;
 margin:12px 0}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:12px}
-.chart{width:100%;height:auto;background:var(--card);border:1px solid var(--line);
-border-radius:10px}
-.chart .ct{font-size:13px;font-weight:600;fill:var(--fg)}
-.chart .tk{font-size:11px;fill:var(--mut)}.chart .al{font-size:12px;fill:#374151}
-.chart .grid{stroke:#eef2f7}.chart .box{fill:none;stroke:var(--line)}
 code{background:#f1f5f9;padding:1px 5px;border-radius:5px}
 footer{color:var(--mut);font-size:12px;margin-top:28px}
-"""
+""" + CHART_CSS
 
 _LATENCIES = (("TTFT", "ttft_ms"), ("ITL", "itl_ms"), ("TPOT", "tpot_ms"), ("E2E", "e2e_ms"))
 _STAT_COLS = (("n", "n"), ("mean", "mean"), ("median", "median"), ("p90", "p90"),
@@ -205,16 +209,16 @@ def _load_section(results: Dict[str, Any]) -> List[str]:
              "E2E p50", "E2E p99", "lag p99", "goodput", "valid"], rows)]
     x_of = [(st.get("requests_per_s") or 0.0, st) for st in steps]
     slo = config.get("slo_e2e_ms")
+    throughput_points = [(st.get("output_tokens_per_s") or 0.0, st["e2e_ms"]["p99"])
+                         for st in steps if st["e2e_ms"].get("p99") is not None]
     out += ['<h2>Latency under load</h2><div class="charts">',
-            line_chart("TTFT and E2E vs load", [
-                (f"{name} {q}", [(x, st[key][q]) for x, st in x_of if st[key].get(q) is not None])
+            xy_chart("TTFT and E2E vs load", [
+                Series(f"{name} {q}", [(x, st[key][q]) for x, st in x_of if st[key].get(q) is not None])
                 for name, key in (("TTFT", "ttft_ms"), ("E2E", "e2e_ms"))
-                for q in ("median", "p99")], "achieved requests/s", "latency (ms)"),
-            line_chart("Throughput vs latency", [
-                ("E2E p99", [(st.get("output_tokens_per_s") or 0.0, st["e2e_ms"]["p99"])
-                             for st in steps if st["e2e_ms"].get("p99") is not None])],
-                "output tokens/s", "E2E p99 (ms)",
-                hline=(f"SLO {slo:g} ms", slo) if slo else None)]
+                for q in ("median", "p99")], Axis("achieved requests/s"), Axis("latency (ms)")),
+            xy_chart("Throughput vs latency", [Series("E2E p99", throughput_points)],
+                     Axis("output tokens/s"), Axis("E2E p99 (ms)"),
+                     hline=(f"SLO {slo:g} ms", slo) if slo else None)]
     recs = results.get("records", [])
     if recs:
         origin = min(r.get("send_s", 0.0) for r in recs)
@@ -267,8 +271,8 @@ def _server_section(results: Dict[str, Any]) -> List[str]:
         lines = [(name, [(p["t_s"], p[name]) for s in series for p in s["samples"] if name in p])
                  for name in names]
         out += ['<h2>Server-side series</h2><div class="charts">',
-                line_chart("Server gauges over the run", lines, "seconds since start", "value",
-                           markers=False), "</div>"]
+                xy_chart("Server gauges over the run", [Series(name, points, markers=False) for name, points in lines],
+                         Axis("seconds since start"), Axis("value")), "</div>"]
     return out
 
 

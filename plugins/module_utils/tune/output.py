@@ -14,6 +14,7 @@ import tempfile
 from html import escape
 from typing import Any, Optional
 
+from ansible_collections.llmops.platform.plugins.module_utils.charts import CHART_CSS
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import parallel_size
 
 from .charts import objective_chart, pareto_chart, pareto_front
@@ -31,10 +32,8 @@ background:#fff;border:1px solid #e5e7eb}th,td{padding:6px 9px;border-bottom:1px
 text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}th{background:#f1f5f9;font-size:12px}
 td.l,th.l{text-align:left;white-space:normal}.ok{color:#047857;font-weight:600}.bad{color:#b91c1c;font-weight:600}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:12px}
-.chart{width:100%;height:auto;background:#fff;border:1px solid #e5e7eb}.chart .ct{font-size:13px;font-weight:600}
-.chart .tk{font-size:11px;fill:#6b7280}.chart .al{font-size:12px}.chart .box{fill:none;stroke:#e5e7eb}
-.chart .bad{fill:#b91c1c;font-size:14px}code{background:#f1f5f9;padding:1px 5px}pre{background:#fff;
-border:1px solid #e5e7eb;padding:10px;overflow:auto}"""
+code{background:#f1f5f9;padding:1px 5px}pre{background:#fff;border:1px solid #e5e7eb;padding:10px;overflow:auto}
+""" + CHART_CSS
 
 
 def _atomic(path: str, text: str) -> None:

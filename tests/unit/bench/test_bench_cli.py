@@ -2,7 +2,7 @@
 import io
 import json
 
-from bench_fixture_server import FixtureServer, serve_in_thread  # noqa: E402
+from fake_openai import FakeOpenAI, serve_in_thread  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench.client import Counters  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.cli import bench as cli  # noqa: E402
@@ -25,7 +25,7 @@ def test_check_and_usage_errors(capsys):
 
 
 def test_run_writes_outputs_and_exit_code(tmp_path, capsys):
-    server = FixtureServer(ttft=0.005, itl=0.001)
+    server = FakeOpenAI(ttft=0.005, itl=0.001)
     port, stop = serve_in_thread(server)
     try:
         code = main(["bench", "--base-url", f"http://127.0.0.1:{port}", "--model", "fixture",

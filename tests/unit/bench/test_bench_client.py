@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import pytest
-from bench_fixture_server import ITL, TTFT, FixtureServer, free_port, start_app  # noqa: E402
+from fake_openai import FakeOpenAI, free_port, start  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench.client import (  # noqa: E402
     run_benchmark,
@@ -18,9 +18,11 @@ from ansible_collections.llmops.platform.plugins.module_utils.bench.metrics impo
     summarize,
 )
 
+TTFT, ITL = 0.03, 0.01
+
 
 async def serve_and_run(server, mode, **overrides):
-    runner, port = await start_app(server)
+    runner, port = await start(server)
     try:
         options = dict(base_url=f"http://127.0.0.1:{port}/{mode}", model="fixture",
                        num_requests=6, concurrency=3, max_tokens=5, prompt_tokens=12,
@@ -32,13 +34,13 @@ async def serve_and_run(server, mode, **overrides):
 
 
 def test_streaming_records_ttft_itl_usage():
-    server = FixtureServer()
+    server = FakeOpenAI(ttft=TTFT, itl=ITL)
     result = asyncio.run(serve_and_run(server, "ok", warmup_requests=2,
                                        additional_params={"temperature": 0.0}))
     assert len(server.bodies) == 8 and len(result.records) == 6  # warm-up sent, not kept
     assert result.warmup_completed == 2 and result.not_sent == 0
     assert [r.index for r in result.records] == list(range(6))
-    assert server.max_in_flight == 3  # closed loop: never more than `concurrency`
+    assert server.max_inflight == 3  # closed loop: never more than `concurrency`
     body = server.bodies[-1]
     assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
@@ -63,31 +65,31 @@ def test_streaming_records_ttft_itl_usage():
 
 
 def test_completions_endpoint_counts_text_chunks():
-    server = FixtureServer()
+    server = FakeOpenAI(ttft=TTFT, itl=ITL)
     result = asyncio.run(serve_and_run(server, "ok", endpoint="completions", num_requests=2))
     assert all(r.ok and len(r.chunk_times) == 5 for r in result.records)
     assert "prompt" in server.bodies[0]
 
 
 def test_no_100_connection_cap():
-    server = FixtureServer(ttft=0.4, itl=0.0)
+    server = FakeOpenAI(ttft=0.4, itl=0.0)
     result = asyncio.run(serve_and_run(server, "ok", num_requests=150, concurrency=150,
                                        max_tokens=1))
-    assert server.max_in_flight == 150
+    assert server.max_inflight == 150
     assert sum(r.ok for r in result.records) == 150
 
 
 def test_http_500_is_recorded_and_run_is_invalid():
-    result = asyncio.run(serve_and_run(FixtureServer(), "fail500"))
+    result = asyncio.run(serve_and_run(FakeOpenAI(ttft=TTFT, itl=ITL), "fail500"))
     assert len(result.records) == 6
     assert {r.error_class for r in result.records} == {"http_500"}
-    assert all(r.status == 500 and "engine dead" in r.error for r in result.records)
+    assert all(r.status == 500 and "fake error 500" in r.error for r in result.records)
     summary = summarize(result)
     assert summary["valid"] is False and summary["requests"]["error_classes"] == {"http_500": 6}
 
 
 def test_mixed_failures_are_counted():
-    result = asyncio.run(serve_and_run(FixtureServer(), "flaky", num_requests=9))
+    result = asyncio.run(serve_and_run(FakeOpenAI(ttft=TTFT, itl=ITL), "flaky", num_requests=9))
     summary = summarize(result)
     assert summary["requests"]["failed"] == 3 and summary["requests"]["succeeded"] == 6
     assert summary["valid"] is False
@@ -95,7 +97,7 @@ def test_mixed_failures_are_counted():
 
 @pytest.mark.parametrize("mode", ["cut", "nodone"])
 def test_stream_cut_midway(mode):
-    result = asyncio.run(serve_and_run(FixtureServer(), mode))
+    result = asyncio.run(serve_and_run(FakeOpenAI(ttft=TTFT, itl=ITL), mode))
     assert len(result.records) == 6
     for rec in result.records:
         assert rec.error_class == "stream_cut", rec.error
@@ -114,7 +116,7 @@ def test_connection_refused():
 
 def test_request_timeout():
     started = time.perf_counter()
-    result = asyncio.run(serve_and_run(FixtureServer(), "slow", num_requests=2, concurrency=2,
+    result = asyncio.run(serve_and_run(FakeOpenAI(ttft=TTFT, itl=ITL), "slow", num_requests=2, concurrency=2,
                                        request_timeout_s=0.3))
     assert [r.error_class for r in result.records] == ["timeout", "timeout"]
     assert time.perf_counter() - started < 3.0
@@ -122,7 +124,7 @@ def test_request_timeout():
 
 def test_run_timeout_bounds_the_whole_run():
     started = time.perf_counter()
-    result = asyncio.run(serve_and_run(FixtureServer(), "slow", num_requests=6, concurrency=2,
+    result = asyncio.run(serve_and_run(FakeOpenAI(ttft=TTFT, itl=ITL), "slow", num_requests=6, concurrency=2,
                                        request_timeout_s=10.0, run_timeout_s=0.5))
     assert time.perf_counter() - started < 3.0
     assert len(result.records) == 2 and result.not_sent == 4
@@ -150,15 +152,10 @@ def test_tokens_arriving_in_one_read_share_the_wait():
         await resp.write(b"data: [DONE]\n\n")
         return resp
 
-    class Batching:
-        handle = staticmethod(handler)
-
-        @staticmethod
-        async def metrics(_request):
-            return web.Response(text="")
-
     async def scenario():
-        runner, port = await start_app(Batching())
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handler)
+        runner, port = await start(app)
         try:
             return await run_benchmark(BenchConfig(
                 base_url=f"http://127.0.0.1:{port}", model="m", num_requests=1, concurrency=1,

@@ -4,7 +4,7 @@ import json
 import statistics
 
 import pytest
-from bench_fixture_server import FixtureServer, start_app  # noqa: E402
+from fake_openai import FakeOpenAI, start  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench import client  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.bench.config import (  # noqa: E402
@@ -17,10 +17,10 @@ from ansible_collections.llmops.platform.plugins.module_utils.bench.results impo
 
 
 def run_engine(mode="ok", server=None, **overrides):
-    server = server or FixtureServer(ttft=0.01, itl=0.002)
+    server = server or FakeOpenAI(ttft=0.01, itl=0.002)
 
     async def go():
-        runner, port = await start_app(server)
+        runner, port = await start(server)
         try:
             options = dict(base_url=f"http://127.0.0.1:{port}/{mode}", model="fixture",
                            num_requests=20, concurrency=4, max_tokens=4, prompt_tokens=8,
@@ -71,10 +71,10 @@ def test_poisson_gamma_rate_and_burstiness():
 
 
 def test_throughput_profile_caps_in_flight():
-    server = FixtureServer(ttft=0.05, itl=0.0)
+    server = FakeOpenAI(ttft=0.05, itl=0.0)
     _, results, _ = run_engine(server=server, profile="throughput", num_requests=30,
                                max_concurrency=10, max_tokens=1)
-    assert server.max_in_flight == 10
+    assert server.max_inflight == 10
     assert results["summary"]["requests"]["succeeded"] == 30
     assert results["summary"]["valid"]  # lag is not a fault when everything is due at once
 
@@ -143,7 +143,7 @@ def test_goodput_and_failures_in_open_loop():
 def test_sender_behind_schedule_marks_invalid(monkeypatch):
     # A cap of 1 in flight at 200/s against 50 ms responses: the sender must wait, so sends
     # fall behind their deadlines and the run says so.
-    server = FixtureServer(ttft=0.05, itl=0.0)
+    server = FakeOpenAI(ttft=0.05, itl=0.0)
     _, results, _ = run_engine(server=server, profile="constant", rate=200.0, num_requests=8,
                                max_concurrency=1, max_tokens=1, saturation_guard=False)
     reasons = results["summary"]["invalid_reasons"]
@@ -154,7 +154,7 @@ def test_saturation_guard_stops_growing_queue(monkeypatch):
     monkeypatch.setattr(client, "SAT_WINDOW_S", 0.05)
     monkeypatch.setattr(client, "SAT_WINDOWS", 3)
     monkeypatch.setattr(client, "SAT_MIN", 4)
-    server = FixtureServer(ttft=2.0, itl=0.0)  # never finishes within the test window
+    server = FakeOpenAI(ttft=2.0, itl=0.0)  # never finishes within the test window
     _, results, _ = run_engine(server=server, profile="constant", rate=200.0, num_requests=200,
                                max_tokens=1, request_timeout_s=3.0)
     summary = results["summary"]

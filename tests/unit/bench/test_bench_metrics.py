@@ -232,3 +232,18 @@ def test_ci_half_width_for_two_samples():
     lo, hi = mean_ci([1.0, 3.0])
     assert (lo + hi) / 2 == pytest.approx(2.0) and (hi - lo) / 2 == pytest.approx(12.7062047, rel=1e-6)
     assert mean_ci([5.0]) is None
+
+
+def test_server_metrics_read_both_vllm_name_generations():
+    """vLLM < 0.7 named ITL time_per_output_token and the KV cache gpu_cache_usage_perc."""
+    old = ("# TYPE vllm:time_per_output_token_seconds histogram\n"
+           'vllm:time_per_output_token_seconds_bucket{le="0.01",model_name="a"} 1\n'
+           'vllm:time_per_output_token_seconds_bucket{le="+Inf",model_name="a"} 3\n'
+           'vllm:time_per_output_token_seconds_count{model_name="a"} 3\n'
+           'vllm:time_per_output_token_seconds_sum{model_name="a"} 0.06\n'
+           'vllm:gpu_cache_usage_perc{model_name="a"} 0.5\n'
+           'vllm:time_per_output_token_seconds_total_nonsense{model_name="a"} 9\n')
+    parsed = servermetrics.parse(old)
+    assert servermetrics.delta({}, parsed)["itl_ms"]["mean"] == pytest.approx(20.0)
+    assert servermetrics.gauges(parsed) == {"gpu_cache_usage_perc": 0.5}
+    assert servermetrics.parse('vllm:num_requests_running{model_name="a} 3\n') == {}  # malformed: no server view

@@ -7,7 +7,7 @@ import os
 
 import jsonschema  # noqa: E402
 import pytest
-from bench_fixture_server import FixtureServer, free_port, start_app  # noqa: E402
+from fake_openai import FakeOpenAI, free_port, start  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench import csvout  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.bench.config import (  # noqa: E402
@@ -34,7 +34,7 @@ def schema():
 
 def engine_results(mode="ok", **overrides):
     async def go():
-        runner, port = await start_app(FixtureServer(ttft=0.005, itl=0.001))
+        runner, port = await start(FakeOpenAI(ttft=0.005, itl=0.001))
         try:
             options = dict(base_url=f"http://127.0.0.1:{port}/{mode}", model="fixture",
                            num_requests=8, concurrency=2, max_tokens=3, prompt_tokens=4,

@@ -1,7 +1,9 @@
-"""Gateway tests import the app package from apps/gateway (it is not an Ansible plugin)."""
+"""Gateway tests import the app package from apps/gateway and the shared one from apps/common
+(they are not Ansible plugins)."""
 import os
 import sys
 
-_APP = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "apps", "gateway"))
-if _APP not in sys.path:
-    sys.path.insert(0, _APP)
+_APPS = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "apps"))
+for _app in ("common", "gateway"):
+    if os.path.join(_APPS, _app) not in sys.path:
+        sys.path.insert(0, os.path.join(_APPS, _app))

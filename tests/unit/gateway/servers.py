@@ -1,14 +1,12 @@
-"""Runs the fixture upstream and gateway instances on one background event loop (loopback,
-ports 19700-19799), so tests talk to real sockets with plain urllib/aiohttp clients."""
+"""Runs fake upstreams (tests/fakes/fake_openai.py) and gateway instances on one background
+event loop (loopback), so tests talk to real sockets with plain urllib/aiohttp clients."""
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
-import uvicorn
 from aiohttp import web
-from upstream import Upstream, free_port
+from fake_openai import FakeOpenAI, start
 
 from llmops_gateway.auth import ApiKeys
 from llmops_gateway.config import parse_config
@@ -20,48 +18,25 @@ class Loop:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.servers: list[uvicorn.Server] = []
         self.runners: list[web.AppRunner] = []
-        self.used: set[int] = set()
 
     def run(self, coro, timeout: float = 10.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def port(self) -> int:
-        port = free_port(self.used)
-        self.used.add(port)
+    def _start(self, app) -> int:
+        runner, port = self.run(start(app))
+        self.runners.append(runner)
         return port
 
-    def start_upstream(self, upstream: Upstream) -> int:
-        port = self.port()
-
-        async def start() -> None:
-            runner = web.AppRunner(upstream.app(), access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            self.runners.append(runner)
-        self.run(start())
-        return port
+    def start_upstream(self, upstream: FakeOpenAI) -> str:
+        self._start(upstream)
+        return upstream.url
 
     def start_gateway(self, raw_config: dict, keys: ApiKeys | None = None) -> int:
-        port = self.port()
-        config = parse_config({**raw_config, "port": port})
-        server = uvicorn.Server(uvicorn.Config(create_app(config, keys), host="127.0.0.1", port=port,
-                                               log_level="warning", access_log=False, lifespan="on"))
-        asyncio.run_coroutine_threadsafe(server.serve(), self.loop)
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("gateway did not start within 10 s")
-            time.sleep(0.02)
-        self.servers.append(server)
-        return port
+        return self._start(create_app(parse_config(raw_config), keys))
 
     def stop(self) -> None:
-        for server in self.servers:
-            server.should_exit = True
-        time.sleep(0.3)
-        for runner in self.runners:
+        for runner in reversed(self.runners):  # gateways first, then what they stand in front of
             self.run(runner.cleanup())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)

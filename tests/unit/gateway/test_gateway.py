@@ -8,8 +8,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+from fake_openai import SENTENCE, FakeOpenAI, free_port
+from prometheus_client.parser import text_string_to_metric_families
 from servers import Loop
-from upstream import ANSWER, Upstream
 
 from llmops_gateway.auth import ApiKeys, parse_keys
 from llmops_gateway.config import ConfigError, parse_config
@@ -17,20 +18,30 @@ from llmops_gateway.config import ConfigError, parse_config
 KEY = "sk-test-0123456789abcdef"
 
 
+def fake_upstream(itl: float) -> FakeOpenAI:
+    """The router as the gateway sees it: the answer word by word, model `slow` takes 2 s."""
+    return FakeOpenAI("fixture-0", ttft=0.0, itl=itl, answer=SENTENCE, models=["fixture-chat", "slow"],
+                      slow_s=2.0, replica_header=True)
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     loop = Loop()
-    upstream = Upstream(delay_s=0.25, slow_s=2.0)
-    up_port = loop.start_upstream(upstream)
-    up = f"http://127.0.0.1:{up_port}"
+    upstream = fake_upstream(itl=0.0)
+    up = loop.start_upstream(upstream)
+    # 0.25 s between words: shows whether the gateway passes a stream through or buffers it.
+    paced = loop.start_upstream(fake_upstream(itl=0.25))
     key_file = tmp_path_factory.mktemp("keys") / "api_keys"
     key_file.write_text(f"# gateway keys\n{KEY}\nsk-other-key\n")
-    dead_port = loop.port()  # reserved, nothing listens there
     ports = {
         "open": loop.start_gateway({"upstream_url": up, "read_timeout_s": 0.8}),
+        "paced": loop.start_gateway({"upstream_url": paced}),
+        # The fake drops the connection after two tokens (its /cut path prefix); small bodies only.
+        "cut": loop.start_gateway({"upstream_url": up + "/cut", "max_body_bytes": 200}),
         "keys": loop.start_gateway({"upstream_url": up, "max_inflight_per_client": 1},
                                    ApiKeys(str(key_file), "")),
-        "down": loop.start_gateway({"upstream_url": f"http://127.0.0.1:{dead_port}", "connect_timeout_s": 1}),
+        # Nothing listens on a port the kernel just handed out and took back.
+        "down": loop.start_gateway({"upstream_url": f"http://127.0.0.1:{free_port()}", "connect_timeout_s": 1}),
     }
     yield {"upstream": upstream, "url": {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}}
     loop.stop()
@@ -47,11 +58,12 @@ def call(url: str, body: dict | None = None, headers: dict | None = None, timeou
         return exc.code, exc.headers, exc.read()
 
 
-def sample(text: str, series: str) -> float:
+def sample(text: str, name: str, **labels: str) -> float:
     """The value of one series in a Prometheus exposition (0 when absent)."""
-    for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.split()[-1])
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return s.value
     return 0.0
 
 
@@ -59,7 +71,7 @@ CHAT = {"model": "fixture-chat", "messages": [{"role": "user", "content": "hi"}]
 
 
 def test_stream_is_passed_through_chunk_by_chunk(env):
-    req = urllib.request.Request(env["url"]["open"] + "/v1/chat/completions", json.dumps(CHAT).encode(),
+    req = urllib.request.Request(env["url"]["paced"] + "/v1/chat/completions", json.dumps(CHAT).encode(),
                                  {"Content-Type": "application/json"})
     started = time.monotonic()
     arrivals, text = [], ""
@@ -73,8 +85,8 @@ def test_stream_is_passed_through_chunk_by_chunk(env):
                 chunk = json.loads(line[6:])
                 if chunk["choices"]:
                     text += chunk["choices"][0]["delta"]["content"]
-    assert text == ANSWER
-    words = len(ANSWER.split(" "))
+    assert text == SENTENCE
+    words = len(SENTENCE.split(" "))
     # The upstream sleeps 0.25 s between words: a buffering proxy would deliver everything at
     # the end; a pass-through one delivers the first word ~(words-1)*0.25 s before the last.
     assert arrivals[0] < 0.5 * (words - 1) * 0.25
@@ -85,9 +97,9 @@ def test_models_and_completions_are_proxied_and_formatted(env):
     status, headers, body = call(env["url"]["open"] + "/v1/models")
     assert status == 200 and [m["id"] for m in json.loads(body)["data"]] == ["fixture-chat", "slow"]
     status, _, body = call(env["url"]["open"] + "/v1/completions", {"model": "fixture-chat", "prompt": "x"})
-    assert status == 200 and json.loads(body)["choices"][0]["text"] == ANSWER
+    assert status == 200 and json.loads(body)["choices"][0]["text"] == SENTENCE
     status, _, body = call(env["url"]["open"] + "/v1/chat/completions", {**CHAT, "stream": False})
-    assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == ANSWER
+    assert status == 200 and json.loads(body)["choices"][0]["message"]["content"] == SENTENCE
 
 
 def test_bad_body_is_a_400_openai_error(env):
@@ -108,7 +120,7 @@ def test_api_key_required_when_configured(env):
     assert call(url, body, {"Authorization": KEY})[0] == 401  # no Bearer scheme
     assert call(env["url"]["keys"] + "/v1/models")[0] == 401
     status, _, raw = call(url, body, {"Authorization": f"Bearer {KEY}"})
-    assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == ANSWER
+    assert status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == SENTENCE
     # The gateway's key is not forwarded to the upstream.
     assert "Authorization" not in env["upstream"].last_headers
     assert call(url, body, {"Authorization": "Bearer sk-other-key"})[0] == 200
@@ -161,18 +173,18 @@ def test_upstream_503_is_passed_through_and_health_follows_it(env):
 
 def test_metrics_count_requests_by_route_and_status(env):
     base = env["url"]["down"]
-    series = 'llmops_gateway_requests_total{route="/v1/chat/completions",status="502"}'
-    errors = 'llmops_gateway_upstream_errors_total{route="/v1/chat/completions",kind="connect"}'
+    route = "/v1/chat/completions"
     before = call(base + "/metrics")[2].decode()
     for _ in range(3):
         call(base + "/v1/chat/completions", CHAT)
     status, headers, raw = call(base + "/metrics")
     text = raw.decode()
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
-    assert sample(text, series) == sample(before, series) + 3
-    assert sample(text, errors) == sample(before, errors) + 3
-    assert sample(text, 'llmops_gateway_request_duration_seconds_count{route="/v1/chat/completions"}') >= 3
-    assert "llmops_gateway_inflight_requests 0" in text
+    for name, labels in (("llmops_gateway_requests_total", {"route": route, "status": "502"}),
+                         ("llmops_gateway_upstream_errors_total", {"route": route, "kind": "connect"})):
+        assert sample(text, name, **labels) == sample(before, name, **labels) + 3
+    assert sample(text, "llmops_gateway_request_duration_seconds_count", route=route) >= 3
+    assert sample(text, "llmops_gateway_inflight_requests") == 0
     keyed = call(env["url"]["keys"] + "/metrics")[2].decode()
     assert 'llmops_gateway_auth_failures_total{route="/v1/chat/completions"}' in keyed
 
@@ -210,3 +222,20 @@ def test_keys_from_env_and_a_missing_file_locks_everything(tmp_path, monkeypatch
     path.write_text("sk-two\n")
     os.utime(path, (time.time() + 5, time.time() + 5))
     assert rotating.check("Bearer sk-two") and not rotating.check("Bearer sk-one")
+
+
+def test_a_stream_broken_midway_ends_with_an_error_event(env):
+    status, headers, raw = call(env["url"]["cut"] + "/v1/chat/completions", CHAT)
+    events = [json.loads(line[6:]) for line in raw.split(b"\n\n") if line.startswith(b"data: {")]
+    assert status == 200 and headers["Content-Type"].startswith("text/event-stream")
+    assert [e["choices"][0]["delta"]["content"] for e in events[1:3]] == ["Hello ", "from "]
+    assert events[-1]["error"]["code"] == "upstream_disconnected" and b"[DONE]" not in raw
+    metrics = call(env["url"]["cut"] + "/metrics")[2].decode()
+    assert sample(metrics, "llmops_gateway_upstream_errors_total", route="/v1/chat/completions", kind="midstream") == 1
+
+
+def test_a_body_over_the_limit_is_a_413_openai_error(env):
+    status, _, raw = call(env["url"]["cut"] + "/v1/chat/completions", {**CHAT, "padding": "x" * 300})
+    assert status == 413 and json.loads(raw)["error"]["code"] == "request_too_large"
+    status, _, raw = call(env["url"]["cut"] + "/v1/nothing-here")
+    assert status == 404 and json.loads(raw)["error"]["code"] == "not_found"

@@ -1,4 +1,4 @@
-"""The router in front of fixture backends on loopback: routing, errors, retries, streaming."""
+"""The router in front of fake replicas on loopback: routing, errors, retries, streaming."""
 import asyncio
 import json
 import time
@@ -119,7 +119,7 @@ def test_concurrent_burst_is_spread_between_polls():
     async def scenario():
         async with backends("a0", "a1") as bk:
             for b in bk.values():
-                b.first_delay = 0.3  # all 20 are in flight at once, well inside one poll
+                b.ttft = 0.3  # all 20 are in flight at once, well inside one poll
             cfg = router_config({"alpha": [bk["a0"], bk["a1"]]}, policy="queue_aware", poll_interval_s=5)
             async with router(cfg) as (url, _), aiohttp.ClientSession() as s:
                 res = await asyncio.gather(*(post(s, url, "alpha") for _ in range(20)))
@@ -150,7 +150,7 @@ def test_failed_replica_is_ejected_and_request_retried_elsewhere():
 def test_overloaded_503_is_retried_on_another_replica():
     async def scenario():
         async with backends("a0", "a1") as bk:
-            bk["a0"].mode = "status503"
+            bk["a0"].mode = "fail503"
             cfg = router_config({"alpha": [bk["a0"], bk["a1"]]}, policy="round_robin")
             async with router(cfg) as (url, _), aiohttp.ClientSession() as s:
                 return [await post(s, url, "alpha") for _ in range(4)]
@@ -161,12 +161,12 @@ def test_overloaded_503_is_retried_on_another_replica():
 def test_last_replica_503_is_passed_through():
     async def scenario():
         async with backends("a0") as bk:
-            bk["a0"].mode = "status503"
+            bk["a0"].mode = "fail503"
             async with router(router_config({"alpha": [bk["a0"]]})) as (url, _), aiohttp.ClientSession() as s:
                 return await post(s, url, "alpha")
     status, replica, body = run(scenario())
     assert (status, replica) == (503, "a0")
-    assert b"overloaded" in body
+    assert b"fake error 503" in body
 
 
 def test_all_replicas_failing_gives_503_json():
@@ -185,7 +185,7 @@ def test_all_replicas_failing_gives_503_json():
 def test_no_retry_once_bytes_reached_the_client():
     async def scenario():
         async with backends("a0", "a1") as bk:
-            bk["a0"].mode = "midstream"  # one chunk, then the connection drops
+            bk["a0"].mode, bk["a0"].cut_after = "cut", 1  # one chunk, then the connection drops
             cfg = router_config({"alpha": [bk["a0"], bk["a1"]]}, policy="round_robin", health_interval_s=30)
             async with router(cfg) as (url, rt), aiohttp.ClientSession() as s:
                 body = {"model": "alpha", **CHAT, "stream": True}
@@ -196,7 +196,7 @@ def test_no_retry_once_bytes_reached_the_client():
                             received += chunk
                 return received, bk["a1"].hits, rt.pools["alpha"][0].routable()
     received, a1_hits, a0_routable = run(scenario())
-    assert b'"t0"' in received and b"[DONE]" not in received
+    assert b'"t0 "' in received and b"[DONE]" not in received
     assert a1_hits == 0  # not replayed: the client already had part of an answer
     assert a0_routable is False
 
@@ -204,7 +204,7 @@ def test_no_retry_once_bytes_reached_the_client():
 def test_stream_is_not_buffered():
     async def scenario():
         async with backends("a0") as bk:
-            bk["a0"].chunks, bk["a0"].chunk_delay = 3, 0.6
+            bk["a0"].tokens, bk["a0"].itl = 3, 0.6
             async with router(router_config({"alpha": [bk["a0"]]})) as (url, _), aiohttp.ClientSession() as s:
                 body = {"model": "alpha", **CHAT, "stream": True}
                 start = time.monotonic()
@@ -215,8 +215,8 @@ def test_stream_is_not_buffered():
                         arrivals.append((time.monotonic() - start, chunk))
                 return arrivals
     arrivals = run(scenario())
-    assert arrivals[0][0] < 0.3, arrivals  # first token long before the backend finishes (1.2 s)
-    assert b'"t0"' in arrivals[0][1]
+    first_token = next(t for t, chunk in arrivals if b'"t0 "' in chunk)
+    assert first_token < 0.3, arrivals  # first token long before the backend finishes (1.2 s)
     assert arrivals[-1][0] > 1.1
     assert b"[DONE]" in b"".join(c for _, c in arrivals)
 
@@ -283,7 +283,7 @@ async def _unequal_fleet(policy, poll_interval_s=0.1, hints=False):
     async with backends("small", "big") as bk:
         bk["small"].slots, bk["big"].slots = 2, 8
         for b in bk.values():
-            b.chunks, b.chunk_delay = 5, 0.02
+            b.tokens, b.itl = 5, 0.02
         cfg = router_config({"alpha": [bk["small"], bk["big"]]}, policy=policy, poll_interval_s=poll_interval_s)
         if hints:  # what the router role writes from each replica's vLLM max_num_seqs
             for rep, slots in zip(cfg["models"][0]["replicas"], (2, 8)):
@@ -327,7 +327,7 @@ def test_capacity_hints_route_well_before_any_useful_scrape():
 def test_client_disconnect_frees_the_replica_and_aborts_upstream():
     async def scenario():
         async with backends("a0") as bk:
-            bk["a0"].chunks, bk["a0"].chunk_delay = 20, 0.1
+            bk["a0"].tokens, bk["a0"].itl = 20, 0.1
             async with router(router_config({"alpha": [bk["a0"]]})) as (url, rt):
                 async with aiohttp.ClientSession() as s:
                     body = {"model": "alpha", **CHAT, "stream": True}

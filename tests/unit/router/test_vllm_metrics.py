@@ -1,5 +1,10 @@
-"""Metric parsing: both vLLM name generations, labels, sums across engines."""
-from llmops_router.promparse import parse_queue_metrics
+"""Reading vLLM's queue gauges: both name generations, labels, sums across engines."""
+import asyncio
+
+import aiohttp
+from fake_openai import FakeOpenAI, serving
+
+from llmops_router.vllm_metrics import parse_queue_metrics
 
 CURRENT = """# HELP vllm:num_requests_waiting Number of requests waiting.
 # TYPE vllm:num_requests_waiting gauge
@@ -50,3 +55,22 @@ def test_no_vllm_metrics_is_none():
 def test_label_value_with_braces_and_spaces_and_timestamp():
     m = parse_queue_metrics('vllm:num_requests_waiting{model_name="a } b"} 4 1700000000000\n')
     assert m.waiting == 4.0
+
+
+def test_malformed_gauge_line_is_no_metrics():
+    assert parse_queue_metrics('vllm:num_requests_waiting{model_name="a} 4\n') is None
+
+
+def test_what_prometheus_client_writes_for_both_generations():
+    """The fake exports its gauges with prometheus_client, as vLLM does (HELP, TYPE, labels)."""
+    async def scrape(fake):
+        async with serving(fake) as url, aiohttp.ClientSession() as session:
+            async with session.get(url + "/metrics") as resp:
+                return await resp.text()
+    fake = FakeOpenAI(models=["tiny chat"])
+    fake.waiting, fake.running, fake.kv = 2, 3, 0.5
+    current = parse_queue_metrics(asyncio.run(scrape(fake)))
+    fake.deprecated_names, fake.kv = True, 0.75
+    old = parse_queue_metrics(asyncio.run(scrape(fake)))
+    assert (current.waiting, current.running, current.kv_usage) == (2.0, 3.0, 0.5)
+    assert old.kv_usage == 0.75
