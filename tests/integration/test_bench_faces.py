@@ -15,8 +15,10 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
 from fake_openai import FakeOpenAI, serve_in_thread  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
+# The lag limit is loose: this test compares the two faces, not the sender's timing, and a
+# loaded 2-core machine delays sends by tens of milliseconds.
 OPTIONS = {"profile": "constant", "rate": 20.0, "scenario": "D(8,4)", "slo_e2e_ms": 1000.0,
-           "seed": 3, "repeats": 2}
+           "seed": 3, "repeats": 2, "max_dispatch_lag_ms": 250.0}
 COMMON = {"num_requests": 12, "concurrency": 2, "warmup_requests": 2, "max_tokens": 4,
           "prompt_tokens": 8, "request_timeout_s": 30, "run_timeout_s": 120}
 

