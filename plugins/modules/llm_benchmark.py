@@ -42,8 +42,10 @@ options:
     type: int
     default: 100
   concurrency:
-    description: Requests in flight at once; each worker sends its next request when the last one ends.
-    type: int
+    description:
+      - Requests in flight at once; each worker sends its next request when the last one ends.
+      - A list such as C([1, 4, 16, 64]) runs one load step per value and draws a load curve.
+    type: raw
     default: 8
   warmup_requests:
     description: Requests sent first and excluded from all statistics.
@@ -74,6 +76,7 @@ options:
     type: float
     default: 600.0
   profile:
+    aliases: [load_profile]
     description:
       - C(concurrency) closed loop with O(concurrency) workers; C(constant) and C(poisson)
         open loop at O(rate); C(throughput) sends everything at once (up to O(max_concurrency));
@@ -83,8 +86,10 @@ options:
     choices: [concurrency, constant, poisson, throughput, sweep, slo_search, trace]
     default: concurrency
   rate:
-    description: Requests per second for the C(constant) and C(poisson) profiles.
-    type: float
+    description:
+      - Requests per second for the C(constant) and C(poisson) profiles.
+      - A list such as C([2, 4, 8]) runs one load step per rate.
+    type: raw
   burstiness:
     description: Gamma shape of inter-arrival times; 1 is Poisson, below 1 burstier.
     type: float
@@ -115,6 +120,26 @@ options:
     description: Runs per step; percentiles are pooled over all of them and the spread is reported.
     type: int
     default: 1
+  min_step_s:
+    description:
+      - Minimum duration of each load step in seconds; when O(num_requests) finish sooner the
+        step keeps sending (the prompts cycle), so a step at high concurrency is more than one wave.
+      - C(0) ends each step after O(num_requests).
+    type: float
+    default: 0.0
+  max_seconds:
+    description: Each load step sends no new request after this many seconds (requests already sent finish); a chosen bound, so the run stays valid.
+    type: float
+  headers:
+    description: "Extra HTTP headers on every request, e.g. C({X-Tenant: team-a}); values are kept out of results and logs."
+    type: dict
+    default: {}
+  label:
+    description: Free text naming this run in its report and in the report index.
+    type: str
+  progress_file:
+    description: File the module appends a progress line to every few seconds while it runs (C(tail -f) it); default C(progress.log) in O(output_dir).
+    type: path
   scenario:
     description: Traffic scenario in genai-bench notation, e.g. C(D(128,32)), C(N(480,240)/(300,150)), C(U(50,100)/(200,250)); overrides O(prompt_tokens) and O(max_tokens).
     type: str
@@ -261,7 +286,7 @@ ARGUMENT_SPEC = dict(
     model=dict(type="str", required=True),
     endpoint=dict(type="str", choices=["chat", "completions"], default="chat"),
     num_requests=dict(type="int", default=100),
-    concurrency=dict(type="int", default=8),
+    concurrency=dict(type="raw", default=8),
     warmup_requests=dict(type="int", default=0),
     max_tokens=dict(type="int", default=64),
     prompt_tokens=dict(type="int", default=128),
@@ -269,10 +294,10 @@ ARGUMENT_SPEC = dict(
     seed=dict(type="int", default=0),
     request_timeout_s=dict(type="float", default=60.0),
     run_timeout_s=dict(type="float", default=600.0),
-    profile=dict(type="str", default="concurrency",
+    profile=dict(type="str", default="concurrency", aliases=["load_profile"],
                  choices=["concurrency", "constant", "poisson", "throughput", "sweep",
                           "slo_search", "trace"]),
-    rate=dict(type="float"),
+    rate=dict(type="raw"),
     burstiness=dict(type="float", default=1.0),
     sweep_steps=dict(type="int", default=5),
     max_concurrency=dict(type="int"),
@@ -281,6 +306,11 @@ ARGUMENT_SPEC = dict(
     max_dispatch_lag_ms=dict(type="float", default=10.0),
     saturation_guard=dict(type="bool", default=True),
     repeats=dict(type="int", default=1),
+    min_step_s=dict(type="float", default=0.0),
+    max_seconds=dict(type="float"),
+    headers=dict(type="dict", default={}, no_log=True),
+    label=dict(type="str"),
+    progress_file=dict(type="path"),
     scenario=dict(type="str"),
     dataset=dict(type="str", default="synthetic", choices=["synthetic", "sharegpt", "alpaca", "jsonl"]),
     dataset_path=dict(type="path"),
@@ -297,7 +327,26 @@ ARGUMENT_SPEC = dict(
     output_dir=dict(type="path", required=True),
     fail_on_invalid=dict(type="bool", default=False),
 )
-MODULE_ONLY = ("output_dir", "fail_on_invalid")
+MODULE_ONLY = ("output_dir", "fail_on_invalid", "progress_file")
+
+
+def number_list(value, kind):
+    """`8`, `"8"`, `"1,4,16"`, `[1, 4]` or `["1", "4"]` -> 8 / [1, 4]; other values pass
+    through for BenchConfig to reject with the field's name."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v for v in value.strip().strip("[]").split(",") if v.strip()]
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            try:
+                item = kind(float(item)) if kind is int and float(item).is_integer() else kind(item)
+            except ValueError:
+                return value
+        out.append(item)
+    return out[0] if len(out) == 1 else out
 
 
 def main() -> None:
@@ -307,8 +356,11 @@ def main() -> None:
     paths = dict(results_path=os.path.join(output_dir, "results.json"),
                  requests_path=os.path.join(output_dir, "requests.jsonl"),
                  report_path=os.path.join(output_dir, "report.html"))
+    options = {k: v for k, v in params.items() if k not in MODULE_ONLY}
+    options["concurrency"] = number_list(options["concurrency"], int)
+    options["rate"] = number_list(options["rate"], float)
     try:
-        config = BenchConfig(**{k: v for k, v in params.items() if k not in MODULE_ONLY})
+        config = BenchConfig(**options)
     except BenchConfigError as exc:
         module.fail_json(msg=f"llm_benchmark option {exc.field}: {exc.message}", **paths)
 
@@ -321,8 +373,9 @@ def main() -> None:
     except ImportError as exc:
         module.fail_json(msg=missing_required_lib("aiohttp"), exception=str(exc), **paths)
 
+    progress_file = params["progress_file"] or os.path.join(output_dir, "progress.log")
     try:
-        done = run_to_dir(config, output_dir)
+        done = run_to_dir(config, output_dir, progress_file=progress_file)
     except (OSError, ValueError) as exc:  # unreadable dataset/trace/tokenizer
         module.fail_json(msg=f"llm_benchmark: {exc}", **paths)
     summary = done["results"]["summary"]

@@ -7,6 +7,7 @@ import pytest
 aiohttp = pytest.importorskip("aiohttp")
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench.client import Counters  # noqa: E402
+from ansible_collections.llmops.platform.plugins.module_utils.bench.progress import Progress  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.cli import bench as cli  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.cli.main import main  # noqa: E402
 
@@ -55,7 +56,7 @@ def test_progress_line():
     counters.sent, counters.done, counters.failed, counters.in_flight = 7, 5, 1, 2
     counters.label = "constant 4/s #1/1"
     stream = io.StringIO()
-    progress = cli.Progress(counters, stream, every_s=0.01)
+    progress = Progress(counters, stream, every_s=0.01)
     line = progress.line()
     assert "sent      7" in line and "failed    1" in line and "constant 4/s" in line
     with progress:

@@ -27,7 +27,7 @@ def ok_record(index, chunks, e2e, out_tokens, in_tokens=10):
     return RequestRecord(index=index, ttft_s=chunks[0], chunk_times=list(chunks),
                          itl_s=[b - a for a, b in zip(chunks, chunks[1:])], e2e_s=e2e,
                          input_tokens=in_tokens, output_tokens=out_tokens, status=200,
-                         end_s=e2e)
+                         end_s=e2e, reads=len(set(chunks)))
 
 
 def failed_record(index, error_class="http_500"):
