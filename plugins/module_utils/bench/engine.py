@@ -169,6 +169,7 @@ class Engine:
             step.server = servermetrics.delta(before, after)
             step.summary["server"] = step.server
             step.summary["server_disagreements"] = servermetrics.compare(step.summary, step.server)
+            step.summary["server_gap"] = servermetrics.frontend_gap(step.summary, step.server)
         if self.on_step:
             self.on_step(step.summary)
         return step
