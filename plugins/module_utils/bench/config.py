@@ -273,9 +273,9 @@ def _check_headers(headers: Any) -> None:
         if not isinstance(key, str) or not key.strip() or any(c in key for c in " :\r\n"):
             raise BenchConfigError("headers", f"header name {key!r} is not a valid HTTP token")
         if key.lower() in _RESERVED_HEADERS:
-            raise BenchConfigError(f"headers.{key}", "is set by the benchmark itself")
+            raise BenchConfigError("headers", f"{key} is set by the benchmark itself; drop it")
         if not isinstance(value, str) or "\n" in value or "\r" in value:
-            raise BenchConfigError(f"headers.{key}", "must be a one-line string")
+            raise BenchConfigError("headers", f"the value of {key} must be a one-line string")
 
 
 def _check_str(value: Any, name: str, hint: str) -> None:
