@@ -5,6 +5,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.llmops.platform.plugins.module_utils.inventory import (
     InventoryError,
+    context_length_check,
     expand_replicas,
     normalize_models,
     vllm_cli_args,
@@ -15,6 +16,13 @@ from ansible_collections.llmops.platform.plugins.module_utils.vllm_command impor
 def llm_models_normalize(models, default_args=None, base_port=8100, port_stride=10, device="gpu", check_ports=True):
     try:
         return normalize_models(models, default_args, int(base_port), int(port_stride), device, bool(check_ports))
+    except InventoryError as exc:
+        raise AnsibleFilterError(f"Invalid inventory: {exc}") from None
+
+
+def llm_models_context_check(models, model_dirs=None):
+    try:
+        return context_length_check(list(models or []), dict(model_dirs or {}))
     except InventoryError as exc:
         raise AnsibleFilterError(f"Invalid inventory: {exc}") from None
 
@@ -35,4 +43,5 @@ def vllm_server_argv(args, python, model_dir, served_name, host, port):
 class FilterModule:
     def filters(self):
         return {"llm_models_normalize": llm_models_normalize, "vllm_argv": vllm_argv,
+                "llm_models_context_check": llm_models_context_check,
                 "llm_replicas": llm_replicas, "vllm_server_argv": vllm_server_argv}
