@@ -137,3 +137,11 @@ def test_removed_model_is_pruned_and_teardown_stops_all(platform):
     result = platform.play("playbooks/teardown.yml")
     assert result.returncode == 0, result.stdout[-2000:]
     assert platform.status("vllm-tiny-chat-0")["state"] == "stopped"
+
+
+def test_no_model_serves_nothing_and_says_so(platform):
+    platform.write_vars(llm_models=[])
+    result = platform.play("site.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "llm_models is empty" in result.stdout and "Nothing to benchmark" in result.stdout
+    assert "does not exist" not in result.stdout
