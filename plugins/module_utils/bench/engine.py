@@ -338,10 +338,6 @@ class QuietGC:
 def execute(config: BenchConfig, counters: Optional[Counters] = None,
             on_step: Optional[OnStep] = None) -> Engine:
     engine = Engine(config, counters, on_step)
-    import os
-    if os.environ.get("LLMOPS_BENCH_GC_EXPERIMENT") == "off":
-        asyncio.run(engine.run())
-        return engine
     with QuietGC():
         asyncio.run(engine.run())
     return engine

@@ -35,11 +35,11 @@ def test_run_writes_outputs_and_exit_code(tmp_path, capsys):
     try:
         code = main(["bench", "--base-url", f"http://127.0.0.1:{port}", "--model", "fixture",
                      "--num-requests", "6", "--max-tokens", "3", "--profile", "constant",
-                     "--rate", "50", "--percentiles", "50,99.9", "--server-args",
+                     "--rate", "50", "--max-dispatch-lag-ms", "500", "--percentiles", "50,99.9", "--server-args",
                      '{"max_num_seqs": 4}', "-o", str(tmp_path / "out"), "--quiet"])
         assert code == 0
         out = json.loads(capsys.readouterr().out)
-        assert out["valid"] is True and out["results"].endswith("results.json")
+        assert out["valid"] is True and out["results"].endswith("results.json"), out["invalid_reasons"]
         results = json.load(open(out["results"]))
         assert results["server_args"] == {"max_num_seqs": 4}
         assert results["summary"]["ttft_ms"]["p999"] is not None

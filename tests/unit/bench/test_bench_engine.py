@@ -211,3 +211,14 @@ def test_a_server_that_vanishes_mid_run_stops_it_with_that_reason():
     classes = results["summary"]["requests"]["error_classes"]
     assert "connection_refused" in classes and "client_error" not in classes
     assert results["summary"]["requests"]["total"] < 2000
+
+
+def test_quiet_gc_restores_the_collector():
+    import gc
+
+    from ansible_collections.llmops.platform.plugins.module_utils.bench.engine import QuietGC
+
+    before = gc.get_threshold()
+    with QuietGC():
+        assert gc.get_threshold() == QuietGC.THRESHOLDS and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
