@@ -14,12 +14,12 @@ CONTROL_VENV = $(shell scripts/venv.sh path control)
 BIN = $(CONTROL_VENV)/bin
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help bootstrap control serving demo test lint unit integration molecule clean lock bench-scripts dashboard
+.PHONY: help bootstrap control serving monitoring-tools test-deps demo test lint unit integration molecule clean lock bench-scripts dashboard
 
 help:
 	@echo "make demo   - bootstrap, then ansible-playbook site.yml on the local inventory"
 	@echo "make test   - bootstrap, then lint + unit + integration tests"
-	@echo "make lint   - ansible-lint (production), yamllint, syntax-check"
+	@echo "make lint   - yamllint, ansible-lint (production), syntax-check, ruff, ansible-test sanity"
 	@echo "make clean  - stop what the demo started, remove reports (caches stay)"
 	@echo "make dashboard - Streamlit comparison dashboard over reports/compare (127.0.0.1:8501)"
 	@echo "make bench-scripts - the measured comparisons in bench/ (minutes; prints ratios)"
@@ -31,7 +31,16 @@ control:
 serving:
 	@scripts/venv.sh ensure serving >/dev/null
 
+# Debian's prometheus (promtool) and prometheus-alertmanager at the pinned revisions: the rule
+# tests and the local monitoring target need them (apt-get; a no-op once installed).
+monitoring-tools:
+	@scripts/install-monitoring-packages.sh
+
 bootstrap: control serving
+
+# Debian packages the tests need beyond the venvs (chromium for the browser tests).
+test-deps:
+	@scripts/test-deps.sh
 
 demo: bootstrap
 	@start=$$(date +%s); \
@@ -46,14 +55,16 @@ lint: control
 	  PATH="$(BIN):$$PATH" ansible-playbook --syntax-check "$$pb" >/dev/null || exit 1; \
 	  echo "syntax ok: $$pb"; \
 	done
+	$(BIN)/ruff check .
+	scripts/sanity.sh
 
-unit: control
+unit: control monitoring-tools
 	PATH="$(BIN):$$PATH" python -m pytest tests/unit tests/render -q
 
 # The cluster check-mode tests need dockerd and the Molecule image: `make molecule` runs them.
 DOCKER_TESTS := tests/integration/test_cluster_check_mode.py
 
-integration: bootstrap
+integration: bootstrap monitoring-tools test-deps
 	PATH="$(BIN):$$PATH" python -m pytest tests/integration -q -x --ignore=$(DOCKER_TESTS)
 
 # Host roles in Debian 12 systemd containers (installs docker.io/debootstrap, starts dockerd,
@@ -62,7 +73,7 @@ integration: bootstrap
 molecule: control
 	LLMOPS_DOCKER_PYTEST="$(DOCKER_TESTS)" scripts/molecule-test.sh
 
-test: bootstrap lint unit integration molecule
+test: bootstrap monitoring-tools lint unit integration molecule
 
 clean: control
 	-PATH="$(BIN):$$PATH" ansible-playbook playbooks/teardown.yml

@@ -101,8 +101,8 @@ def vllm_bench(url: str, streams: int, n: int, work: str, model_dir: str) -> Dic
 def guidellm_venv(path: str) -> Optional[str]:
     exe = os.path.join(path, "bin", "guidellm")
     if not os.path.exists(exe):
-        py311 = subprocess.run(["bash", "-lc", "command -v python3.11 || ls /root/.pyenv/versions/3.11*/bin/python | head -1"],
-                               capture_output=True, text=True, check=False).stdout.split()
+        find_py311 = "command -v python3.11 || ls /root/.pyenv/versions/3.11*/bin/python | head -1"
+        py311 = subprocess.run(["bash", "-lc", find_py311], capture_output=True, text=True, check=False).stdout.split()
         base = py311[0] if py311 else sys.executable
         for cmd in ([base, "-m", "venv", path], [os.path.join(path, "bin", "pip"), "install", "-q", TORCH_CPU],
                     [os.path.join(path, "bin", "pip"), "install", "-q", GUIDELLM]):
@@ -184,7 +184,7 @@ def main() -> None:
     print(f"{'tool':9s} {'sustained/s':>12s} {'bias64 p50':>11s} {'bias64 p99':>11s} "
           f"{'bias1024 p50':>13s} {'bias1024 p99':>13s}")
     for tool, cases_ in table.items():
-        def bias(case: str, key: str) -> Optional[float]:
+        def bias(case: str, key: str, cases_: dict = cases_) -> Optional[float]:
             # client percentile minus the fixture's own percentile of the same requests
             row = cases_.get(case, {})
             srv = row.get("server_" + key)

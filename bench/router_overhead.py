@@ -291,13 +291,15 @@ def main() -> int:
         set_backend({"ttft": args.ttft_ms / 1000, "itl": 0.005, "tokens": None})
 
     print(f"Fake backend: TTFT {args.ttft_ms:.0f} ms; {result['requests_per_target']} streamed requests per "
-          f"target at concurrency {args.concurrency}, {args.rounds} interleaved rounds; machine: {os.cpu_count()} cores")
+          f"target at concurrency {args.concurrency}, {args.rounds} interleaved rounds; "
+          f"machine: {os.cpu_count()} cores")
     print(f"{'target':26} {'TTFT p50':>9} {'p99':>8} {'added p50':>10} {'added p99':>10} {'CPU/req':>8} "
           f"{'max streams (0 errors)':>24}")
     for name in targets:
         t, s = result["ttft_ms"][name], result["streams"][name]
         top = s["max_without_errors"]
-        more = "" if top == levels[-1] else f" (fails at {s['levels'][-1]['streams']}: {s['levels'][-1]['first_error']})"
+        last = s["levels"][-1]
+        more = "" if top == levels[-1] else f" (fails at {last['streams']}: {last['first_error']})"
         cpu_text = "-" if t["cpu_ms_per_request"] is None else f"{t['cpu_ms_per_request']:.2f}ms"
         print(f"{name:26} {t['p50']:7.2f}ms {t['p99']:6.2f}ms {t['added_p50']:+8.2f}ms {t['added_p99']:+8.2f}ms "
               f"{cpu_text:>8} {top:>10}{more}")

@@ -26,6 +26,7 @@ from ansible_collections.llmops.platform.plugins.module_utils import local_proce
 from ansible_collections.llmops.platform.plugins.module_utils.bench.config import BenchConfig
 from ansible_collections.llmops.platform.plugins.module_utils.bench.engine import Engine
 from ansible_collections.llmops.platform.plugins.module_utils.model_source import resolve
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import entry_for, local_server
 
 
 def serving_python() -> str:
@@ -66,14 +67,15 @@ def main() -> None:
     args = parser.parse_args()
     model = resolve("generated:tiny-llama", os.path.join(args.home, "models"))["path"]
     port = free_port(20700)
+    # The server the vllm role starts on the local target (plugins/module_utils/vllm_server.py).
+    entry = entry_for("generated:tiny-llama", "tiny", {"block_size": 32, "dtype": "bfloat16",
+                                                       "max_model_len": 1024, "max_num_seqs": 16})
+    server = local_server(entry, {"kind": "local", "device": "cpu", "kvcache_space_gib": 1}, model,
+                          serving_python(), port=port)
     spec = local_process.ProcessSpec(
-        name="bench-agreement-vllm",
-        argv=[serving_python(), "-m", "vllm.entrypoints.openai.api_server", "--model", model,
-              "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
-              "--block-size", "32", "--dtype", "bfloat16", "--max-model-len", "1024",
-              "--max-num-seqs", "16"],
+        name="bench-agreement-vllm", argv=server["argv"],
         state_dir=os.path.join(args.home, "run"), log_dir=os.path.join(args.home, "logs"),
-        env={"VLLM_CPU_KVCACHE_SPACE": "1"}, ready_url=f"http://127.0.0.1:{port}/health",
+        env=server["env"], ready_url=f"http://127.0.0.1:{port}/health",
         port=port)
     rows = []
     try:

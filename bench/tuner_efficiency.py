@@ -23,8 +23,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
-from ansible_collections.llmops.platform.plugins.module_utils.tune.params import (  # noqa: E402
-    constraints, infeasible_reason)
+from ansible_collections.llmops.platform.plugins.module_utils.tune.params import constraints, infeasible_reason  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.tune.search import config_key, make_strategy  # noqa: E402
 
 DIRECTIONS = {"output_tokens_per_s": "maximize", "requests_per_s": "maximize", "e2e_ms": "minimize",

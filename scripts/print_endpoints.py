@@ -11,7 +11,8 @@ try:
 except (OSError, ValueError, KeyError):
     replicas = []
 for replica in replicas:
-    print(f"Endpoint: {replica['base_url']}/v1/chat/completions  (model {replica['model']}, replica {replica['index']})")
+    print(f"Endpoint: {replica['base_url']}/v1/chat/completions  "
+          f"(model {replica['model']}, replica {replica['index']})")
 router_spec = os.path.join(home, "run", "router", "spec.json")
 try:
     with open(router_spec, encoding="utf-8") as handle:
@@ -25,6 +26,13 @@ try:
         gateway = json.load(handle).get("ready_url", "").rsplit("/health", 1)[0]
     print(f"Chat:     {gateway}/  (chat page; OpenAI API at {gateway}/v1)")
 except (OSError, ValueError):
+    pass
+try:
+    with open(os.path.join(home, "run", "monitoring.json"), encoding="utf-8") as handle:
+        monitoring = json.load(handle)
+    print(f"Metrics:  {monitoring['prometheus_url']}/  "
+          f"(Prometheus; alerts in Alertmanager at {monitoring['alertmanager_url']}/)")
+except (OSError, ValueError, KeyError):
     pass
 index = os.path.join(root, "reports", "index.html")
 if os.path.exists(index):

@@ -20,9 +20,9 @@ candidates() {
   local minor=$1
   command -v "python3.$minor" 2>/dev/null || true
   if command -v pyenv >/dev/null 2>&1; then
-    ls -d "$(pyenv root)"/versions/3."$minor".*/bin/python3 2>/dev/null | sort -V -r || true
+    compgen -G "$(pyenv root)/versions/3.$minor.*/bin/python3" | sort -V -r || true
   fi
-  ls -d "$HOME"/.pyenv/versions/3."$minor".*/bin/python3 2>/dev/null | sort -V -r || true
+  compgen -G "$HOME/.pyenv/versions/3.$minor.*/bin/python3" | sort -V -r || true
   command -v python3 2>/dev/null || true
 }
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def k8s_service_url(name: str, namespace: str, port: int, cluster_domain: str = "cluster.local") -> str:
+    """In-cluster URL of a Service: http://<name>.<namespace>.svc.<domain>:<port>."""
+    return f"http://{name}.{namespace}.svc.{cluster_domain}:{int(port)}"
+
+
 def router_k8s_models(models: list[dict[str, Any]], namespace: str, port: int = 8000,
                       cluster_domain: str = "cluster.local") -> list[dict[str, Any]]:
     """Router config entries for models served on Kubernetes.
@@ -16,11 +21,10 @@ def router_k8s_models(models: list[dict[str, Any]], namespace: str, port: int = 
     entries = []
     for model in models:
         name = model["name"]
-        suffix = f"{namespace}.svc.{cluster_domain}"
         entry = {
             "name": name,
-            "replicas": [{"name": name, "url": f"http://{name}.{suffix}:{int(port)}"}],
-            "discovery": {"type": "dns", "host": f"{name}-replicas.{suffix}", "port": int(port),
+            "replicas": [{"name": name, "url": k8s_service_url(name, namespace, port, cluster_domain)}],
+            "discovery": {"type": "dns", "host": f"{name}-replicas.{namespace}.svc.{cluster_domain}", "port": int(port),
                           "scheme": "http"},
         }
         # One Deployment per model, so every discovered pod has the model's batch size.
@@ -33,4 +37,4 @@ def router_k8s_models(models: list[dict[str, Any]], namespace: str, port: int = 
 
 class FilterModule:
     def filters(self):
-        return {"router_k8s_models": router_k8s_models}
+        return {"router_k8s_models": router_k8s_models, "k8s_service_url": k8s_service_url}

@@ -8,9 +8,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.inventory import (
     context_length_check,
     expand_replicas,
     normalize_models,
-    vllm_cli_args,
 )
-from ansible_collections.llmops.platform.plugins.module_utils.vllm_command import server_argv
 
 
 def llm_models_normalize(models, default_args=None, base_port=8100, port_stride=10, device="gpu", check_ports=True):
@@ -31,17 +29,7 @@ def llm_replicas(models, host="127.0.0.1", prefix="vllm"):
     return expand_replicas(list(models or []), host, prefix)
 
 
-def vllm_argv(args):
-    return vllm_cli_args(dict(args or {}))
-
-
-def vllm_server_argv(args, python, model_dir, served_name, host, port):
-    """The whole local server command line; the tuner builds trials with the same function."""
-    return server_argv(str(python), str(model_dir), str(served_name), str(host), int(port), dict(args or {}))
-
-
 class FilterModule:
     def filters(self):
-        return {"llm_models_normalize": llm_models_normalize, "vllm_argv": vllm_argv,
-                "llm_models_context_check": llm_models_context_check,
-                "llm_replicas": llm_replicas, "vllm_server_argv": vllm_server_argv}
+        return {"llm_models_normalize": llm_models_normalize, "llm_replicas": llm_replicas,
+                "llm_models_context_check": llm_models_context_check}

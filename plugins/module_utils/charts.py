@@ -110,7 +110,8 @@ class Frame:
         self.top = TOP + LEGEND_ROW * len(rows)
         self.invert_y = invert_y
         self.parts = [f'<svg class="chart" viewBox="0 0 {W} {H}" xmlns="http://www.w3.org/2000/svg" role="img" '
-                      f'aria-label="{escape(title)}">', f'<text x="{LEFT}" y="{TITLE_Y}" class="ct">{escape(title)}</text>']
+                      f'aria-label="{escape(title)}">',
+                      f'<text x="{LEFT}" y="{TITLE_Y}" class="ct">{escape(title)}</text>']
         for r, row in enumerate(rows):
             base = TITLE_Y + LEGEND_ROW * (r + 1)
             for lx, label, color in row:
@@ -124,13 +125,14 @@ class Frame:
         for value, label in self._ticks(y, self.y_lo, self.y_hi, count=4):
             py = self.fy(value)
             self.parts.append(f'<line x1="{LEFT}" y1="{py:.1f}" x2="{W - RIGHT}" y2="{py:.1f}" class="grid"/>'
-                              f'<text x="{LEFT - 6}" y="{py + 4:.1f}" class="tk" text-anchor="end">{escape(label)}</text>')
+                              f'<text x="{LEFT - 6}" y="{py + 4:.1f}" class="tk" text-anchor="end">'
+                              f'{escape(label)}</text>')
         mid_y = (self.top + H - BOTTOM) / 2
         self.parts.append(f'<text x="{(LEFT + W - RIGHT) / 2:.0f}" y="{H - 8}" class="al" text-anchor="middle">'
                           f'{escape(x.label)}</text><text x="14" y="{mid_y:.0f}" class="al" text-anchor="middle" '
                           f'transform="rotate(-90 14 {mid_y:.0f})">{escape(y.label)}</text>'
-                          f'<rect x="{LEFT}" y="{self.top}" width="{W - LEFT - RIGHT}" height="{H - self.top - BOTTOM}" '
-                          'class="box"/>')
+                          f'<rect x="{LEFT}" y="{self.top}" width="{W - LEFT - RIGHT}" '
+                          f'height="{H - self.top - BOTTOM}" class="box"/>')
 
     @staticmethod
     def _ticks(axis: Axis, lo: float, hi: float, count: int = 5) -> List[Tuple[float, str]]:

@@ -113,11 +113,13 @@ def render_markdown(result: dict[str, Any], notes: list[str] | None = None) -> s
                   f"| metric | {b} mean [min-max] | {m} mean [min-max] | diff | diff % | noise (sd) | beyond noise |",
                   "|---|---|---|---|---|---|---|"]
         for r in data["metrics"]:
-            flag = {None: "n/a", True: "yes, " + ("better" if r["managed_better"] else "worse"), False: "no"}[r["exceeds_noise"]]
+            verdict = "yes, " + ("better" if r["managed_better"] else "worse")
+            flag = {None: "n/a", True: verdict, False: "no"}[r["exceeds_noise"]]
             lines.append(f"| {r['label']} | {_fmt(r['baseline']['mean'])} [{_fmt(r['baseline']['min'])}-"
                          f"{_fmt(r['baseline']['max'])}] | {_fmt(r['managed']['mean'])} [{_fmt(r['managed']['min'])}-"
                          f"{_fmt(r['managed']['max'])}] | {r['diff']:+.4g} | "
-                         f"{'-' if r['diff_pct'] is None else format(r['diff_pct'], '+.1f')} | {_fmt(r['noise'])} | {flag} |")
+                         f"{'-' if r['diff_pct'] is None else format(r['diff_pct'], '+.1f')} | "
+                         f"{_fmt(r['noise'])} | {flag} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -140,13 +142,14 @@ def render_html(result: dict[str, Any], notes: list[str] | None = None) -> str:
         for r in data["metrics"]:
             top = max(r["baseline"]["max"], r["managed"]["max"]) or 1.0
             cls = "" if not r["exceeds_noise"] else (" class=b" if r["managed_better"] else " class=w")
+            beyond = {None: "n/a", True: "yes", False: "no"}[r["exceeds_noise"]]
 
-            def cell(s: dict) -> str:
+            def cell(s: dict, top: float = top) -> str:
                 return (f"<td>{_fmt(s['mean'])} <span class=bar style='width:{int(80 * s['mean'] / top)}px'></span>"
                         f"<br><small>{_fmt(s['min'])}-{_fmt(s['max'])}</small></td>")
             parts.append(f"<tr{cls}><td>{html.escape(r['label'])}</td>{cell(r['baseline'])}{cell(r['managed'])}"
                          f"<td>{'-' if r['diff_pct'] is None else format(r['diff_pct'], '+.1f')}</td>"
-                         f"<td>{_fmt(r['noise'])}</td><td>{ {None: 'n/a', True: 'yes', False: 'no'}[r['exceeds_noise']] }</td></tr>")
+                         f"<td>{_fmt(r['noise'])}</td><td>{beyond}</td></tr>")
         parts.append("</table>")
         # Overlay: every repeat of both arms over the latency percentiles (the spread is visible).
         parts.append(render_plots(result.get("percentiles") or {}, model))
@@ -173,7 +176,8 @@ def write_comparison(root: str, baseline: str, managed: str, notes: list[str] | 
 def render_index_section(report_root: str) -> str:
     """HTML fragment for reports/index.html: a link per comparison under <report_root>/compare/."""
     compare_dir = os.path.join(report_root, "compare")
-    runs = sorted((r for r in os.listdir(compare_dir) if os.path.isfile(os.path.join(compare_dir, r, "comparison.json")))
+    runs = sorted((r for r in os.listdir(compare_dir)
+                   if os.path.isfile(os.path.join(compare_dir, r, "comparison.json")))
                   if os.path.isdir(compare_dir) else [], reverse=True)
     if not runs:
         return ""
@@ -191,7 +195,8 @@ def write_index(compare_dir: str) -> str:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         verdicts = "<br>".join(f"{html.escape(m)}: {html.escape(d['verdict'])}" for m, d in data["models"].items())
-        rows.append(f"<tr><td><a href='{html.escape(run)}/comparison.html'>{html.escape(run)}</a></td><td>{verdicts}</td></tr>")
+        rows.append(f"<tr><td><a href='{html.escape(run)}/comparison.html'>{html.escape(run)}</a></td>"
+                    f"<td>{verdicts}</td></tr>")
     page = ("<!doctype html><meta charset=utf-8><title>Routing comparisons</title>"
             "<style>body{font:14px system-ui;margin:2em}td,th{padding:3px 8px;border-bottom:1px solid #ddd;"
             "text-align:left;vertical-align:top}</style><h1>Routing comparisons (baseline vs managed)</h1>"

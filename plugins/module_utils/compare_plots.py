@@ -19,11 +19,11 @@ def percentile_series(runs: dict[str, dict[str, list[dict]]], arms: list[str]) -
     out: dict[str, Any] = {}
     for arm in arms:
         for model, summaries in runs.get(arm, {}).items():
-            for key, _ in LATENCIES:
+            for key, _label in LATENCIES:
                 lines = []
                 for summary in summaries:
                     block = summary.get(key) or {}
-                    values = [block.get(name) for name, _ in PERCENTILES]
+                    values = [block.get(name) for name, _quantile in PERCENTILES]
                     if all(isinstance(v, (int, float)) for v in values):
                         lines.append([float(v) for v in values])
                 out.setdefault(model, {}).setdefault(key, {})[arm] = lines

@@ -37,7 +37,7 @@ def parse_source(source: Any, field: str = "source") -> dict[str, str]:
             f"{source!r} is not a model source; use one of generated:tiny-llama, "
             "path:/abs/dir (a local HF-format model) or hf:<org>/<repo>",
         )
-    scheme, _, rest = source.partition(":")
+    scheme, _sep, rest = source.partition(":")
     if scheme not in SOURCE_SCHEMES:
         raise InventoryError(
             field,
@@ -48,7 +48,7 @@ def parse_source(source: Any, field: str = "source") -> dict[str, str]:
     if scheme == "path" and not rest.startswith("/"):
         raise InventoryError(field, f"path {rest!r} is not absolute; write path:/abs/dir/of/model")
     if scheme == "hf":
-        repo, _, revision = rest.partition("@")
+        repo, _sep, revision = rest.partition("@")
         if not HF_REPO_RE.match(repo):
             raise InventoryError(field, f"{rest!r} is not a Hugging Face repo id; write hf:<org>/<repo>[@revision]")
         return {"scheme": scheme, "ref": repo, "revision": revision or "main"}
@@ -101,7 +101,9 @@ def _max_positions(config: dict[str, Any]) -> int | None:
     return None
 
 
-def context_length_check(models: list[dict[str, Any]], model_dirs: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def context_length_check(
+    models: list[dict[str, Any]], model_dirs: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """max_model_len must fit the model's max_position_embeddings, read from config.json when it
     is on disk (path: sources, or `model_dirs` {name: dir}); vLLM would refuse to start minutes
     later. Returns the models unchanged; raises naming the field."""
@@ -169,7 +171,8 @@ def normalize_models(
                 "'vllm' is reserved (Kubernetes injects VLLM_* env vars from a Service of that name); pick another",
             )
         if name in seen_names:
-            raise InventoryError(f"{where}.name", f"duplicate of llm_models[{seen_names[name]}].name; names must be unique")
+            raise InventoryError(f"{where}.name",
+                                 f"duplicate of llm_models[{seen_names[name]}].name; names must be unique")
         seen_names[name] = index
         if "source" not in entry:
             raise InventoryError(f"{where}.source", "is missing; e.g. source: generated:tiny-llama")
@@ -203,7 +206,7 @@ def normalize_models(
         if not isinstance(overrides, list) or len(overrides) > replicas:
             raise InventoryError(f"{where}.replica_vllm_args",
                                  f"must be a list of at most replicas ({replicas}) mappings, one per replica")
-        replica_args = [_check_args(o, f"{where}.replica_vllm_args[{i}]") for i, o in enumerate(overrides)]
+        per_replica = [_check_args(o, f"{where}.replica_vllm_args[{i}]") for i, o in enumerate(overrides)]
         env = entry.get("env") or {}
         if not isinstance(env, dict) or not all(isinstance(k, str) for k in env):
             raise InventoryError(f"{where}.env", "must be a mapping of environment variable names to values")
@@ -219,7 +222,7 @@ def normalize_models(
                 "port": first_port,
                 "ports": ports,
                 "vllm_args": args,
-                "replica_vllm_args": replica_args,
+                "replica_vllm_args": per_replica,
                 "env": {k: str(v) for k, v in env.items()},
             }
         )
@@ -249,11 +252,17 @@ def vllm_cli_args(args: dict[str, Any]) -> list[str]:
     return argv
 
 
-def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1", prefix: str = "vllm") -> list[dict[str, Any]]:
+def replica_args(model: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    """The model's vllm_args with replica `index`'s overrides (replica_vllm_args[index])."""
+    overrides = model.get("replica_vllm_args") or []
+    return {**model.get("vllm_args", {}), **(overrides[index] if index < len(overrides) else {})}
+
+
+def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1",
+                    prefix: str = "vllm") -> list[dict[str, Any]]:
     """One record per replica of each normalised model: process name, port and URLs."""
     replicas = []
     for model in models:
-        overrides = model.get("replica_vllm_args") or []
         for index, port in enumerate(model["ports"]):
             base = f"http://{host}:{port}"
             replicas.append(
@@ -265,8 +274,7 @@ def expand_replicas(models: list[dict[str, Any]], host: str = "127.0.0.1", prefi
                     "base_url": base,
                     "health_url": f"{base}/health",
                     "models_url": f"{base}/v1/models",
-                    # Model args plus this replica's overrides (replica_vllm_args[index]).
-                    "vllm_args": {**model.get("vllm_args", {}), **(overrides[index] if index < len(overrides) else {})},
+                    "vllm_args": replica_args(model, index),
                 }
             )
     return replicas

@@ -169,3 +169,66 @@ def resolve(settings: Any, models: list[dict[str, Any]], device: str, target: st
         env.update(_env(enabled[name].get("env"), f"vllm_kvcached.models.{name}.env"))
         resolved[name] = {"enabled": True, "env": env, "user_base": USER_BASE, **common}
     return resolved
+
+
+def install_script(with_sha256: bool) -> str:
+    """The initContainer's shell script: pip-install the pinned kvcached into PYTHONUSERBASE.
+
+    kvcached is only an sdist on PyPI: it is built here against the image's CUDA torch
+    (--no-build-isolation, as kvcached documents) into the pod's kvcached volume; the server
+    finds it through PYTHONUSERBASE, whose site-packages Python reads .pth files from, in
+    every vLLM process.
+    """
+    lines = [
+        "# The server reads kvcached from the user site-packages: a venv Python ignores them.",
+        "python3 -c 'import site, sys; sys.exit(not site.ENABLE_USER_SITE)' || { echo \"this image's Python "
+        "ignores user site-packages (a venv?): use an image with kvcached and vllm_kvcached.install: image\" >&2; "
+        "exit 1; }",
+        "# No GPU here, so no libcuda: link against CUDA's stubs (kvcached's Dockerfile.vllm does too).",
+        'export LIBRARY_PATH="/usr/local/cuda/lib64/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}"',
+    ]
+    if with_sha256:
+        lines += [
+            "# The pinned sdist, checked against its sha256; then its missing dependencies.",
+            "printf 'kvcached==%s --hash=sha256:%s\\n' \"$KVCACHED_VERSION\" \"$KVCACHED_SHA256\" > "
+            '"${TMPDIR:-/tmp}/kvcached.txt"',
+            "python3 -m pip install --user --no-build-isolation --no-deps --require-hashes -r "
+            '"${TMPDIR:-/tmp}/kvcached.txt"',
+        ]
+    lines += [
+        'python3 -m pip install --user --no-build-isolation "kvcached==$KVCACHED_VERSION"',
+        'site="$(python3 -m site --user-site)"',
+        'test -f "$site/kvcached_autopatch.pth" || { echo "kvcached_autopatch.pth is not in $site" >&2; exit 1; }',
+        "python3 -m pip show kvcached | grep \"^Version: $KVCACHED_VERSION\\$\"",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def install_container(kv: dict[str, Any], image: str, pull_policy: str, security: dict[str, Any],
+                      cache_mount: str, home: str) -> dict[str, Any]:
+    """The kvcached-install initContainer of a model resolved with install pip."""
+    env = [{"name": "KVCACHED_VERSION", "value": kv["version"]}]
+    if kv["sha256"]:
+        env.append({"name": "KVCACHED_SHA256", "value": kv["sha256"]})
+    env += [
+        {"name": "PYTHONUSERBASE", "value": kv["user_base"]},
+        {"name": "HOME", "value": home},
+        {"name": "PIP_NO_CACHE_DIR", "value": "1"},
+        {"name": "PIP_DISABLE_PIP_VERSION_CHECK", "value": "1"},
+        # PEP 668 markers refuse --user installs too; this one writes only the pod's own volume.
+        {"name": "PIP_BREAK_SYSTEM_PACKAGES", "value": "1"},
+    ]
+    if kv["pip_index_url"]:
+        env.append({"name": "PIP_INDEX_URL", "value": kv["pip_index_url"]})
+    return {
+        "name": "kvcached-install",
+        "image": image,
+        "imagePullPolicy": pull_policy,
+        "command": ["sh", "-ec"],
+        "args": [install_script(bool(kv["sha256"]))],
+        "env": env,
+        "resources": dict(kv["install_resources"]),
+        "securityContext": dict(security),
+        "volumeMounts": [{"name": "kvcached", "mountPath": kv["user_base"]},
+                         {"name": "cache", "mountPath": cache_mount}],
+    }

@@ -102,7 +102,8 @@ def _hf(repo: str, revision: str, token: str | None, hub_cache: str, offline: bo
     except Exception as exc:  # the hub client raises many types; all mean "not downloadable"
         reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         auth = "" if token else " If the repo is gated, set HF_TOKEN (llm_hf_token)."
-        raise ModelSourceError(f"hf:{repo}@{revision} could not be downloaded ({type(exc).__name__}: {reason}).{auth} Or {hint}") from None
+        raise ModelSourceError(f"hf:{repo}@{revision} could not be downloaded ({type(exc).__name__}: {reason})."
+                               f"{auth} Or {hint}") from None
     return path, True
 
 

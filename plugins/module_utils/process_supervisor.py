@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A small process supervisor for hosts where systemd is not PID 1 (containers, CI).
 
 Stdlib only: the `llm_process` module copies this file to the host and starts it
@@ -79,7 +78,8 @@ class Supervisor:
         )
         log.close()
         self.child_started = time.monotonic()
-        self.save(child_pid=self.child.pid, state="starting" if not self.status["ever_ready"] else "running", ready=False)
+        state = "running" if self.status["ever_ready"] else "starting"
+        self.save(child_pid=self.child.pid, state=state, ready=False)
 
     def stop_child(self) -> None:
         if self.child is None or self.child.poll() is not None:

@@ -35,7 +35,8 @@ def build_router_config(models: list[dict[str, Any]], settings: dict[str, Any] |
     merged = {**DEFAULTS, **(settings or {})}
     unknown = sorted(set(merged) - set(SETTINGS) - {"per_model_policy"})
     if unknown:
-        raise RouterConfigError(f"llm_router.{unknown[0]}: unknown key; allowed: {', '.join(SETTINGS)}, per_model_policy")
+        raise RouterConfigError(f"llm_router.{unknown[0]}: unknown key; "
+                                f"allowed: {', '.join(SETTINGS)}, per_model_policy")
     per_model = merged.pop("per_model_policy", None) or {}
     for where, policy in [("llm_router.policy", merged["policy"])] + [
             (f"llm_router.per_model_policy.{k}", v) for k, v in per_model.items()]:

@@ -102,7 +102,8 @@ options:
     description: Open-loop cap on requests in flight; a full cap delays sends and shows as dispatch lag.
     type: int
   trace_path:
-    description: JSONL trace for C(profile=trace), one request per line with C(timestamp) (s) and optional C(input_length), C(output_length).
+    description: JSONL trace for C(profile=trace), one request per line with C(timestamp) (s) and optional
+      C(input_length), C(output_length).
     type: path
   trace_speed:
     description: Replay speed factor for traces.
@@ -128,20 +129,27 @@ options:
     type: float
     default: 0.0
   max_seconds:
-    description: Each load step sends no new request after this many seconds (requests already sent finish); a chosen bound, so the run stays valid.
+    description:
+      - Each load step sends no new request after this many seconds (requests already sent
+        finish); a chosen bound, so the run stays valid.
     type: float
   headers:
-    description: "Extra HTTP headers on every request, e.g. C({X-Tenant: team-a}); values are kept out of results and logs."
+    description:
+      - "Extra HTTP headers on every request, e.g. C({X-Tenant: team-a}); values are kept out of
+        results and logs."
     type: dict
     default: {}
   label:
     description: Free text naming this run in its report and in the report index.
     type: str
   progress_file:
-    description: File the module appends a progress line to every few seconds while it runs (C(tail -f) it); default C(progress.log) in O(output_dir).
+    description:
+      - File the module writes a progress line to every few seconds while it runs (C(tail -f) it);
+        default C(progress.log) in O(output_dir).
     type: path
   scenario:
-    description: Traffic scenario in genai-bench notation, e.g. C(D(128,32)), C(N(480,240)/(300,150)), C(U(50,100)/(200,250)); overrides O(prompt_tokens) and O(max_tokens).
+    description: Traffic scenario in genai-bench notation, e.g. C(D(128,32)), C(N(480,240)/(300,150)),
+      C(U(50,100)/(200,250)); overrides O(prompt_tokens) and O(max_tokens).
     type: str
   dataset:
     description: Prompt source.
@@ -198,6 +206,14 @@ options:
     description: Fail the task (after writing results) when the run is invalid.
     type: bool
     default: false
+  options:
+    description:
+      - More options as one mapping, e.g. the benchmark role's C(benchmark_options) for every
+        model. Each key is one of the options above except O(base_url), O(model), O(api_key),
+        O(server_args), O(output_dir), O(fail_on_invalid) and O(progress_file); its value is checked like that
+        option's and replaces it. An unknown key is an error naming it.
+    type: dict
+    default: {}
 notes:
   - Check mode validates the options only; no request is sent.
   - The run itself needs the C(aiohttp) Python package on the host that runs the module.
@@ -205,7 +221,7 @@ requirements:
   - python >= 3.9
   - aiohttp
 author:
-  - llmops.platform contributors
+  - llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -231,7 +247,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 valid:
-  description: False when more than 1% of requests failed, none succeeded, requests were never sent, or the sender fell behind its schedule (dispatch lag p99 above O(max_dispatch_lag_ms)).
+  description: False when more than 1% of requests failed, none succeeded, requests were never sent, or the
+    sender fell behind its schedule (dispatch lag p99 above O(max_dispatch_lag_ms)).
   returned: success
   type: bool
   sample: true
@@ -274,6 +291,7 @@ report_path:
 import os  # noqa: E402 - Ansible modules keep the YAML docs first
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench.config import (  # noqa: E402
     BenchConfig,
@@ -288,8 +306,9 @@ ARGUMENT_SPEC = dict(
     num_requests=dict(type="int", default=100),
     concurrency=dict(type="raw", default=8),
     warmup_requests=dict(type="int", default=0),
-    max_tokens=dict(type="int", default=64),
-    prompt_tokens=dict(type="int", default=128),
+    # no_log=False: token counts, not secrets (validate-modules flags names containing "token").
+    max_tokens=dict(type="int", default=64, no_log=False),
+    prompt_tokens=dict(type="int", default=128, no_log=False),
     ignore_eos=dict(type="bool", default=True),
     seed=dict(type="int", default=0),
     request_timeout_s=dict(type="float", default=60.0),
@@ -326,8 +345,29 @@ ARGUMENT_SPEC = dict(
     additional_params=dict(type="dict", default={}),
     output_dir=dict(type="path", required=True),
     fail_on_invalid=dict(type="bool", default=False),
+    options=dict(type="dict", default={}),
 )
-MODULE_ONLY = ("output_dir", "fail_on_invalid", "progress_file")
+MODULE_ONLY = ("output_dir", "fail_on_invalid", "options", "progress_file")
+# What `options` may not set: the endpoint's identity, its secret and the module's own switches.
+NOT_OPTIONS = ("base_url", "model", "api_key", "server_args") + MODULE_ONLY
+
+
+def merge_options(params: dict) -> dict:
+    """`params` with `options` folded in, checked and converted as the top-level options are
+    (so `rate: "4"` from -e is 4.0); raises BenchConfigError naming the bad key."""
+    options = params.get("options") or {}
+    allowed = {name: spec for name, spec in ARGUMENT_SPEC.items() if name not in NOT_OPTIONS}
+    for key in options:
+        if key not in allowed:
+            raise BenchConfigError(f"options.{key}", f"unknown option; use one of {', '.join(sorted(allowed))}")
+    # Without their defaults: a key left out must not reset what the task set at top level.
+    spec = {name: {k: v for k, v in allowed[name].items() if k != "default"} for name in options}
+    result = ArgumentSpecValidator(spec).validate(dict(options))
+    if result.error_messages:
+        raise BenchConfigError("options", "; ".join(result.error_messages))
+    merged = {k: v for k, v in params.items() if k != "options"}
+    merged.update({key: result.validated_parameters[key] for key in options})
+    return merged
 
 
 def number_list(value, kind):
@@ -356,10 +396,10 @@ def main() -> None:
     paths = dict(results_path=os.path.join(output_dir, "results.json"),
                  requests_path=os.path.join(output_dir, "requests.jsonl"),
                  report_path=os.path.join(output_dir, "report.html"))
-    options = {k: v for k, v in params.items() if k not in MODULE_ONLY}
-    options["concurrency"] = number_list(options["concurrency"], int)
-    options["rate"] = number_list(options["rate"], float)
     try:
+        options = {k: v for k, v in merge_options(params).items() if k not in MODULE_ONLY}
+        options["concurrency"] = number_list(options["concurrency"], int)
+        options["rate"] = number_list(options["rate"], float)
         config = BenchConfig(**options)
     except BenchConfigError as exc:
         module.fail_json(msg=f"llm_benchmark option {exc.field}: {exc.message}", **paths)
@@ -368,8 +408,9 @@ def main() -> None:
         module.exit_json(changed=False, valid=None, invalid_reasons=[], **paths)
 
     try:  # imported late: check mode and argument errors must not need aiohttp
-        from ansible_collections.llmops.platform.plugins.module_utils.bench.api import run_to_dir
         import aiohttp  # noqa: F401
+
+        from ansible_collections.llmops.platform.plugins.module_utils.bench.api import run_to_dir
     except ImportError as exc:
         module.fail_json(msg=missing_required_lib("aiohttp"), exception=str(exc), **paths)
 

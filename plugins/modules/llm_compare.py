@@ -30,7 +30,7 @@ options:
     type: list
     elements: str
     default: []
-author: llmops.platform developers
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""

@@ -8,22 +8,27 @@ short_description: Render LLaMA-Factory train/export configs and the run directo
 description:
   - Normalises I(spec) (the C(llm_finetune) inventory variable), hashes everything that changes
     the trained weights and returns the run directory named by that hash, the train and export
-    configs, dataset_info.json and the 003 ConfigMap keys. Read-only; never reports changed.
+    configs, dataset_info.json and the ConfigMap keys of the LLaMA-Factory Kubernetes layout.
+    Read-only; never reports changed.
 options:
   spec: {description: The llm_finetune description., type: dict, required: true}
   base_path: {description: Local directory of the resolved base model (empty on Kubernetes)., type: str, default: ""}
   base_identity: {description: String naming the exact base model (source and seed)., type: str, required: true}
   work_root: {description: Directory holding one subdirectory per run hash., type: str, required: true}
   trainer_version: {description: LLaMA-Factory version (part of the hash)., type: str, required: true}
-  report_to: {description: C(mlflow) or C(none)., type: str, default: mlflow}
+  report_to: {description: Where the trainer logs metrics., type: str, default: mlflow, choices: [mlflow, none]}
   layout:
     description: C(local) puts data, adapter and merged model under I(work_root)/<run>; C(kubernetes)
-      uses the 003 volume layout under I(storage) (one subdirectory per run hash).
+      uses that layout's volume directories under I(storage) (one subdirectory per run hash).
     type: str
     default: local
     choices: [local, kubernetes]
   storage: {description: Mount of the shared volume on Kubernetes., type: str, default: /storage}
-author: llmops.platform developers
+  serve_adapter:
+    description: Serve the base model with the LoRA adapter (vLLM C(--enable-lora)) instead of the merged model.
+    type: bool
+    default: false
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -38,11 +43,16 @@ EXAMPLES = r"""
 RETURN = r"""
 hash: {description: Input hash (16 hex)., type: str, returned: always}
 spec: {description: Normalised description., type: dict, returned: always}
+serve_model:
+  description: What to serve as an llm_models entry (merged model, or base + adapter).
+  type: dict
+  returned: always
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.llmops.platform.plugins.module_utils.finetune import spec as ft
 
 
@@ -56,6 +66,7 @@ def main() -> None:
         "report_to": {"type": "str", "default": "mlflow", "choices": ["mlflow", "none"]},
         "layout": {"type": "str", "default": "local", "choices": ["local", "kubernetes"]},
         "storage": {"type": "str", "default": "/storage"},
+        "serve_adapter": {"type": "bool", "default": False},
     }, supports_check_mode=True)
     p = module.params
     try:
@@ -75,6 +86,7 @@ def main() -> None:
         export=ft.export_config(spec, p["base_path"], dirs["adapter"], dirs["merged"]),
         dataset_info=ft.dataset_info(spec["dataset"]),
         configmap=ft.configmap_data(spec, ft.storage_dirs(p["storage"], run_name), p["storage"]),
+        serve_model=ft.serve_model(spec, dirs["merged"], p["base_path"], dirs["adapter"], p["serve_adapter"]),
     )
 
 

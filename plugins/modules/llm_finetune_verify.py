@@ -13,12 +13,15 @@ description:
 options:
   merged: {description: Merged model directory., type: path, required: true}
   base: {description: Base model directory., type: path, required: true}
-  python: {description: Interpreter with torch and transformers for the generation probe; empty skips it., type: str, default: ""}
+  python:
+    description: Interpreter with torch and transformers for the generation probe; empty skips it.
+    type: str
+    default: ""
   probe_script: {description: The probe script., type: path}
   prompt: {description: Prompt of the generation probe., type: str, default: "What is the capital of France?"}
   max_new_tokens: {description: Generation budget; eos must come before it., type: int, default: 48}
   result_file: {description: Where the JSON result is written., type: path}
-author: llmops.platform developers
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -36,6 +39,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.llmops.platform.plugins.module_utils.finetune import verify as gate
 
 
@@ -46,7 +50,7 @@ def main() -> None:
         "python": {"type": "str", "default": ""},
         "probe_script": {"type": "path"},
         "prompt": {"type": "str", "default": "What is the capital of France?"},
-        "max_new_tokens": {"type": "int", "default": 48},
+        "max_new_tokens": {"type": "int", "default": 48, "no_log": False},  # a count, not a secret
         "result_file": {"type": "path"},
     })
     p = module.params

@@ -33,7 +33,7 @@ options:
     description: Never try to download; fail if an C(hf:) model is not cached.
     type: bool
     default: false
-author: llmops.platform developers
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""

@@ -74,7 +74,7 @@ options:
     type: str
     choices: [auto, supervisor, systemd]
     default: auto
-author: llmops.platform developers
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""

@@ -30,7 +30,7 @@ notes:
 requirements:
   - python >= 3.9
 author:
-  - llmops.platform contributors
+  - llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""

@@ -7,9 +7,10 @@ module: llm_sweep
 short_description: Find the best vLLM serving configuration for a workload (grid, random or Bayesian search)
 version_added: "0.1.0"
 description:
-  - Reads a 004-style sweep task file (JSON or YAML) or an inline task, then for each configuration
-    starts a vLLM server (local process, Docker container or Kubernetes Deployment), waits until it
-    is ready, benchmarks it at every traffic scenario and concurrency, scores it, and removes it.
+  - Reads an autotuner task file (JSON or YAML; parameters, strategy, objective, benchmark)
+    or an inline task, then for each configuration starts a vLLM server (local process, Docker
+    container or Kubernetes Deployment), waits until it is ready, benchmarks it at every traffic
+    scenario and concurrency, scores it, and removes it.
   - Failed trials (crash, OOM, readiness timeout, benchmark errors, hard SLO misses) are recorded as
     infeasible with their reason and log tail; the sweep goes on.
   - A journal in O(output_dir) makes the sweep resumable; a re-run keeps every finished trial and
@@ -37,7 +38,7 @@ options:
     description: Model to tune, as C(generated:tiny-llama), C(path:/dir) or C(hf:org/repo); overrides the task's model.
     type: str
   model_path:
-    description: Directory holding C(<model.name>/) for 004 task files that name a model directory.
+    description: Directory holding C(<model.name>/) for task files whose C(model) names a model directory.
     type: path
   model_name:
     description: Name of the C(llm_models) entry the best configuration is written for.
@@ -46,6 +47,19 @@ options:
     description: The current C(llm_models); the snippet then holds the whole list with the tuned entry updated.
     type: list
     elements: dict
+  model:
+    description:
+      - The tuned C(llm_models) entry, normalised (C(llm_models_normalized)). Each trial serves it as the
+        vllm role does (source, revision, env, GPUs) with the trial's flags. Without it, an entry is built
+        from O(model_source) and O(model_name).
+    type: dict
+  target:
+    description:
+      - Where and how the vllm role runs servers (C(vllm_server_target), set by the vllm role's
+        C(tasks_from=target.yml)). Trials are built from it by the same code as the role's servers;
+        the kubernetes runtime needs it (a trial pod is the model's Deployment pod).
+      - Without it, a CPU local target.
+    type: dict
   device:
     description: C(cpu) or C(gpu); decides the known-infeasible regions, for example CPU block sizes.
     type: str
@@ -71,11 +85,12 @@ options:
   runtime_options:
     description:
       - Runtime settings. For local, C(python) (serving venv), C(state_dir), C(log_dir), C(model_cache_dir),
-        C(port_range), C(kvcache_space_gib). For docker, C(image), C(gpu_ids), C(port_range).
-        For kubernetes, C(image), C(namespace), C(model_pvc), C(render_dir), C(kubeconfig), C(apply).
+        C(port_range). For docker, C(image), C(gpu_ids), C(port_range).
+        For kubernetes, C(namespace), C(render_dir), C(kubeconfig), C(apply) (image, volumes and the rest
+        of the pod come from O(target)).
     type: dict
     default: {}
-author: llmops.platform
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -134,6 +149,8 @@ ARGUMENT_SPEC = dict(
     model_path=dict(type="path"),
     model_name=dict(type="str"),
     models=dict(type="list", elements="dict"),
+    model=dict(type="dict"),
+    target=dict(type="dict"),
     device=dict(type="str", choices=["cpu", "gpu"], default="cpu"),
     gpus=dict(type="int", default=0),
     base_args=dict(type="dict"),
@@ -167,7 +184,8 @@ def main() -> None:
         results = api.tune(task.raw, output_dir, p["runtime"], model_source=p["model_source"],
                            model_path=p["model_path"], runtime_options=options, device=p["device"],
                            gpus=p["gpus"], base_args=p["base_args"], include_default=p["include_default"],
-                           restart=p["restart"], model_name=p["model_name"], models=p["models"], log=log.append)
+                           restart=p["restart"], model_name=p["model_name"], models=p["models"],
+                           model=p["model"], target=p["target"], log=log.append)
     except TaskError as exc:
         module.fail_json(msg=f"sweep {exc.field}: {exc.message}", field=exc.field, log=log)
     except Exception as exc:  # noqa: BLE001 - journal mismatch, runtime unavailable, ...

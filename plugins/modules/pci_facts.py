@@ -20,7 +20,7 @@ options:
     description: Use these devices (dicts with C(vendor), C(device), C(class)) instead of sysfs.
     type: list
     elements: dict
-author: llmops.platform developers
+author: llmops.platform developers (@llmops)
 """
 
 EXAMPLES = r"""

@@ -31,6 +31,8 @@ class Platform:
             # Away from the demo's router (8000) so tests never touch a running demo.
             "router_port": BASE_PORT - 100,
             "gateway_port": BASE_PORT - 99,
+            "monitoring_prometheus_port": BASE_PORT - 98,
+            "monitoring_alertmanager_port": BASE_PORT - 97,
             # The sweep has its own integration test (test_tune.py); site.yml re-runs skip it.
             "llm_sweep_enabled": False,
             "platform_reports_dir": self.reports,

@@ -8,10 +8,8 @@ import os
 import subprocess
 import sys
 
-import pytest
 import yaml
 
-pytest.importorskip("aiohttp")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
 from fake_openai import FakeOpenAI, serve_in_thread  # noqa: E402

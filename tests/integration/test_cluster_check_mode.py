@@ -4,7 +4,8 @@ evaluated on a real host, the render directory is written, and steps that need t
 cluster (package installs from pkgs.k8s.io, kubeadm, the API) are shown as a plan.
 
 Needs a running Docker daemon and the image built by scripts/build-molecule-image.sh
-(LLMOPS_MOLECULE_IMAGE, or any local/llmops-debian12-systemd tag); skipped otherwise.
+(LLMOPS_MOLECULE_IMAGE, or any local/llmops-debian12-systemd tag), which `make molecule`
+provides; skipped otherwise, and a failure with CI=true.
 The container is started here and removed afterwards. Check mode changes nothing in it,
 so the runs go in parallel. ~3 min on 2 busy cores.
 """

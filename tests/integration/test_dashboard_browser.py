@@ -3,7 +3,8 @@
 Starts `scripts/llmops dashboard` on a fake comparison tree (ports 19500-19589), screenshots
 it through the DevTools protocol (apps/dashboard/screenshot.py), and checks the page text and
 the PNG; then loads the comparison.html llm_compare writes for the same tree and checks it
-says the same verdict. About 15 s; skipped only when /usr/bin/chromium is absent.
+says the same verdict. About 15 s. `make test-deps` installs /usr/bin/chromium; without it the
+test skips, and with CI=true fails.
 """
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "apps", "dashboard"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "dashboard"))
+from fake_results import MODELS, RUNS, write_tree  # noqa: E402
+from screenshot import CHROMIUM, capture, free_port, png_size  # noqa: E402
+
 from ansible_collections.llmops.platform.plugins.module_utils.compare import (  # noqa: E402
     METRICS,
     compare,
     load_runs,
     write_comparison,
 )
-from fake_results import MODELS, RUNS, write_tree  # noqa: E402
-from screenshot import CHROMIUM, capture, free_port, png_size  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is not installed")
 NEW = RUNS[-1]  # the dashboard opens on the newest run

@@ -13,7 +13,6 @@ import sys
 import urllib.request
 
 import pytest
-
 from conftest import ROOT, changed_tasks
 
 BIN = os.path.dirname(sys.executable)

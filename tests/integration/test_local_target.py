@@ -134,6 +134,9 @@ def test_removed_model_is_pruned_and_teardown_stops_all(platform):
     platform.write_vars(llm_models=TWO_MODELS[:1])
     assert platform.play("site.yml", "--tags", "serving").returncode == 0
     assert platform.status("vllm-tiny-b-0")["state"] == "stopped"
+    # The local Prometheus follows: the removed replica is no longer a scrape target.
+    with open(os.path.join(platform.home, "monitoring", "prometheus", "targets", "vllm.json"), encoding="utf-8") as handle:
+        assert [g["labels"]["pod"] for g in json.load(handle)] == ["vllm-tiny-chat-0"]
     result = platform.play("playbooks/teardown.yml")
     assert result.returncode == 0, result.stdout[-2000:]
     assert platform.status("vllm-tiny-chat-0")["state"] == "stopped"

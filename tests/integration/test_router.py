@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import Platform
 
 ROUTER_PORT = 19600
@@ -72,7 +71,7 @@ def test_a_stopped_replica_gets_no_traffic(served):
                                      log_dir=os.path.join(served.home, "logs"))
     local_process.stop(spec)
     base = f"http://127.0.0.1:{ROUTER_PORT}"
-    for i in range(4):  # the first may hit the dead replica: ejected, retried on the other
+    for _ in range(4):  # the first may hit the dead replica: ejected, retried on the other
         status, headers, body = call(base + "/v1/chat/completions", {
             "model": "tiny-chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4})
         assert status == 200, body[:300]

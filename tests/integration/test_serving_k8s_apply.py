@@ -32,13 +32,6 @@ BIN = os.path.dirname(sys.executable)
 KMOCK_PYTHON = os.environ.get("LLMOPS_KMOCK_PYTHON", sys.executable)
 
 
-def _have_kmock() -> bool:
-    return subprocess.run([KMOCK_PYTHON, "-c", "import kmock"], capture_output=True).returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not _have_kmock(), reason="kmock is not installed (pip install kmock==0.8)")
-
-
 def _changed(output: str) -> int:
     match = re.search(r"localhost\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", output)
     assert match, output[-3000:]
@@ -52,23 +45,30 @@ def kube(tmp_path):
                              str(kubeconfig)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30
-        while not kubeconfig.exists() and time.monotonic() < deadline:
+        while not kubeconfig.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert kubeconfig.exists(), "kmock did not start"
+        # kmock is pinned in the control lock: a missing one is a broken venv, reported as such.
+        why = proc.stdout.read() if proc.poll() is not None else "timeout"
+        assert kubeconfig.exists(), f"kmock did not start: {why}"
         yield str(kubeconfig)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
+HF_TOKEN = "hf_kmockTokenNeverLogged"
+GATEWAY_KEY = "sk-kmockGatewayKeyNeverLogged"
+
+
 def _play(tmp_path, kubeconfig: str, playbook: str = "playbooks/serving.yml", **extra) -> subprocess.CompletedProcess:
     data = {"platform_apply": True, "platform_kubeconfig": kubeconfig, "platform_home": str(tmp_path / "home"),
             "platform_render_dir": str(tmp_path / "home" / "rendered"), "vllm_k8s_wait": False,
-            "router_k8s_wait": False, "router_k8s_smoke_test": False, "gateway_k8s_wait": False, **extra}
+            "router_k8s_wait": False, "router_k8s_smoke_test": False, "gateway_k8s_wait": False,
+            "gateway_api_keys": [GATEWAY_KEY], **extra}
     path = tmp_path / "extra.json"
     path.write_text(json.dumps(data))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               HF_TOKEN="hf_kmockToken", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+               HF_TOKEN=HF_TOKEN, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i",
                            os.path.join(ROOT, "tests", "render", "inventories", "k8s_002"),
                            playbook, "-e", "@" + str(path)],
@@ -78,6 +78,11 @@ def _play(tmp_path, kubeconfig: str, playbook: str = "playbooks/serving.yml", **
 def _run(tmp_path, kubeconfig: str, playbook: str = "playbooks/serving.yml", **extra) -> int:
     out = _play(tmp_path, kubeconfig, playbook, **extra)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    # The Secrets' values go into the cluster only: never into the output or a rendered file.
+    rendered = "".join(open(path, encoding="utf-8").read()
+                       for path in glob.glob(str(tmp_path / "home" / "rendered" / "**" / "*.*"), recursive=True))
+    for secret in (HF_TOKEN, GATEWAY_KEY):
+        assert secret not in out.stdout + out.stderr and secret not in rendered
     return _changed(out.stdout)
 
 
@@ -102,6 +107,7 @@ def test_apply_is_idempotent_and_prunes_removed_models(tmp_path, kube):
     assert _run(tmp_path, kube) > 0
     assert _run(tmp_path, kube) == 0
     assert _exists(kube, "deployment", "mistral-7b") and _exists(kube, "secret", "llm-hf-token")
+    assert _exists(kube, "secret", "llm-gateway-api-keys") and _exists(kube, "deployment", "llm-gateway")
     assert _run(tmp_path, kube, llm_models=serving_render.SEED_002[:2]) > 0
     for kind, name in (("deployment", "mistral-7b"), ("service", "mistral-7b"), ("service", "mistral-7b-replicas"),
                        ("poddisruptionbudget", "mistral-7b")):

@@ -22,6 +22,7 @@ KNOWN_CRDS: dict[str, set[str]] = {
     "ServiceMonitor": {"monitoring.coreos.com/v1"},
     "PodMonitor": {"monitoring.coreos.com/v1"},
     "PrometheusRule": {"monitoring.coreos.com/v1"},
+    "AlertmanagerConfig": {"monitoring.coreos.com/v1alpha1"},
     "ScaledObject": {"keda.sh/v1alpha1"},
     "Installation": {"operator.tigera.io/v1"},
     "APIServer": {"operator.tigera.io/v1"},

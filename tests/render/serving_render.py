@@ -49,6 +49,10 @@ KVCACHED_PIP = {"enabled": True, "models": {"mistral-7b": {"enabled": False},
 KVCACHED_IMAGE_REF = "registry.example.com/vllm-kvcached:v0.30.0-kvcached0.1.6"
 KVCACHED_IMAGE = {"enabled": True, "install": "image", "image": KVCACHED_IMAGE_REF}
 
+# Alert webhooks on Kubernetes: Secret references only (the URLs are never rendered).
+ALERT_RECEIVERS = [{"name": "oncall", "webhook_url_secret": {"name": "alert-webhooks", "key": "oncall"}},
+                   {"name": "audit", "webhook_url_secret": {"name": "alert-webhooks", "key": "audit"}, "send_resolved": False}]
+
 # name -> (inventory, [(extra vars, playbooks) per step]). Steps re-render into the same
 # directory: step 1 of seed002 removes mistral-7b, adds mixtral (tensor parallel over 2 GPUs)
 # and turns on KEDA; step 1 of seed000 switches to the kube_proxy baseline (no router) with HPA,
@@ -59,8 +63,8 @@ RENDERS: dict[str, tuple[str, list[tuple[dict, list[str]]]]] = {
                              ["playbooks/serving.yml"])]),
     "kvcached": ("k8s_002", [({"vllm_kvcached": KVCACHED_PIP}, ["playbooks/serving.yml"]),
                              ({"vllm_kvcached": KVCACHED_IMAGE}, ["playbooks/serving.yml"])]),
-    "seed000": ("k8s_000", [({"monitoring_stack_values": {"prometheus": {"prometheusSpec": {"retention": "30d"}}}},
-                             PLAYBOOKS),
+    "seed000": ("k8s_000", [({"monitoring_stack_values": {"prometheus": {"prometheusSpec": {"retention": "30d"}}},
+                              "monitoring_alertmanager_receivers": ALERT_RECEIVERS}, PLAYBOOKS),
                             ({"llm_router": {"policy": "kube_proxy"}, "vllm_k8s_autoscaling": HPA},
                              ["playbooks/serving.yml"]),
                             # A cluster without GPUs: vLLM's CPU image, no GPU resources or placement.

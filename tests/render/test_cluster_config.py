@@ -9,7 +9,6 @@ import os
 
 import pytest
 import yaml
-
 from cluster_api_fields import check_k3s_config, check_kubeadm_document
 from cluster_render import files, render_all
 from k8s_validate import validate_object, validate_paths

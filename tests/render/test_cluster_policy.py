@@ -12,7 +12,6 @@ import re
 
 import pytest
 import yaml
-
 from cluster_render import ROOT, files, render_all
 
 DEFAULTS = os.path.join(ROOT, "roles", "platform_defaults", "defaults", "main")

@@ -17,12 +17,12 @@ import subprocess
 import sys
 import tempfile
 
-import pytest
-
 import k8s_policy as policy
+import pytest
 import serving_render
-from ansible_collections.llmops.platform.plugins.module_utils import app_code
 from k8s_validate import K8S_VERSIONS, load_documents, validate_paths
+
+from ansible_collections.llmops.platform.plugins.module_utils import app_code
 
 ROOT = serving_render.ROOT
 ARMS = {"baseline": "round_robin", "managed": "queue_aware"}

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import k8s_policy as policy
 import pytest
 import yaml
-
-import k8s_policy as policy
 from k8s_validate import load_documents, validate_paths
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -103,8 +103,17 @@ def test_policies(docs):
 
 
 def test_inference_serves_the_merged_model_and_the_secret_never_renders(rendered, docs):
-    args = _find(docs, "Deployment", "llm-inference")["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--model=$(MERGED_MODEL_PATH)" in args and "--served-model-name=$(SERVED_MODEL_NAME)" in args
+    # The vllm role's server and pod (vllm_k8s_pod.py) for a path: source on the shared volume.
+    data = _find(docs, "ConfigMap", "llama-factory-config")["data"]
+    pod = _find(docs, "Deployment", "llm-inference")["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--model") + 1] == data["MERGED_MODEL_PATH"]
+    assert args[args.index("--served-model-name") + 1] == data["SERVED_MODEL_NAME"]
+    assert args[args.index("--max-model-len") + 1] == data["MAX_MODEL_LEN"]
+    assert args[args.index("--tensor-parallel-size") + 1] == data["TENSOR_PARALLEL_SIZE"]
+    assert {"name": "models", "persistentVolumeClaim": {"claimName": "llm-storage", "readOnly": True}} in pod["volumes"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     for name in os.listdir(rendered):
         assert SECRET_URI not in open(os.path.join(rendered, name), encoding="utf-8").read()
 
@@ -122,5 +131,29 @@ def test_same_inputs_same_job_names_changed_input_new_ones(tmp_path, docs):
     assert not names & {d["metadata"]["name"] for d in lora if d["kind"] == "Job"}
     assert not any(d["metadata"]["name"] == "llama-factory-webui" for d in lora)
     args = _find(lora, "Deployment", "llm-inference")["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--enable-lora" in args and "--max-lora-rank=32" in args
+    data = _find(lora, "ConfigMap", "llama-factory-config")["data"]
+    assert "--enable-lora" in args and args[args.index("--max-lora-rank") + 1] == "32"
+    assert args[args.index("--model") + 1] == data["BASE_MODEL_PATH"]
+    # The adapter is served under the run's name, the base model next to it.
+    assert args[args.index("--lora-modules") + 1] == f"{data['SERVED_MODEL_NAME']}={data['LORA_OUTPUT_PATH']}"
+    assert args[args.index("--served-model-name") + 1] == f"{data['SERVED_MODEL_NAME']}-base"
     assert _find(lora, "ConfigMap", "llama-factory-config")["data"]["FINETUNING_TYPE"] == "qlora"
+
+
+def test_a_new_run_prunes_the_previous_runs_jobs_and_a_switched_off_webui(tmp_path, rendered, docs):
+    # The fine-tuning layer goes through the shared apply path: re-rendered with new inputs
+    # into the same directory, the old Jobs (and the WebUI, now off) are planned for deletion.
+    home = str(tmp_path / "home")
+    shutil.copytree(os.path.dirname(os.path.dirname(rendered)), home, symlinks=True)
+    again = _render(home, {"llama_factory_k8s_webui": False, "llm_finetune": {
+        "base_model": "path:/storage/models/base-model", "lora_rank": 32,
+        "dataset": os.path.join(ROOT, "roles/llama_factory/files/datasets/alpaca_demo.json")}})
+    assert "webui.yaml" not in os.listdir(again)
+    plans = os.path.join(os.path.dirname(again), "plans")
+    with open(os.path.join(plans, "finetune.prune.json"), encoding="utf-8") as handle:
+        prune = {(o["kind"], o["name"]) for o in json.load(handle)["objects"]}
+    old_jobs = {("Job", d["metadata"]["name"]) for d in docs if d["kind"] == "Job"}
+    assert prune == old_jobs | {("Deployment", "llama-factory-webui"), ("Service", "llama-factory-webui")}
+    with open(os.path.join(plans, "finetune.json"), encoding="utf-8") as handle:
+        kinds = [o["kind"] for o in json.load(handle)["objects"]]
+    assert kinds.count("Job") == 2 and "Namespace" in kinds and "PersistentVolumeClaim" in kinds

@@ -7,22 +7,22 @@ from __future__ import annotations
 import atexit
 import copy
 import functools
-import shutil
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import urllib.request
 
-import pytest
-import yaml
-
 import app_pods
 import k8s_policy as policy
+import pytest
 import serving_render
-from ansible_collections.llmops.platform.plugins.module_utils import app_code
+import yaml
 from k8s_validate import load_documents, validate_object, validate_paths
+
+from ansible_collections.llmops.platform.plugins.module_utils import app_code
 
 ROOT = serving_render.ROOT
 KEY_SENTINEL = "sk-SENTINELgatewayKeyNeverRendered42"

@@ -11,11 +11,10 @@ import os
 import subprocess
 import sys
 
-import pytest
-import yaml
-
 import k8s_policy as policy
+import pytest
 import serving_render
+import yaml
 from k8s_validate import K8S_VERSIONS, load_documents, validate_paths
 
 ROOT = serving_render.ROOT

@@ -9,13 +9,13 @@ import os
 import re
 import sys
 
-import pytest
-import yaml
-
 import k8s_policy as policy
+import pytest
 import serving_render
-from ansible_collections.llmops.platform.plugins.module_utils import app_code
+import yaml
 from k8s_validate import load_documents, validate_paths
+
+from ansible_collections.llmops.platform.plugins.module_utils import app_code
 
 ROOT = serving_render.ROOT
 ROLE = os.path.join(ROOT, "roles", "monitoring")
@@ -138,13 +138,20 @@ def test_promql_extraction_finds_metrics_and_ignores_functions_labels_and_keywor
     assert policy.promql_metric_names("label_values(DCGM_FI_DEV_GPU_UTIL{Hostname=~\"$node\"}, gpu)") == {"DCGM_FI_DEV_GPU_UTIL"}
 
 
+def _records(docs) -> set[str]:
+    return {r["record"] for g in _find(docs, "PrometheusRule", "llm-platform")["spec"]["groups"]
+            for r in g["rules"] if "record" in r}
+
+
 def test_every_dashboard_and_alert_query_names_a_known_current_metric(docs):
     queries = [q for board in _dashboards().values() for q in _dashboard_queries(board)] + _rule_exprs(docs)
+    # Alerts may read the platform's own recording rules (which read catalog metrics themselves).
+    allowed = ALLOWED | _records(docs)
     used = set()
     for query in queries:
         names = policy.promql_metric_names(query)
         assert names, f"no metric in {query!r}"
-        assert names <= ALLOWED, f"{sorted(names - ALLOWED)} in {query!r} are not in files/metric_names.yml"
+        assert names <= allowed, f"{sorted(names - allowed)} in {query!r} are not in files/metric_names.yml"
         used |= names
     for deprecated in CATALOG["vllm_deprecated"]:
         assert deprecated not in used
@@ -192,7 +199,8 @@ def test_dashboards_cover_gpu_and_vllm_signals():
 
 
 def test_alerts_cover_the_issue_list(docs):
-    rules = {r["alert"]: r for g in _find(docs, "PrometheusRule", "llm-platform")["spec"]["groups"] for r in g["rules"]}
+    rules = {r["alert"]: r for g in _find(docs, "PrometheusRule", "llm-platform")["spec"]["groups"] for r in g["rules"]
+             if "alert" in r}
     for alert in ("VLLMPodNotReady", "VLLMQueueDepthHigh", "VLLMKVCacheNearlyFull", "GPUMemoryNearlyFull",
                   "VLLMErrorRate", "RouterErrorRate", "VLLMMetricsMissing"):
         assert rules[alert]["for"], alert
@@ -221,9 +229,10 @@ def test_metric_catalog_matches_the_installed_vllm():
 def test_router_metric_names_match_the_router():
     """The catalog's router names are exactly what the router exports (one of each series)."""
     sys.path[:0] = app_code.pythonpath("router", os.path.join(ROOT, "apps")).split(os.pathsep)
+    from prometheus_client.parser import text_string_to_metric_families
+
     from llmops_router.replicas import Replica
     from llmops_router.telemetry import RouterMetrics
-    from prometheus_client.parser import text_string_to_metric_families
 
     metrics = RouterMetrics(lambda: [Replica("r0", "m", "http://127.0.0.1:9")])
     metrics.finished("m", 200, 0.1)
@@ -242,3 +251,40 @@ def test_broken_dashboard_query_is_caught():
     board["panels"][1]["targets"][0]["expr"] = "sum(vllm:gpu_cache_usage_perc)"
     bad = [q for q in _dashboard_queries(board) if not policy.promql_metric_names(q) <= ALLOWED]
     assert bad == ["sum(vllm:gpu_cache_usage_perc)"]
+
+
+def test_prometheus_rule_is_the_one_rule_source(docs):
+    """The PrometheusRule carries exactly the groups the local target's rule file gets."""
+    from ansible_collections.llmops.platform.plugins.module_utils.monitoring import rules
+
+    rendered = _find(docs, "PrometheusRule", "llm-platform")["spec"]["groups"]
+    assert rendered == rules.rule_groups({"namespace": "managed"})
+    assert {r["alert"] for g in rendered for r in g["rules"] if "alert" in r} >= {"VLLMReplicaDown", "RouterDown", "GatewayDown"}
+
+
+def test_alert_receivers_render_as_secret_references_routed_by_alert_name(docs):
+    from ansible_collections.llmops.platform.plugins.module_utils.monitoring import rules
+
+    assert not any(d["kind"] == "AlertmanagerConfig" for d in docs)  # seed002 sets no receivers
+    path = os.path.join(_home("seed000"), "manifests", "alertmanager-config.yaml")
+    config = yaml.safe_load(open(path, encoding="utf-8"))
+    assert config["kind"] == "AlertmanagerConfig" and config["metadata"]["namespace"] == "monitoring"
+    assert "http" not in open(path, encoding="utf-8").read()  # Secret references only
+    spec = config["spec"]
+    assert [r["name"] for r in spec["receivers"]] == ["platform-ui-only", "oncall", "audit"]
+    assert spec["receivers"][1]["webhookConfigs"] == [{"urlSecret": {"name": "alert-webhooks", "key": "oncall"},
+                                                       "sendResolved": True}]
+    assert spec["receivers"][2]["webhookConfigs"][0]["sendResolved"] is False
+    names = rules.alert_names(rules.rule_groups())
+    assert spec["route"]["matchers"] == [{"name": "alertname", "matchType": "=~", "value": "|".join(names)}]
+    assert [r["receiver"] for r in spec["route"]["routes"]] == ["oncall", "audit"]
+    values = yaml.safe_load(open(os.path.join(_home("seed000"), "helm", "values.yaml")))
+    assert values["alertmanager"]["alertmanagerSpec"]["alertmanagerConfigMatcherStrategy"] == {"type": "None"}
+
+
+def test_dashboard_configmaps_carry_the_dashboards_code_output(docs):
+    from ansible_collections.llmops.platform.plugins.module_utils.monitoring import grafana
+
+    for name, text in grafana.render_all().items():
+        cm = _find(docs, "ConfigMap", f"grafana-dashboard-llmops-{name[:-5]}")
+        assert json.loads(cm["data"][name]) == json.loads(text)

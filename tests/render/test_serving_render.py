@@ -10,14 +10,14 @@ import json
 import os
 import sys
 
-import pytest
-import yaml
-
 import app_pods
 import k8s_policy as policy
+import pytest
 import serving_render
-from ansible_collections.llmops.platform.plugins.module_utils import app_code
+import yaml
 from k8s_validate import load_documents, validate_object, validate_paths
+
+from ansible_collections.llmops.platform.plugins.module_utils import app_code
 
 ROOT = serving_render.ROOT
 VERSIONS = yaml.safe_load(open(os.path.join(ROOT, "roles/platform_defaults/defaults/main/versions.yml")))["platform_versions"]

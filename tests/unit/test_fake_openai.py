@@ -3,9 +3,8 @@ import asyncio
 import json
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
-
 from fake_openai import FakeOpenAI, serving
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def _samples(text: str) -> dict[str, float]:

@@ -53,12 +53,14 @@ def test_bad_overrides_name_the_field(overrides, field, words):
     assert words in str(err.value)
 
 
-def test_role_filter_and_tuner_build_the_same_server_command():
-    from ansible_collections.llmops.platform.plugins.filter.llm_models import vllm_server_argv
-    from ansible_collections.llmops.platform.plugins.module_utils.vllm_command import server_argv
+def test_each_replica_serves_its_own_args_on_its_own_port():
+    from ansible_collections.llmops.platform.plugins.filter.vllm_server import vllm_server
 
-    args = {"max_num_seqs": 4, "enable_prefix_caching": True, "block_size": 32}
-    argv = vllm_server_argv(args, "/v/bin/python", "/models/m", "chat", "127.0.0.1", "8100")
-    assert argv == server_argv("/v/bin/python", "/models/m", "chat", "127.0.0.1", 8100, args)
-    assert argv[:3] == ["/v/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
-    assert argv[argv.index("--port") + 1] == "8100" and argv[argv.index("--max-num-seqs") + 1] == "4"
+    model = normalize_models([{**ENTRY, "vllm_args": {"max_num_seqs": 4, "block_size": 32},
+                               "replica_vllm_args": [{}, {"max_num_seqs": 16}]}])[0]
+    target = {"kind": "local", "device": "cpu"}
+    for replica in expand_replicas([model]):
+        argv = vllm_server(model, target, replica=replica["index"], model_dir="/models/m", python="/v/bin/python")["argv"]
+        assert argv[:3] == ["/v/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
+        assert argv[argv.index("--port") + 1] == str(replica["port"])
+        assert argv[argv.index("--max-num-seqs") + 1] == str(replica["vllm_args"]["max_num_seqs"])

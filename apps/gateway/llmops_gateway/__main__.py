@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from llmops_common.service import Prepared, main as serve
+from llmops_common.service import Prepared
+from llmops_common.service import main as serve
 
 from .auth import ApiKeys
 from .config import load_config

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 import aiohttp
 from aiohttp import web
+
 from llmops_common.errors import error_response, sse_error
 from llmops_common.proxy import TIMEOUT_ERRORS, UPSTREAM_ERRORS, new_session, probe, relay, send, stream_timeout
 from llmops_common.service import application

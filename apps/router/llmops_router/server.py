@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
 from llmops_common.errors import error_response
 from llmops_common.proxy import UPSTREAM_ERRORS, new_session, probe, relay, send, stream_timeout
 from llmops_common.service import application

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from llmops_common.metrics import ProxyMetrics
 from prometheus_client.core import GaugeMetricFamily
+
+from llmops_common.metrics import ProxyMetrics
 
 from .replicas import Replica
 

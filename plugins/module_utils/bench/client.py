@@ -189,7 +189,6 @@ class GoneWatch:
             self.streak = []
 
 
-
 class Counters:
     """Live numbers a progress display reads; updated in place by the senders."""
 
@@ -309,7 +308,7 @@ async def _closed_loop(session: aiohttp.ClientSession, phase: Phase, t0: float,
                             headers, rec, t0, counters, phase.gone)
 
     width = phase.concurrency if phase.min_s > 0 else min(phase.concurrency, len(phase.specs))
-    tasks = [asyncio.ensure_future(worker()) for _ in range(width)]
+    tasks = [asyncio.ensure_future(worker()) for _worker in range(width)]
     late = await _finish_by(tasks, deadline)
     capped = stop_at < deadline and time.perf_counter() >= stop_at
     unsent = 0 if (capped or phase.gone.reason) else len(pending)
@@ -320,7 +319,7 @@ async def _finish_by(tasks: list, deadline: float) -> set:
     """Wait for the tasks until the run's deadline; cancel and return those still running."""
     if not tasks:
         return set()
-    _, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
+    _done, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.perf_counter()))
     for task in late:
         task.cancel()
     await asyncio.gather(*late, return_exceptions=True)

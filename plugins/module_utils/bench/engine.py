@@ -252,7 +252,7 @@ class Engine:
         # slo_search: bisection on the rate for the highest one whose goodput share meets
         # slo_target; sweep_steps bounds the number of probes.
         good_lo, bad_hi = lo, hi
-        for _ in range(cfg.sweep_steps):
+        for _step in range(cfg.sweep_steps):
             if time.perf_counter() >= deadline:
                 self.stopped_reason = "run_timeout_s reached during the SLO search"
                 break

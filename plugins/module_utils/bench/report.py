@@ -209,10 +209,10 @@ def render_run_report(results: Dict[str, Any], index_href: Optional[str] = None)
         stats = summary.get(key, {})
         ci = stats.get("ci95")
         ci_text = f"{_num(ci[0])} – {_num(ci[1])}" if ci else "–"
-        rows.append([escape(label)] + [_num(stats.get(k)) for _, k in _STAT_COLS[:2]]
-                    + [ci_text] + [_num(stats.get(k)) for _, k in _STAT_COLS[2:]])
+        rows.append([escape(label)] + [_num(stats.get(k)) for _title, k in _STAT_COLS[:2]]
+                    + [ci_text] + [_num(stats.get(k)) for _title, k in _STAT_COLS[2:]])
     body += ["<h2>Latency (ms)</h2>",
-             _table(["metric", "n", "mean", "mean 95% CI"] + [c for c, _ in _STAT_COLS[2:]], rows)]
+             _table(["metric", "n", "mean", "mean 95% CI"] + [c for c, _key in _STAT_COLS[2:]], rows)]
 
     body += ['<h2>Distributions</h2><div class="charts">',
              cdf_chart("Latency CDF", [("TTFT", _ms_values(results, "ttft_s")),

@@ -45,8 +45,7 @@ def _step_row(summary: Dict[str, Any]) -> Dict[str, Any]:
     sched = summary.get("schedule") or {}
     return {
         **{k: summary.get(k) for k in _STEP_KEYS},
-        **{k: summary["step"].get(k) for k in ("index", "label", "profile", "rate",
-                                                "concurrency")},
+        **{k: summary["step"].get(k) for k in ("index", "label", "profile", "rate", "concurrency")},
         "achieved_rate": sched.get("achieved_rate"),
         "requests_per_s": summary["throughput"]["requests_per_s"],
         "output_tokens_per_s": summary["throughput"]["output_tokens_per_s"],

@@ -34,7 +34,7 @@ class Scenario:
         """(prompt_tokens, output_tokens) for `count` requests; same seed, same lengths."""
         rng = random.Random(f"scenario:{seed}:{self.text}")
         out = []
-        for _ in range(count):
+        for _index in range(count):
             if self.kind == "D":
                 lengths = (self.params[0], self.params[1])
             elif self.kind == "N":

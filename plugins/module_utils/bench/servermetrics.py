@@ -2,8 +2,9 @@
 
 prometheus_client's parser reads the exposition, handed only the lines of the series below
 (a whole vLLM exposition would cost ~30x more); the gauge series scraped during the run, in
-the load generator's event loop, reads only the gauges (~0.1 ms a scrape). Fetching happens in the client's session. Series are
-summed over label sets (one server may expose several model names).
+the load generator's event loop, reads only the gauges (~0.1 ms a scrape). Fetching happens
+in the client's session. Series are summed over label sets (one server may expose several
+model names).
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def parse(text: str, names: Sequence[str] = ALL) -> Samples:
 
 def _total(samples: Samples, name: str) -> Optional[float]:
     rows = samples.get(name)
-    return sum(v for _, v in rows) if rows else None
+    return sum(v for _labels, v in rows) if rows else None
 
 
 def _buckets(samples: Samples, name: str) -> Dict[float, float]:

@@ -69,7 +69,7 @@ def t_quantile(p: float, df: float) -> float:
     lo, hi = 0.0, 1.0
     while t_cdf(hi, df) < p and hi < 1e12:  # bounded: doubles at most ~40 times
         hi *= 2.0
-    for _ in range(120):
+    for _iteration in range(120):
         mid = (lo + hi) / 2.0
         if t_cdf(mid, df) < p:
             lo = mid

@@ -42,7 +42,7 @@ def synthetic_prompt(seed: int, index: int, words: int, salt: str = "m") -> str:
     # Every request gets its own text: identical prompts would hit the prefix cache and make
     # TTFT look better than real traffic. The same (seed, index) always gives the same text.
     rng = random.Random(f"{seed}:{salt}:{index}")
-    return " ".join(rng.choice(_WORDS) for _ in range(words))
+    return " ".join(rng.choice(_WORDS) for _word in range(words))
 
 
 def load_tokenizer(path: str) -> Any:
@@ -68,13 +68,13 @@ def exact_prompt(tokenizer: Any, seed: int, index: int, tokens: int, salt: str =
     rng = random.Random(f"{seed}:{salt}:{index}:exact")
     filler = [w for w in _WORDS if count_tokens(tokenizer, " " + w) == 1] or list(_WORDS)
     words = synthetic_prompt(seed, index, tokens, salt).split()
-    for _ in range(4 * tokens + 64):
+    for _attempt in range(4 * tokens + 64):
         text = " ".join(words)
         have = count_tokens(tokenizer, text)
         if have == tokens:
             return text
         if have < tokens:
-            words += [rng.choice(filler) for _ in range(max(1, (tokens - have) // 2))]
+            words += [rng.choice(filler) for _word in range(max(1, (tokens - have) // 2))]
         else:
             words.pop()
             if not words:

@@ -17,6 +17,7 @@ import re
 import sys
 import textwrap
 import time
+import types
 import typing
 import urllib.request
 from typing import Any, Dict, List, Optional
@@ -49,7 +50,7 @@ def _fields() -> list:
 
 def _kind(hint: Any) -> str:
     if typing.get_origin(hint) is typing.Union:  # Optional[X] / Union[X, List[X]]: look at X
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        hint = next(a for a in typing.get_args(hint) if a is not types.NoneType)
     origin = typing.get_origin(hint) or hint
     return {bool: "bool", int: "int", float: "float", str: "str", dict: "dict",
             list: "list"}.get(origin, "str")

@@ -1,5 +1,6 @@
-"""`llmops dashboard [--dir reports/compare] [--host 127.0.0.1] [--port 8501]`: the Streamlit
-comparison dashboard (apps/dashboard/compare_app.py) over a results directory.
+"""`llmops dashboard [--dir reports/compare] [--prometheus-url URL] [--host 127.0.0.1] [--port 8501]`:
+the Streamlit dashboard (apps/dashboard/compare_app.py) over a results directory, with its
+"monitoring" page (apps/dashboard/pages/monitoring.py) over a Prometheus.
 
 Uses the streamlit next to this interpreter (the control venv's, pinned in the lock), headless,
 on loopback unless told otherwise: the app has no login. The process execs into streamlit, so
@@ -23,8 +24,12 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
         "dashboard", help="serve the baseline-vs-managed comparison dashboard (Streamlit)",
         description="Starts apps/dashboard/compare_app.py with the control venv's streamlit over "
                     "the comparisons playbooks/compare.yml writes; see docs/compare.md.")
-    p.add_argument("--dir", default=os.path.join("reports", "compare"),
-                   help="results directory holding <run>/<arm>/run<k>/<model>/ (default reports/compare)")
+    p.add_argument("--dir", default=None,
+                   help="results directory holding <run>/<arm>/run<k>/<model>/ (default reports/compare; "
+                        "when the default does not exist yet, only the monitoring page has data)")
+    p.add_argument("--prometheus-url", default=None,
+                   help="Prometheus of the monitoring page "
+                        "(default: the local target's, from LLMOPS_HOME/run/monitoring.json)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; the dashboard has no authentication)")
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
@@ -38,7 +43,7 @@ def streamlit_bin(python: str = sys.executable) -> str:
 
 def problem(args: argparse.Namespace, streamlit: str) -> Optional[str]:
     """Why the dashboard cannot start, naming the flag or the fix; None when it can."""
-    if not os.path.isdir(args.dir):
+    if args.dir is not None and not os.path.isdir(args.dir):
         return (f"--dir {args.dir}: no such directory; run `ansible-playbook playbooks/compare.yml` "
                 "to produce a comparison, or point --dir at a directory of comparison runs")
     if not (os.path.isfile(streamlit) and os.access(streamlit, os.X_OK)):
@@ -50,12 +55,18 @@ def problem(args: argparse.Namespace, streamlit: str) -> Optional[str]:
     return None
 
 
+def results_dir(args: argparse.Namespace) -> str:
+    return args.dir if args.dir is not None else os.path.join("reports", "compare")
+
+
 def command(args: argparse.Namespace, streamlit: str) -> tuple[list[str], dict[str, str]]:
     """The streamlit argv and environment for these arguments."""
     argv = [streamlit, "run", APP, "--server.address", args.host, "--server.port", str(args.port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--global.developmentMode", "false", "--client.toolbarMode", "viewer"]
-    env = dict(os.environ, LLMOPS_COMPARE_DIR=os.path.abspath(args.dir))
+    env = dict(os.environ, LLMOPS_COMPARE_DIR=os.path.abspath(results_dir(args)))
+    if args.prometheus_url:
+        env["LLMOPS_PROMETHEUS_URL"] = args.prometheus_url
     return argv, env
 
 
@@ -78,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"llmops dashboard: {why}", file=sys.stderr)
         return 2
     argv, env = command(args, streamlit)
-    print(f"llmops dashboard: {url(args.host, args.port)} (results: {os.path.abspath(args.dir)}; "
+    print(f"llmops dashboard: {url(args.host, args.port)} (results: {os.path.abspath(results_dir(args))}; "
           f"pid {os.getpid()}; Ctrl-C stops it)", flush=True)
     if not _loopback(args.host):
         print(f"llmops dashboard: warning: bound to {args.host}; anyone who can reach it sees the "

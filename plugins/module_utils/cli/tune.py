@@ -9,13 +9,14 @@ import sys
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
     p = subparsers.add_parser("tune", help="find the best vLLM serving configuration for a task file",
-                              description="Runs a parameter sweep from a 004-style task file (JSON or YAML).")
+                              description="Runs a parameter sweep from an autotuner task file "
+                                          "(JSON or YAML; docs/tune.md).")
     p.add_argument("task", help="task file (.json, .yml or .yaml)")
     p.add_argument("--runtime", "--mode", dest="runtime", choices=["local", "docker", "kubernetes"],
                    help="where trial servers run (default: the task's runtime, else local)")
     p.add_argument("--output", "-o", help="output directory (default: reports/sweeps/<task_name>)")
     p.add_argument("--model-source", help="generated:tiny-llama, path:/dir or hf:org/repo (overrides the task)")
-    p.add_argument("--model-path", help="directory holding <model.name>/ (004's --model-path)")
+    p.add_argument("--model-path", help="directory holding <model.name>/ (the autotuner's --model-path)")
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--gpus", type=int, default=0, help="GPUs a trial may use (docker device requests)")
     p.add_argument("--port-range", default="19000-19499", help="ports for trial servers (local/docker)")
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.task}: ok ({task.strategy}, {task.objective}, {task.grid_size}-point space)")
         return 0
     output = args.output or os.path.join("reports", "sweeps", task.name)
-    low, _, high = args.port_range.partition("-")
+    low, _sep, high = args.port_range.partition("-")
     options: dict = {}
     runtime = args.runtime or task.runtime or "local"
     if runtime in ("local", "docker"):

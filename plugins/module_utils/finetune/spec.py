@@ -166,3 +166,17 @@ def configmap_data(spec: dict[str, Any], dirs: dict[str, str], storage: str = "/
         "MAX_MODEL_LEN": str(spec["max_model_len"]),
         "TENSOR_PARALLEL_SIZE": str(spec["tensor_parallel_size"]),
     }
+
+
+def serve_model(spec: dict[str, Any], merged_dir: str, base_path: str = "", adapter_dir: str = "",
+                adapter: bool = False) -> dict[str, Any]:
+    """What the run serves, as an llm_models entry (the vllm role's server builder takes it
+    from here): the merged model under served_model_name, or the base model with the LoRA
+    adapter loaded by vLLM, the adapter under served_model_name and the base under <name>-base."""
+    name = str(spec["served_model_name"])
+    args = {"max_model_len": spec["max_model_len"], "tensor_parallel_size": spec["tensor_parallel_size"]}
+    if not adapter:
+        return {"name": name, "source": f"path:{merged_dir}", "vllm_args": args}
+    return {"name": f"{name}-base", "source": f"path:{base_path}",
+            "vllm_args": {**args, "enable_lora": True, "lora_modules": f"{name}={adapter_dir}",
+                          "max_lora_rank": spec["lora_rank"]}}

@@ -26,7 +26,7 @@ def parse_containerd_version(output: str) -> str:
 
 def config_schema_version(version: str) -> int:
     """config.toml `version` for a containerd release: 2 for 1.x, 3 for 2.x and later."""
-    major = int(parse_containerd_version(version).split(".")[0])
+    major = int(parse_containerd_version(version).split(".", maxsplit=1)[0])
     if major < 1:
         raise ContainerdVersionError(f"containerd {version} is too old (need >= 1.6)")
     return 2 if major == 1 else 3

@@ -5,11 +5,12 @@ import os
 from typing import Any, Callable, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils.inventory import normalize_models
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import entry_for
 
+from .errors import TaskError
 from .output import best_snippet, write_outputs
 from .runtimes import make_runtime
 from .sweep import SweepOptions, run_sweep
-from .errors import TaskError
 from .task import Task, load_task_file, parse_task, resolve_model_source
 
 CPU_BASE_ARGS = {"dtype": "bfloat16", "block_size": 32}
@@ -24,25 +25,31 @@ def tune(task: Any, output_dir: str, runtime: Optional[str] = None, *,
          runtime_options: Optional[dict[str, Any]] = None, device: str = "cpu", gpus: int = 0,
          base_args: Optional[dict[str, Any]] = None, include_default: bool = True,
          restart: bool = False, model_name: Optional[str] = None,
-         models: Optional[list[dict[str, Any]]] = None,
+         models: Optional[list[dict[str, Any]]] = None, model: Optional[dict[str, Any]] = None,
+         target: Optional[dict[str, Any]] = None,
          log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """`model` (a normalised llm_models entry) and `target` (the vllm role's
+    vllm_server_target) make every trial the server the role deploys, with the trial's flags."""
     spec = load(task)
     source = resolve_model_source(spec, model_source, model_path)
     kind = runtime or spec.runtime or "local"
-    name = model_name or spec.name
+    name = model_name or (model or {}).get("name") or spec.name
     options = dict(runtime_options or {})
-    options.setdefault("served_name", name)
     home = os.environ.get("LLMOPS_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "llmops")
     if kind in ("local", "docker"):
         options.setdefault("model_cache_dir", os.path.join(home, "models"))
     if kind == "local":
         options.setdefault("state_dir", os.path.join(home, "run"))
         options.setdefault("log_dir", os.path.join(home, "logs"))
-    elif not options.get("image"):
-        raise TaskError("runtime", f"the {kind} runtime needs a vLLM image (--image, llm_sweep_image)")
-    if kind == "kubernetes" and not options.get("model_pvc"):
-        raise TaskError("runtime", "the kubernetes runtime needs model_pvc (llm_sweep_model_pvc): the PVC holding the model")
-    rt = make_runtime(kind, model_source=source, **options)
+    if kind == "docker" and not options.get("image"):
+        raise TaskError("runtime", "the docker runtime needs a vLLM image (--image, llm_sweep_image)")
+    if kind == "kubernetes" and not target:
+        raise TaskError("runtime", "the kubernetes runtime builds each trial pod as the vllm role builds the "
+                                   "model's Deployment: run it through playbooks/tune.yml (platform_target "
+                                   "kubernetes), which passes the role's vllm_server_target")
+    entry = dict(model) if model else entry_for(source, name)
+    rt = make_runtime(kind, model_source=source, model=entry, target=target or {"kind": "local", "device": device},
+                      **options)
     base = dict(CPU_BASE_ARGS if device == "cpu" and base_args is None else (base_args or {}))
     opts = SweepOptions(output_dir=output_dir, runtime=rt, device=device, gpus=gpus, base_args=base,
                         include_default=include_default, restart=restart, log=log)

@@ -16,7 +16,8 @@ from .objectives import point_metrics
 from .task import Task
 
 
-def bench_configs(task: Task, base_url: str, served: str, request_timeout_s: float) -> list[tuple[dict[str, Any], BenchConfig]]:
+def bench_configs(task: Task, base_url: str, served: str,
+                  request_timeout_s: float) -> list[tuple[dict[str, Any], BenchConfig]]:
     points = []
     for s_index, scenario in enumerate(task.scenarios):
         for c_index, conc in enumerate(task.concurrency):

@@ -15,6 +15,7 @@ from html import escape
 from typing import Any, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils.charts import CHART_CSS
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import parallel_size
 
 from .charts import objective_chart, pareto_chart, pareto_front
 
@@ -80,7 +81,8 @@ def overhead_summary(results: dict[str, Any]) -> dict[str, Any]:
     if not trials:
         return {}
     total = sum(t["timings"]["total_s"] for t in trials)
-    parts = {k: sum(t["timings"][k] for t in trials) / total for k in ("start_s", "ready_s", "warmup_s", "bench_s", "stop_s")}
+    phases = ("start_s", "ready_s", "warmup_s", "bench_s", "stop_s")
+    parts = {k: sum(t["timings"][k] for t in trials) / total for k in phases}
     return {"trials": len(trials), "mean_trial_s": total / len(trials),
             "overhead_share": 1.0 - parts["bench_s"], "shares": parts}
 
@@ -95,7 +97,7 @@ def best_snippet(results: dict[str, Any], model_name: str, source: str,
     args = {**results.get("engine_args", {}), **best["params"]}
     entry: dict[str, Any] = {"name": model_name, "source": source, "replicas": 1, "vllm_args": args}
     if gpus:
-        entry["gpus"] = args.get("tensor_parallel_size", 1) * args.get("pipeline_parallel_size", 1)
+        entry["gpus"] = parallel_size(args)
     out = []
     replaced = False
     for model in models or []:
@@ -140,7 +142,8 @@ def render_report(results: dict[str, Any]) -> str:
         status = '<span class="ok">ok</span>' if t.get("value") is not None else '<span class="bad">infeasible</span>'
         reason = escape((t.get("failure") or {}).get("reason", "")[:200])
         cells = "".join(f"<td>{_fmt(t['params'].get(n, '(default)'))}</td>" for n in names)
-        rows.append(f"<tr><td>{rank if t.get('value') is not None else '–'}</td><td class=l>{escape(t['id'])}</td>{cells}"
+        rows.append(f"<tr><td>{rank if t.get('value') is not None else '–'}</td>"
+                    f"<td class=l>{escape(t['id'])}</td>{cells}"
                     f"<td>{_fmt(t.get('value'), 2)}</td><td>{_fmt(m.get('output_tokens_per_s'))}</td>"
                     f"<td>{_fmt(m.get('e2e_ms'))}</td><td>{_fmt(m.get('ttft_ms'))}</td><td>{status}</td>"
                     f"<td>{t['timings']['total_s']:.0f}s</td><td class=l>{reason}</td></tr>")
@@ -191,14 +194,18 @@ def write_outputs(results: dict[str, Any], output_dir: str, snippet: dict[str, A
     _atomic(paths["results"], json.dumps(results, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n")
     _atomic(paths["csv"], to_csv(results))
     _atomic(paths["report"], render_report(results))
-    header = ("# Best configuration from sweep %s (%s, %s).\n# Deploy: ansible-playbook site.yml --tags serving -e @%s\n"
-              % (results["task_name"], results["objective"], results.get("best", {}) and results["best"]["id"], BEST_FILE))
-    _atomic(paths["best_vars"], header + (yaml.safe_dump(snippet, sort_keys=False) if snippet else "# no feasible trial\n"))
+    best_id = results.get("best", {}) and results["best"]["id"]
+    header = ("# Best configuration from sweep %s (%s, %s).\n"
+              "# Deploy: ansible-playbook site.yml --tags serving -e @%s\n"
+              % (results["task_name"], results["objective"], best_id, BEST_FILE))
+    body = yaml.safe_dump(snippet, sort_keys=False) if snippet else "# no feasible trial\n"
+    _atomic(paths["best_vars"], header + body)
     return paths
 
 
 def _pareto_trials(results: dict[str, Any]) -> list[dict[str, Any]]:
-    ok = [t for t in results["trials"] if t.get("value") is not None and (t.get("metrics") or {}).get("e2e_ms") is not None]
+    ok = [t for t in results["trials"]
+          if t.get("value") is not None and (t.get("metrics") or {}).get("e2e_ms") is not None]
     front = pareto_front([(t["metrics"]["output_tokens_per_s"] or 0.0, t["metrics"]["e2e_ms"]) for t in ok])
     return [ok[i] for i in front]
 
@@ -227,7 +234,8 @@ def render_index_section(report_root: str) -> str:
     if not entries:
         return ""
     rows = "".join(
-        f"<tr><td><a href=\"{escape(e['link'])}\">{escape(str(e['task']))}</a></td><td>{escape(str(e['strategy']))}</td>"
+        f"<tr><td><a href=\"{escape(e['link'])}\">{escape(str(e['task']))}</a></td>"
+        f"<td>{escape(str(e['strategy']))}</td>"
         f"<td>{escape(str(e['objective']))}</td><td>{e['trials']}</td><td>{_fmt(e['best_value'], 2)}</td>"
         f"<td>{escape(json.dumps(e['best_params'], sort_keys=True))}</td><td>{escape(e['started'])}</td></tr>"
         for e in entries)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import parallel_size
+
 from .errors import TaskError
 
 
@@ -132,7 +134,7 @@ def _unchunked_tokens(cfg: dict[str, Any]) -> Optional[str]:
 
 def _parallel_fits(gpus: int) -> Constraint:
     def check(cfg: dict[str, Any]) -> Optional[str]:
-        need = cfg.get("tensor_parallel_size", 1) * cfg.get("pipeline_parallel_size", 1)
+        need = parallel_size(cfg)
         if gpus and need > gpus:
             return f"tensor x pipeline parallel {need} exceeds the {gpus} GPU(s) available"
         return None

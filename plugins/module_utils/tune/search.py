@@ -137,7 +137,7 @@ class BayesianStrategy(Strategy):
 
     def ask(self) -> Optional[Config]:
         total = len(self.all_configs())
-        for _ in range(MAX_RESAMPLES):
+        for _attempt in range(MAX_RESAMPLES):
             if len(self.done) + len(self.skipped) >= total:
                 return None
             trial = self.study.ask()

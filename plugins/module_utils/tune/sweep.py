@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import parallel_size
+
 from . import TUNER_VERSION
 from .journal import Journal, task_fingerprint
 from .measure import measure
@@ -95,7 +97,7 @@ def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, A
     record["points"] = points
     gpus = 0
     if opts.gpus:
-        gpus = args.get("tensor_parallel_size", 1) * args.get("pipeline_parallel_size", 1)
+        gpus = parallel_size(args)
     if record["status"] == "ok":
         scored = score(points, task.metric, task.direction, task.slo, gpus)
         record.update(value=scored["value"], raw=scored["raw"], metrics=scored["metrics"],
@@ -178,7 +180,8 @@ def run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
     feasible = [t for t in trials + ([default_trial] if default_trial else []) if t.get("value") is not None]
     best = None
     if feasible:
-        best = min(feasible, key=lambda t: t["value"]) if task.direction == "minimize" else max(feasible, key=lambda t: t["value"])
+        pick = min if task.direction == "minimize" else max
+        best = pick(feasible, key=lambda t: t["value"])
     return {
         "schema_version": "1",
         "kind": "llmops.platform/sweep",

@@ -261,7 +261,8 @@ def parse_task(data: Any) -> Task:
     if runtime is not None and runtime not in RUNTIMES:
         raise TaskError("runtime", f"{runtime!r}; use one of {', '.join(RUNTIMES)}")
 
-    opt = _require(data, "optimization", dict, "", "e.g. {\"strategy\": \"grid_search\", \"objective\": \"minimize_latency\"}")
+    opt = _require(data, "optimization", dict, "",
+                   "e.g. {\"strategy\": \"grid_search\", \"objective\": \"minimize_latency\"}")
     strategy = opt.get("strategy", "grid_search")
     if strategy not in STRATEGIES:
         raise TaskError("optimization.strategy", f"{strategy!r}; use one of {', '.join(STRATEGIES)}")

@@ -3,15 +3,12 @@ import io
 import json
 
 import pytest
-
-aiohttp = pytest.importorskip("aiohttp")
+from fake_openai import FakeOpenAI, serve_in_thread  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench.client import Counters  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.bench.progress import Progress  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.cli import bench as cli  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.cli.main import main  # noqa: E402
-
-from fake_openai import FakeOpenAI, serve_in_thread  # noqa: E402
 
 
 def test_every_engine_option_is_a_flag():

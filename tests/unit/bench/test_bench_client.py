@@ -5,9 +5,9 @@ Every scenario is bounded: small request counts, short delays, and run_timeout_s
 import asyncio
 import time
 
+import aiohttp
 import pytest
-
-aiohttp = pytest.importorskip("aiohttp")
+from fake_openai import FakeOpenAI, free_port, start  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench import client  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.bench.client import (  # noqa: E402
@@ -19,8 +19,6 @@ from ansible_collections.llmops.platform.plugins.module_utils.bench.config impor
 from ansible_collections.llmops.platform.plugins.module_utils.bench.metrics import (  # noqa: E402
     summarize,
 )
-
-from fake_openai import FakeOpenAI, free_port, start  # noqa: E402
 
 TTFT, ITL = 0.03, 0.01
 

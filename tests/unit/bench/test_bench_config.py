@@ -109,9 +109,9 @@ def test_body_and_prompts_are_deterministic_and_distinct():
 
 def test_module_options_match_engine_defaults_and_docs():
     """The module's argument_spec, its DOCUMENTATION and BenchConfig must agree."""
-    pytest.importorskip("ansible")
-    yaml = pytest.importorskip("yaml")
     from dataclasses import MISSING, fields
+
+    import yaml
 
     from ansible_collections.llmops.platform.plugins.modules import llm_benchmark as mod
 
@@ -167,3 +167,43 @@ def test_module_number_lists():
     assert number_list(["1", "4"], int) == [1, 4] and number_list("[2.5, 5]", float) == [2.5, 5.0]
     assert number_list("many", int) == ["many"]  # left for BenchConfig to reject by name
     assert number_list(None, float) is None
+
+
+def _module():
+    pytest.importorskip("ansible")
+    from ansible_collections.llmops.platform.plugins.modules import llm_benchmark
+
+    return llm_benchmark
+
+
+def _params(**options):
+    mod = _module()
+    params = {name: spec.get("default") for name, spec in mod.ARGUMENT_SPEC.items()}
+    params.update(base_url="http://127.0.0.1:8000", model="chat", output_dir="/tmp/out",
+                  num_requests=12, options=options)
+    return params
+
+
+def test_options_replace_top_level_values_converted_like_them():
+    merged = _module().merge_options(_params(profile="poisson", rate="4", repeats="2", ignore_eos="no",
+                                             percentiles=[50, "99"], num_requests=30))
+    assert "options" not in merged
+    assert (merged["profile"], merged["rate"], merged["repeats"], merged["ignore_eos"]) == ("poisson", 4.0, 2, False)
+    assert merged["percentiles"] == [50.0, 99.0] and merged["num_requests"] == 30
+    # A key left out keeps the top-level value, not the option's default.
+    assert _module().merge_options(_params())["num_requests"] == 12
+    config = BenchConfig(**{k: v for k, v in merged.items() if k not in _module().MODULE_ONLY})
+    assert config.rate == 4.0 and config.profile == "poisson"
+
+
+@pytest.mark.parametrize(("options", "field", "text"), [
+    ({"rat": 4}, "options.rat", "unknown option; use one of"),
+    ({"model": "other"}, "options.model", "unknown option"),
+    ({"api_key": "sk-x"}, "options.api_key", "unknown option"),
+    ({"rate": "fast"}, "options", "rate"),
+    ({"profile": "bursty"}, "options", "profile"),
+])
+def test_bad_options_name_the_key(options, field, text):
+    with pytest.raises(BenchConfigError) as caught:
+        _module().merge_options(_params(**options))
+    assert caught.value.field == field and text in caught.value.message

@@ -4,8 +4,7 @@ import json
 import statistics
 
 import pytest
-
-aiohttp = pytest.importorskip("aiohttp")
+from fake_openai import FakeOpenAI, start  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench import client  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.bench.config import (  # noqa: E402
@@ -15,8 +14,6 @@ from ansible_collections.llmops.platform.plugins.module_utils.bench.engine impor
 from ansible_collections.llmops.platform.plugins.module_utils.bench.results import (  # noqa: E402
     build_engine_results,
 )
-
-from fake_openai import FakeOpenAI, start  # noqa: E402
 
 
 def run_engine(mode="ok", server=None, **overrides):

@@ -5,10 +5,9 @@ import io
 import json
 import os
 
+import jsonschema  # noqa: E402
 import pytest
-
-aiohttp = pytest.importorskip("aiohttp")
-jsonschema = pytest.importorskip("jsonschema")
+from fake_openai import FakeOpenAI, free_port, start  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench import csvout  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.bench.config import (  # noqa: E402
@@ -23,8 +22,6 @@ from ansible_collections.llmops.platform.plugins.module_utils.bench.results impo
     load_results,
     save_results,
 )
-
-from fake_openai import FakeOpenAI, free_port, start  # noqa: E402
 
 SCHEMA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "plugins", "module_utils",
                       "bench", "schema", "summary-v1.json")

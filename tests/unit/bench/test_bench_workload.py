@@ -50,7 +50,6 @@ def test_scenario_sets_lengths_and_max_tokens():
 
 @pytest.fixture(scope="module")
 def tiny_tokenizer(tmp_path_factory):
-    pytest.importorskip("tokenizers")
     from ansible_collections.llmops.platform.plugins.module_utils.model_source import resolve
 
     path = resolve("generated:tiny-llama", str(tmp_path_factory.mktemp("models")))["path"]

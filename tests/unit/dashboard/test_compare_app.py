@@ -5,13 +5,12 @@ import shutil
 import sys
 
 import pytest
-
-pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from ansible_collections.llmops.platform.plugins.module_utils.compare import METRICS  # noqa: E402
 from fake_results import RUNS, write_tree  # noqa: E402
+
+from ansible_collections.llmops.platform.plugins.module_utils.compare import METRICS  # noqa: E402
 
 APP = os.path.join(os.path.dirname(__file__), "..", "..", "..", "apps", "dashboard", "compare_app.py")
 OLD, NEW = RUNS

@@ -2,6 +2,7 @@
 import os
 
 import pytest
+
 from ansible_collections.llmops.platform.plugins.module_utils.cli import dashboard
 from ansible_collections.llmops.platform.plugins.module_utils.cli.main import main
 
@@ -58,3 +59,13 @@ def test_missing_streamlit_says_make_control(monkeypatch, tmp_path, capsys):
 def test_streamlit_is_looked_up_next_to_the_interpreter():
     assert dashboard.streamlit_bin("/venv/bin/python") == "/venv/bin/streamlit"
     assert dashboard.url("::1", 8501) == "http://[::1]:8501/"
+
+
+def test_default_dir_may_be_missing_and_prometheus_url_is_passed(execs, tmp_path, monkeypatch):
+    """After `make demo` there is no comparison yet: the monitoring page still opens."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["dashboard", "--prometheus-url", "http://127.0.0.1:26002"]) == 0
+    _, _, env = execs[0]
+    assert env["LLMOPS_COMPARE_DIR"] == str(tmp_path / "reports" / "compare")
+    assert env["LLMOPS_PROMETHEUS_URL"] == "http://127.0.0.1:26002"
+    assert os.path.isfile(os.path.join(os.path.dirname(dashboard.APP), "pages", "monitoring.py"))

@@ -6,8 +6,8 @@ import asyncio
 import threading
 
 from aiohttp import web
-
 from fake_openai import FakeOpenAI, start
+
 from llmops_gateway.auth import ApiKeys
 from llmops_gateway.config import parse_config
 from llmops_gateway.server import create_app

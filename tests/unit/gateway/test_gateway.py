@@ -8,12 +8,12 @@ import urllib.error
 import urllib.request
 
 import pytest
-
-from llmops_gateway.auth import ApiKeys, parse_keys
-from llmops_gateway.config import ConfigError, parse_config
 from fake_openai import SENTENCE, FakeOpenAI, free_port
 from prometheus_client.parser import text_string_to_metric_families
 from servers import Loop
+
+from llmops_gateway.auth import ApiKeys, parse_keys
+from llmops_gateway.config import ConfigError, parse_config
 
 KEY = "sk-test-0123456789abcdef"
 

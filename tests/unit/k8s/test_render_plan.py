@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from ansible_collections.llmops.platform.plugins.module_utils.k8s import render_plan
 
 DEPLOY = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: ns}}\nspec: {{}}\n"
@@ -52,3 +54,44 @@ def test_build_prefers_the_applied_plan_over_the_last_render(tmp_path):
     assert [o["name"] for o in render_plan.build(str(render), plan, applied, "ns")["prune"]] == ["a"]
     os.remove(applied)
     assert [o["name"] for o in render_plan.build(str(render), plan, applied, "ns")["prune"]] == ["a", "b"]
+
+
+def test_plan_paths_are_three_files_of_one_name():
+    assert render_plan.plan_paths("/r/plans", "compare-baseline") == {
+        "plan": "/r/plans/compare-baseline.json", "applied": "/r/plans/compare-baseline.applied.json",
+        "prune": "/r/plans/compare-baseline.prune.json"}
+    for bad in ("", "a/b", ".hidden"):
+        with pytest.raises(ValueError, match="plain file name"):
+            render_plan.plan_paths("/r/plans", bad)
+
+
+def test_stale_and_missing_files(tmp_path):
+    for name in ("00-ns.yaml", "model-a.yaml", "model-gone.yaml", "notes.txt"):
+        _write(tmp_path, name, NS)
+    (tmp_path / "sub").mkdir()
+    _write(tmp_path / "sub", "deep.yaml", NS)
+    keep = ["00-ns.yaml", "model-a.yaml", "model-new.yaml"]
+    # Only *.yaml directly in the directory: other files and subdirectories are not the role's render.
+    assert render_plan.stale_files(str(tmp_path), keep) == [str(tmp_path / "model-gone.yaml")]
+    assert render_plan.missing_files(str(tmp_path), keep) == ["model-new.yaml"]
+    assert render_plan.stale_files(str(tmp_path), []) == [str(tmp_path / n) for n in
+                                                          ("00-ns.yaml", "model-a.yaml", "model-gone.yaml")]
+
+
+def test_apply_order_puts_namespace_files_first_and_skips_empty_files(tmp_path):
+    _write(tmp_path, "namespace.yaml", NS)
+    _write(tmp_path, "pvc.yaml", SVC.format(name="p"))
+    _write(tmp_path, "job.yaml", DEPLOY.format(name="j"))
+    _write(tmp_path, "empty.yaml", "---\n")
+    objs = render_plan.objects_in(render_plan.manifest_files(str(tmp_path)), "ns")
+    assert render_plan.apply_order(objs, ["pvc.yaml", "job.yaml", "empty.yaml", "namespace.yaml", "pvc.yaml"]) == {
+        "namespaces": ["namespace.yaml"], "files": ["pvc.yaml", "job.yaml"]}
+    assert render_plan.apply_order(objs, []) == {"namespaces": [], "files": []}
+
+
+def test_build_leaves_out_excluded_files(tmp_path):
+    _write(tmp_path, "model-a.yaml", DEPLOY.format(name="a"))
+    _write(tmp_path, "model-b.yaml", DEPLOY.format(name="b"))
+    plan = render_plan.build(str(tmp_path), str(tmp_path / "p.json"), str(tmp_path / "a.json"), "ns",
+                             exclude=[str(tmp_path / "model-b.yaml")])
+    assert [o["name"] for o in plan["objects"]] == ["a"]

@@ -4,8 +4,8 @@ from collections import Counter
 
 from llmops_router.config import parse_config
 from llmops_router.policies import Chooser
-from llmops_router.vllm_metrics import QueueMetrics
 from llmops_router.replicas import Replica
+from llmops_router.vllm_metrics import QueueMetrics
 
 
 def make(n=2, **cfg):

@@ -6,7 +6,6 @@ from collections import Counter
 
 import aiohttp
 import pytest
-
 from fixtures import backends, free_port, router, router_config
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}

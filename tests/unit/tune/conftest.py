@@ -7,7 +7,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tune_fakes import sweep_mod, surface  # noqa: E402
+from tune_fakes import surface, sweep_mod  # noqa: E402
 
 
 @pytest.fixture

@@ -2,7 +2,12 @@ import pytest
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench.records import RequestRecord
 from ansible_collections.llmops.platform.plugins.module_utils.tune.objectives import (
-    better, good_request, point_metrics, request_values_ms, score)
+    better,
+    good_request,
+    point_metrics,
+    request_values_ms,
+    score,
+)
 
 
 def point(**kw):

@@ -3,15 +3,18 @@ import sys
 
 import pytest
 
-from ansible_collections.llmops.platform.plugins.module_utils.inventory import vllm_cli_args
+from ansible_collections.llmops.platform.plugins.module_utils.inventory import normalize_models, vllm_cli_args
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.base import classify_exit
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.docker import (
-    LABEL_TUNER, DockerRuntime, container_spec, to_sdk)
-from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.k8s_manifests import (
-    pod_failure, trial_manifests)
+    LABEL_TUNER,
+    DockerRuntime,
+    container_spec,
+    to_sdk,
+)
+from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.k8s_manifests import pod_failure
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.local import LocalRuntime
 from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.ports import allocate
-from ansible_collections.llmops.platform.plugins.module_utils.vllm_command import server_argv
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import local_server, target_from
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "render"))
 from k8s_validate import validate_object  # noqa: E402
@@ -19,24 +22,35 @@ from k8s_validate import validate_object  # noqa: E402
 ARGS = {"max_num_seqs": 16, "enable_chunked_prefill": True, "block_size": 32}
 
 
-def test_server_argv_matches_the_vllm_role():
-    # roles/vllm/tasks/local.yml: python -m vllm.entrypoints.openai.api_server --model DIR
-    # --served-model-name NAME --host H --port P + vllm_argv(vllm_args)
-    argv = server_argv("/v/bin/python", "/m", "chat", "127.0.0.1", 8100, ARGS)
-    assert argv == ["/v/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--model", "/m",
-                    "--served-model-name", "chat", "--host", "127.0.0.1", "--port", "8100"] + vllm_cli_args(ARGS)
-    assert "--enable-chunked-prefill" in argv and "--max-num-seqs" in argv
+def test_local_runtime_runs_the_roles_server(tmp_path):
+    # roles/vllm/tasks/local.yml builds replica 0 with vllm_server(target, model_dir, python): the
+    # same function, so a trial with the entry's own args is the role's process.
+    model = normalize_models([{"name": "chat", "source": "generated:tiny-llama", "vllm_args": ARGS,
+                               "env": {"OMP_NUM_THREADS": "2"}}], device="cpu")[0]
+    target = {"kind": "local", "device": "cpu", "kvcache_space_gib": 2, "env": {"EXTRA": "1"}, "host": "127.0.0.1"}
+    rt = LocalRuntime("generated:tiny-llama", str(tmp_path / "run"), str(tmp_path / "logs"), str(tmp_path),
+                      python="/v/bin/python", target=target, model=model)
+    rt.model_dir, rt.task = "/m", "t"
+    role = local_server(model, target, "/m", "/v/bin/python")
+    spec = rt._spec_for("tune-t-t000", rt.argv(8100, ARGS), 8100)
+    assert spec.argv == role["argv"] and spec.env == role["env"]
+    assert spec.env["VLLM_CPU_KVCACHE_SPACE"] == "2" and spec.env["OMP_NUM_THREADS"] == "2"
+    assert spec.env["HF_HUB_OFFLINE"] == "1" and spec.env["VLLM_NO_USAGE_STATS"] == "1"
+    assert spec.start_retries == 0, "a bad flag must fail the trial, not restart"
+    assert spec.ready_url == "http://127.0.0.1:8100/health" and spec.port == 8100
+    tuned = rt.argv(8100, {**ARGS, "max_num_seqs": 4})
+    assert tuned[tuned.index("--max-num-seqs") + 1] == "4" and "--enable-chunked-prefill" in tuned
 
 
-def test_local_runtime_builds_the_role_process_spec(tmp_path):
+def test_local_runtime_without_the_role_is_a_cpu_local_target(tmp_path):
     rt = LocalRuntime("generated:tiny-llama", str(tmp_path / "run"), str(tmp_path / "logs"), str(tmp_path),
                       python="/v/bin/python", served_name="chat")
-    rt.model_dir, rt.task = "/m", "t"
-    spec = rt._spec_for("tune-t-t000", rt.argv(19001, ARGS), 19001)
-    assert spec.env["VLLM_CPU_KVCACHE_SPACE"] == "1" and spec.env["HF_HUB_OFFLINE"] == "1"
-    assert spec.env["VLLM_NO_USAGE_STATS"] == "1"
-    assert spec.start_retries == 0, "a bad flag must fail the trial, not restart"
-    assert spec.ready_url == "http://127.0.0.1:19001/health" and spec.port == 19001
+    rt.model_dir = "/m"
+    argv = rt.argv(19001, ARGS)
+    assert argv[:11] == ["/v/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--host", "127.0.0.1",
+                         "--port", "19001", "--model", "/m", "--served-model-name", "chat"]
+    assert argv[11:] == vllm_cli_args(ARGS)
+    assert rt._spec_for("x", argv, 19001).env["VLLM_CPU_KVCACHE_SPACE"] == "1"
 
 
 def test_crash_classification():
@@ -54,16 +68,18 @@ def test_port_allocation_skips_taken_and_listening():
         assert allocate((busy, busy + 5), taken=[busy + 1]) == busy + 2
 
 
-SPEC = dict(image="llmops/vllm-cpu:0.32.0", task="demo", trial_id="t003", served_name="chat",
-            model_dir="/models/tiny", host_port=19010, vllm_args={"tensor_parallel_size": 2, "max_num_seqs": 8})
+MODEL = normalize_models([{"name": "chat", "source": "generated:tiny-llama"}], device="cpu")[0]
+SPEC = dict(image="llmops/vllm-cpu:0.32.0", task="demo", trial_id="t003", model=MODEL,
+            target=target_from({"kind": "local", "device": "cpu"}), model_dir="/models/tiny", host_port=19010,
+            vllm_args={"tensor_parallel_size": 2, "max_num_seqs": 8})
 
 
 def test_container_spec_gpu():
     spec = container_spec(**SPEC, gpu_ids=["0", "1"])
     assert spec["entrypoint"] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
-    assert isinstance(spec["command"], list)  # 004: a command string breaks accelerator detection
-    assert spec["command"][:8] == ["--model", "/model", "--served-model-name", "chat", "--host", "0.0.0.0",
-                                   "--port", "8000"]
+    assert isinstance(spec["command"], list)  # a command string breaks accelerator detection
+    assert spec["command"][:8] == ["--host", "0.0.0.0", "--port", "8000", "--model", "/model",
+                                   "--served-model-name", "chat"]
     assert "--tensor-parallel-size" in spec["command"]
     assert spec["device_requests"] == [{"device_ids": ["0", "1"], "capabilities": [["gpu"]], "driver": "nvidia"}]
     assert "CUDA_VISIBLE_DEVICES" not in spec["environment"] and "VLLM_CPU_KVCACHE_SPACE" not in spec["environment"]
@@ -139,10 +155,28 @@ def test_docker_runtime_only_touches_its_own_containers_and_detects_oom(tmp_path
     assert info.value.kind == "oom" and "Killed" in info.value.log_tail
 
 
-@pytest.mark.parametrize("gpus", [0, 2])
-def test_k8s_trial_manifests_validate(gpus):
-    objs = trial_manifests("demo", "t003", "llm-platform", "img:1", "chat",
-                           {"max_num_seqs": 8, "tensor_parallel_size": max(gpus, 1)}, "llm-models", gpus=gpus)
+K8S = {
+    "image": "docker.io/vllm/vllm-openai:v0.32.0", "image_pull_policy": "IfNotPresent", "image_pull_secrets": [],
+    "port": 8000, "model_cache_claim": "llm-model-cache", "model_cache_mount": "/models",
+    "path_volume_claim": "", "path_volume_mount": "/storage", "hf_token_secret": "llm-hf-token",
+    "run_as_user": 1000, "resources": {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "4", "memory": "12Gi"}},
+    "shm_size": "2Gi", "startup_timeout_s": 1800, "readiness_period_s": 5, "liveness_period_s": 30,
+    "liveness_timeout_s": 10, "liveness_failure_threshold": 6, "prestop_sleep_s": 15, "termination_grace_s": 120,
+    "node_selector": {}, "gpu_node_selector": {"nvidia.com/gpu.present": "true"},
+    "gpu_tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+}
+
+
+@pytest.mark.parametrize("device, tp", [("cpu", 1), ("gpu", 1), ("gpu", 2)])
+def test_k8s_trial_manifests_validate(tmp_path, device, tp):
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.kubernetes import KubernetesRuntime
+    model = normalize_models([{"name": "chat", "source": "hf:org/chat@abc", "gpus": 1 if device == "gpu" else 0}],
+                             device=device)[0]
+    rt = KubernetesRuntime("hf:org/chat@abc", {"kind": "kubernetes", "device": device, "kubernetes": K8S},
+                           model=model, namespace="llm-platform", render_dir=str(tmp_path), apply=False)
+    rt.task = "demo"
+    path, objs = rt.render("t003", {"max_num_seqs": 8, "tensor_parallel_size": tp})
+    assert os.path.exists(path)
     for obj in objs:
         assert validate_object(obj) == [], obj["kind"]
     deploy, svc = objs
@@ -150,10 +184,24 @@ def test_k8s_trial_manifests_validate(gpus):
     container = pod["containers"][0]
     assert deploy["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
     assert set(svc["spec"]["selector"].items()) <= set(deploy["spec"]["template"]["metadata"]["labels"].items())
+    # Never selected by the model's own Services (they select llmops.platform/model).
+    assert "llmops.platform/model" not in deploy["spec"]["template"]["metadata"]["labels"]
     assert container["startupProbe"]["httpGet"]["path"] == "/health"
-    assert container["resources"]["limits"].get("nvidia.com/gpu") == (str(gpus) if gpus else None)
+    # A GPU per parallel rank on a GPU target (the entry's 1 GPU grows with the trial's tp).
+    assert container["resources"]["limits"].get("nvidia.com/gpu") == (tp if device == "gpu" else None)
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert "--max-num-seqs" in container["args"] and container["command"][-1] == "vllm.entrypoints.openai.api_server"
+    assert {e["name"] for e in container["env"]} >= ({"VLLM_CPU_KVCACHE_SPACE"} if device == "cpu" else {"HF_HUB_CACHE"})
     assert deploy["metadata"]["labels"]["llmops.platform/tuner"] == "demo"
+
+
+def test_k8s_runtime_refuses_a_source_the_cluster_cannot_serve(tmp_path):
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.kubernetes import KubernetesRuntime
+    from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import ServerError
+    rt = KubernetesRuntime("generated:tiny-llama", {"kind": "kubernetes", "device": "cpu", "kubernetes": K8S},
+                           render_dir=str(tmp_path), apply=False, served_name="chat")
+    with pytest.raises(ServerError, match="local target only"):
+        rt.prepare("demo")
 
 
 @pytest.mark.parametrize("status,kind", [

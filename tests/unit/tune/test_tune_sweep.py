@@ -3,14 +3,13 @@ import os
 
 import pytest
 import yaml
+from tune_fakes import FakeRuntime
 
 from ansible_collections.llmops.platform.plugins.module_utils.inventory import normalize_models
 from ansible_collections.llmops.platform.plugins.module_utils.tune.journal import Journal, JournalMismatch
 from ansible_collections.llmops.platform.plugins.module_utils.tune.output import best_snippet, write_outputs
 from ansible_collections.llmops.platform.plugins.module_utils.tune.sweep import SweepOptions, run_sweep
 from ansible_collections.llmops.platform.plugins.module_utils.tune.task import parse_task
-
-from tune_fakes import FakeRuntime
 
 TASK = {
     "task_name": "unit",

@@ -6,7 +6,11 @@ import yaml
 
 from ansible_collections.llmops.platform.plugins.module_utils.tune.errors import TaskError
 from ansible_collections.llmops.platform.plugins.module_utils.tune.task import (
-    load_task_file, parse_scenario, parse_task, resolve_model_source)
+    load_task_file,
+    parse_scenario,
+    parse_task,
+    resolve_model_source,
+)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 3))
 SEED_TASK = {  # 004's documented format, verbatim apart from the model

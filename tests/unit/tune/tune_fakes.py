@@ -2,8 +2,13 @@
 trial loop, journal and outputs are tested without starting vLLM."""
 from __future__ import annotations
 
-from ansible_collections.llmops.platform.plugins.module_utils.tune import sweep as sweep_mod
-from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.base import Deployment, Runtime, TrialFailure
+# sweep_mod is re-exported: conftest.py patches the sweep's measure() through it.
+from ansible_collections.llmops.platform.plugins.module_utils.tune import sweep as sweep_mod  # noqa: F401
+from ansible_collections.llmops.platform.plugins.module_utils.tune.runtimes.base import (
+    Deployment,
+    Runtime,
+    TrialFailure,
+)
 
 
 class FakeRuntime(Runtime):

@@ -1,6 +1,7 @@
-"""Trials as Docker containers through the Docker SDK (004's docker mode, kept honest).
+"""Trials as Docker containers through the Docker SDK.
 
-`container_spec` is a pure function (unit-tested): command as a list, GPUs as device
+`container_spec` is a pure function (unit-tested): the server is vllm_server.local_server
+of the role's entry inside the container (model at /model, port 8000), command as a list, GPUs as device
 requests (never CUDA_VISIBLE_DEVICES, which conflicts with them), the model directory
 mounted read-only at /model, the port published on loopback only, labels that mark the
 container as this tuner's, and auto-remove so nothing is left behind. Because an
@@ -9,10 +10,18 @@ auto-removed container takes its logs with it, logs are captured while it runs.
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from dataclasses import replace
+from typing import Any, Mapping, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils import model_source
-from ansible_collections.llmops.platform.plugins.module_utils.vllm_command import ENTRYPOINT, local_env, server_args
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import (
+    ENTRYPOINT,
+    Target,
+    entry_for,
+    local_server,
+    parallel_size,
+    target_from,
+)
 
 from .base import Deployment, Runtime, TrialFailure, classify_exit, diagnostic_tail
 from .ports import allocate
@@ -23,32 +32,36 @@ CONTAINER_PORT = 8000
 MODEL_MOUNT = "/model"
 
 
-def container_spec(image: str, task: str, trial_id: str, served_name: str, model_dir: str, host_port: int,
-                   vllm_args: dict[str, Any], gpu_ids: list[str], python: str = "python3",
-                   host: str = "127.0.0.1", kvcache_space_gib: int = 1, shm_size: str = "2g",
-                   env: Optional[dict[str, str]] = None,
+def container_target(target: Target, gpu_ids: list[str]) -> Target:
+    """The server's target inside the container: all addresses, GPUs when devices are given."""
+    return replace(target, kind="local", host="0.0.0.0", device="gpu" if gpu_ids else "cpu")  # noqa: S104
+
+
+def container_spec(image: str, task: str, trial_id: str, model: Mapping[str, Any], target: Target,
+                   model_dir: str, host_port: int, vllm_args: dict[str, Any], gpu_ids: list[str],
+                   python: str = "python3", shm_size: str = "2g",
                    volumes: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """Keyword arguments for docker.containers.run (device_requests as plain dicts;
     `to_sdk` turns them into docker.types.DeviceRequest)."""
-    args = server_args(MODEL_MOUNT, served_name, "0.0.0.0", CONTAINER_PORT, vllm_args)  # noqa: S104 (inside the container)
-    environment = local_env(kvcache_space_gib, env)
-    if gpu_ids:
-        environment.pop("VLLM_CPU_KVCACHE_SPACE", None)
+    server = local_server(model, container_target(target, gpu_ids), MODEL_MOUNT, python, port=CONTAINER_PORT,
+                          vllm_args=vllm_args)
+    entrypoint_len = 1 + len(ENTRYPOINT)
     spec: dict[str, Any] = {
         "image": image,
-        "entrypoint": [python, *ENTRYPOINT],
-        "command": args[len(ENTRYPOINT):],
+        "entrypoint": server["argv"][:entrypoint_len],
+        "command": server["argv"][entrypoint_len:],
         "name": f"tune-{task}-{trial_id}",
         "detach": True,
         "auto_remove": True,
         "labels": {LABEL_TUNER: task, LABEL_TRIAL: trial_id, "app.kubernetes.io/managed-by": "llmops-tune"},
-        "ports": {f"{CONTAINER_PORT}/tcp": (host, host_port)},
+        "ports": {f"{CONTAINER_PORT}/tcp": (target.host, host_port)},
         # Extra read-only mounts (host path -> container path), e.g. a prebuilt venv.
         "volumes": {model_dir: {"bind": MODEL_MOUNT, "mode": "ro"},
                     **{src: {"bind": dst, "mode": "ro"} for src, dst in (volumes or {}).items()}},
-        "environment": environment,
+        "environment": server["env"],
         "shm_size": shm_size,
-        "device_requests": [{"device_ids": list(gpu_ids), "capabilities": [["gpu"]], "driver": "nvidia"}] if gpu_ids else [],
+        "device_requests": ([{"device_ids": list(gpu_ids), "capabilities": [["gpu"]], "driver": "nvidia"}]
+                            if gpu_ids else []),
     }
     return spec
 
@@ -65,23 +78,24 @@ class DockerRuntime(Runtime):
     kind = "docker"
 
     def __init__(self, model_source: str, image: str, model_cache_dir: str = "", state_dir: str = "",
-                 log_dir: str = "", gpu_ids: Optional[list[str]] = None, host: str = "127.0.0.1",
-                 port_range: tuple[int, int] = (19000, 19499), kvcache_space_gib: int = 1,
-                 served_name: str = "model", python: str = "python3", client: Any = None,
-                 stop_timeout_s: int = 10, env: Optional[dict[str, str]] = None,
+                 log_dir: str = "", gpu_ids: Optional[list[str]] = None,
+                 target: Optional[Mapping[str, Any] | Target] = None, model: Optional[Mapping[str, Any]] = None,
+                 port_range: tuple[int, int] = (19000, 19499), served_name: str = "model",
+                 python: str = "python3", client: Any = None, stop_timeout_s: int = 10,
                  volumes: Optional[dict[str, str]] = None) -> None:
         self.source = model_source
         self.image = image
         self.model_cache_dir = model_cache_dir
         self.gpu_ids = list(gpu_ids or [])
-        self.host = host
+        # KV cache, env and the address to publish on come from the role's target.
+        self.target = target_from(target or {"kind": "local"})
+        self.model = dict(model) if model else entry_for(model_source, served_name)
+        self.host = self.target.host
         self.port_range = tuple(port_range)
-        self.kvcache = kvcache_space_gib
-        self.served_name = served_name
+        self.served_name = self.model["name"]
         self.python = python
         self.client = client
         self.stop_timeout_s = stop_timeout_s
-        self.extra_env = env or {}
         self.volumes = volumes or {}
         self.task = ""
         self.model_dir = ""
@@ -109,7 +123,7 @@ class DockerRuntime(Runtime):
         return stopped
 
     def gpus_for(self, vllm_args: dict[str, Any]) -> list[str]:
-        need = int(vllm_args.get("tensor_parallel_size", 1)) * int(vllm_args.get("pipeline_parallel_size", 1))
+        need = parallel_size(vllm_args)
         if not self.gpu_ids:
             return []
         if need > len(self.gpu_ids):
@@ -118,9 +132,8 @@ class DockerRuntime(Runtime):
 
     def start(self, trial_id: str, vllm_args: dict[str, Any]) -> Deployment:
         port = allocate(self.port_range, host=self.host)
-        spec = container_spec(self.image, self.task, trial_id, self.served_name, self.model_dir, port,
-                              vllm_args, self.gpus_for(vllm_args), self.python, self.host, self.kvcache,
-                              env=self.extra_env, volumes=self.volumes)
+        spec = container_spec(self.image, self.task, trial_id, self.model, self.target, self.model_dir, port,
+                              vllm_args, self.gpus_for(vllm_args), self.python, volumes=self.volumes)
         try:
             container = self._docker().containers.run(**to_sdk(spec))
         except Exception as exc:  # noqa: BLE001 - image missing, bad device request, ...

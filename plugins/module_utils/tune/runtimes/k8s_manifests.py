@@ -1,17 +1,17 @@
 """Per-trial Deployment + Service for the kubernetes runtime.
 
-The vllm role's own Kubernetes templates do not exist yet (issue 8); this is the tuner's
-own minimal pair until they do. Pure functions: tests validate exactly these objects with
-tests/render/k8s_validate.py, the runtime writes them to disk and applies the same dicts.
+The trial's pod template is the vllm role's (vllm_k8s_pod.k8s_server, the same target
+facts): image, volumes, probes, resources, GPUs and security context are those of the
+deployed model; only the names, labels and the tuned flags differ (tests/render holds that).
+The labels carry no llmops.platform/model, so the model's own Services never select a trial.
+Pure functions: tests validate exactly these objects, the runtime writes them to disk and
+applies the same dicts.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-from ansible_collections.llmops.platform.plugins.module_utils.vllm_command import server_args
-
-PORT = 8000
-MODEL_MOUNT = "/model"
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_k8s_pod import k8s_server
 
 
 def labels(task: str, trial_id: str) -> dict[str, str]:
@@ -24,49 +24,18 @@ def labels(task: str, trial_id: str) -> dict[str, str]:
     }
 
 
-def trial_manifests(task: str, trial_id: str, namespace: str, image: str, served_name: str,
-                    vllm_args: dict[str, Any], model_pvc: str, model_subpath: str = "",
-                    gpus: int = 0, cpu: str = "2", memory: str = "8Gi",
-                    python: str = "python3", startup_timeout_s: int = 900) -> list[dict[str, Any]]:
-    name = f"tune-{task}-{trial_id}"[:63].rstrip("-")
+def trial_name(task: str, trial_id: str) -> str:
+    return f"tune-{task}-{trial_id}"[:63].rstrip("-")
+
+
+def trial_manifests(task: str, trial_id: str, namespace: str, model: Mapping[str, Any],
+                    target: Mapping[str, Any], vllm_args: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Deployment + Service of one trial: `model` (a normalised llm_models entry) served on
+    `target` (the vllm role's vllm_server_target) with `vllm_args` instead of its own."""
+    server = k8s_server(model, target, vllm_args)
+    name = trial_name(task, trial_id)
     meta = {"name": name, "namespace": namespace, "labels": labels(task, trial_id)}
     selector = {"llmops.platform/tuner": task, "llmops.platform/trial": trial_id}
-    args = server_args(MODEL_MOUNT, served_name, "0.0.0.0", PORT, vllm_args)  # noqa: S104 (pod IP)
-    limits: dict[str, str] = {"cpu": cpu, "memory": memory}
-    env = [{"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "HF_HUB_OFFLINE", "value": "1"}]
-    if gpus:
-        limits["nvidia.com/gpu"] = str(gpus)
-    else:
-        env.append({"name": "VLLM_CPU_KVCACHE_SPACE", "value": "1"})
-    probe = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 3}
-    container = {
-        "name": "vllm",
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": [python, *args[:2]],
-        "args": args[2:],
-        "env": env,
-        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        "resources": {"requests": dict(limits), "limits": dict(limits)},
-        # Slow model loads must not be killed by liveness; startupProbe covers the load.
-        "startupProbe": {**probe, "failureThreshold": max(1, startup_timeout_s // 5)},
-        "readinessProbe": {**probe, "failureThreshold": 3},
-        "livenessProbe": {**probe, "failureThreshold": 6},
-        "volumeMounts": [{"name": "model", "mountPath": MODEL_MOUNT, "readOnly": True,
-                          **({"subPath": model_subpath} if model_subpath else {})},
-                         {"name": "shm", "mountPath": "/dev/shm"}],
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-    }
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Always",
-        "terminationGracePeriodSeconds": 15,
-        "automountServiceAccountToken": False,
-        "containers": [container],
-        "volumes": [{"name": "model", "persistentVolumeClaim": {"claimName": model_pvc, "readOnly": True}},
-                    {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}],
-    }
-    if gpus:
-        pod_spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -74,16 +43,18 @@ def trial_manifests(task: str, trial_id: str, namespace: str, image: str, served
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": selector},
+            # One trial pod at a time: its GPUs are not free for a surge pod.
             "strategy": {"type": "Recreate"},
-            "template": {"metadata": {"labels": labels(task, trial_id)}, "spec": pod_spec},
+            "template": {"metadata": {"labels": labels(task, trial_id), **server["pod"]["metadata"]},
+                         "spec": server["pod"]["spec"]},
         },
     }
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": meta,
+        "metadata": dict(meta, labels=labels(task, trial_id)),
         "spec": {"type": "ClusterIP", "selector": selector,
-                 "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]},
+                 "ports": [{"name": "http", "port": server["port"], "targetPort": "http", "protocol": "TCP"}]},
     }
     return [deployment, service]
 
@@ -106,6 +77,6 @@ def pod_failure(pod_status: dict[str, Any]) -> tuple[str, str] | None:
         if cs.get("restartCount", 0) > 0 and last:
             return "startup_crash", f"restarted after exit code {last.get('exitCode')} ({last.get('reason', '')})"
     for cond in pod_status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == ("PodScheduled", "False", "Unschedulable"):
             return "runtime_error", f"unschedulable: {cond.get('message', '')}"
     return None

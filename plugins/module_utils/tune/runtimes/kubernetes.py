@@ -11,43 +11,56 @@ import os
 import shutil
 import subprocess
 import time
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import yaml
 
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_k8s_pod import k8s_server
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import (
+    ServerError,
+    entry_for,
+    parallel_size,
+    target_from,
+)
+
 from .base import Deployment, Runtime, TrialFailure
-from .k8s_manifests import PORT, pod_failure, trial_manifests
+from .k8s_manifests import pod_failure, trial_manifests
 from .ports import allocate
 
 
 class KubernetesRuntime(Runtime):
     kind = "kubernetes"
 
-    def __init__(self, model_source: str, image: str, model_pvc: str, namespace: str = "llm-platform",
-                 render_dir: str = "rendered/tune", model_subpath: str = "", gpus: int = 0,
+    def __init__(self, model_source: str, target: Mapping[str, Any], model: Optional[Mapping[str, Any]] = None,
+                 namespace: str = "llm-platform", render_dir: str = "rendered/tune",
                  kubeconfig: Optional[str] = None, apply: bool = True, served_name: str = "model",
-                 port_range: tuple[int, int] = (19000, 19499), cpu: str = "2", memory: str = "8Gi",
-                 **_ignored: Any) -> None:
+                 port_range: tuple[int, int] = (19000, 19499), **_ignored: Any) -> None:
         self.source = model_source
-        self.image = image
-        self.model_pvc = model_pvc
+        # The vllm role's vllm_server_target and the llm_models entry it deploys: a trial
+        # pod is that Deployment's pod with the trial's flags.
+        self.target = target_from(target)
+        self.model = dict(model) if model else entry_for(model_source, served_name)
         self.namespace = namespace
         self.render_dir = render_dir
-        self.model_subpath = model_subpath
-        self.gpus = gpus
         self.kubeconfig = kubeconfig
         self.apply = apply
-        self.served_name = served_name
+        self.served_name = self.model["name"]
         self.port_range = tuple(port_range)
-        self.cpu, self.memory = cpu, memory
         self.task = ""
         self._api: Any = None
 
+    def trial_model(self, vllm_args: dict[str, Any]) -> dict[str, Any]:
+        """The entry a trial serves: the tuned flags, and a GPU per parallel rank at least
+        (the entry's gpus when it has more)."""
+        gpus = max(int(self.model.get("gpus") or 0), parallel_size(vllm_args))
+        return {**self.model, "vllm_args": dict(vllm_args), "gpus": gpus}
+
     def render(self, trial_id: str, vllm_args: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-        gpus = (int(vllm_args.get("tensor_parallel_size", 1)) * int(vllm_args.get("pipeline_parallel_size", 1))
-                if self.gpus else 0)
-        objs = trial_manifests(self.task, trial_id, self.namespace, self.image, self.served_name, vllm_args,
-                               self.model_pvc, self.model_subpath, gpus, self.cpu, self.memory)
+        try:
+            objs = trial_manifests(self.task, trial_id, self.namespace, self.trial_model(vllm_args),
+                                   self.target, vllm_args)
+        except ServerError as exc:
+            raise TrialFailure("runtime_error", str(exc)) from None
         os.makedirs(self.render_dir, exist_ok=True)
         path = os.path.join(self.render_dir, f"{self.task}-{trial_id}.yaml")
         with open(path, "w", encoding="utf-8") as handle:
@@ -67,6 +80,9 @@ class KubernetesRuntime(Runtime):
 
     def prepare(self, task_name: str) -> list[str]:
         self.task = task_name
+        # A source the cluster cannot serve (generated:, path: off the models volume) fails
+        # the sweep here, naming the field, instead of every trial.
+        k8s_server(self.model, self.target)
         if not self.apply:
             return []
         apps, core = self._clients()
@@ -81,6 +97,7 @@ class KubernetesRuntime(Runtime):
     def start(self, trial_id: str, vllm_args: dict[str, Any]) -> Deployment:
         path, objs = self.render(trial_id, vllm_args)
         info = {"manifest": path, "name": objs[0]["metadata"]["name"]}
+        pod_port = objs[1]["spec"]["ports"][0]["port"]
         if not self.apply:
             raise TrialFailure("runtime_error", f"rendered {path}; apply is off, nothing to benchmark")
         apps, core = self._clients()
@@ -91,14 +108,14 @@ class KubernetesRuntime(Runtime):
             raise TrialFailure("runtime_error", f"apply failed: {exc}") from None
         port = allocate(self.port_range)
         forward = subprocess.Popen(  # noqa: S603 - fixed argv, our own names
-            ["kubectl", "port-forward", "-n", self.namespace, f"svc/{info['name']}", f"{port}:{PORT}",
+            ["kubectl", "port-forward", "-n", self.namespace, f"svc/{info['name']}", f"{port}:{pod_port}",
              "--address", "127.0.0.1"] + (["--kubeconfig", self.kubeconfig] if self.kubeconfig else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         return Deployment(trial_id, f"http://127.0.0.1:{port}", self.served_name,
                           handle={"name": info["name"], "forward": forward}, info={**info, "port": port})
 
     def _pods(self, dep: Deployment) -> list[Any]:
-        _, core = self._clients()
+        _apps, core = self._clients()
         return core.list_namespaced_pod(self.namespace, label_selector=self._selector(dep.trial_id)).items
 
     def dead_reason(self, dep: Deployment) -> Optional[str]:
@@ -129,7 +146,7 @@ class KubernetesRuntime(Runtime):
 
     def logs(self, dep: Deployment, lines: int = 40) -> str:
         try:
-            _, core = self._clients()
+            _apps, core = self._clients()
             pods = self._pods(dep)
             if pods:
                 return core.read_namespaced_pod_log(pods[0].metadata.name, self.namespace, tail_lines=lines)
@@ -150,7 +167,8 @@ class KubernetesRuntime(Runtime):
                 pass
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "image": self.image, "namespace": self.namespace, "render_dir": self.render_dir,
+        image = self.target.kubernetes.get("image")
+        return {"kind": self.kind, "image": image, "namespace": self.namespace, "render_dir": self.render_dir,
                 "kubectl": shutil.which("kubectl") or "missing"}
 
 

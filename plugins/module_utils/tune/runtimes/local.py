@@ -1,14 +1,22 @@
-"""Trials as supervised local vLLM processes: the same local_process code (and argv) the
-vllm role uses on the local target, so the winner runs the way it was measured."""
+"""Trials as supervised local vLLM processes: the same local_process code, and the same
+server (vllm_server.local_server on the role's vllm_server_target and llm_models entry)
+the vllm role starts on the local target, so the winner runs the way it was measured."""
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from typing import Any, Optional
+from dataclasses import replace
+from typing import Any, Mapping, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils import local_process, model_source
-from ansible_collections.llmops.platform.plugins.module_utils.vllm_command import local_env, server_argv
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import (
+    Target,
+    entry_for,
+    local_server,
+    server_env,
+    target_from,
+)
 
 from .base import Deployment, Runtime, TrialFailure, classify_exit, diagnostic_tail
 from .ports import allocate
@@ -34,21 +42,22 @@ class LocalRuntime(Runtime):
     kind = "local"
 
     def __init__(self, model_source: str, state_dir: str, log_dir: str, model_cache_dir: str,
-                 python: Optional[str] = None, host: str = "127.0.0.1",
-                 port_range: tuple[int, int] = (19000, 19499), kvcache_space_gib: int = 1,
-                 env: Optional[dict[str, str]] = None, stop_timeout_s: float = 15.0,
-                 served_name: str = "model") -> None:
+                 python: Optional[str] = None, target: Optional[Mapping[str, Any] | Target] = None,
+                 model: Optional[Mapping[str, Any]] = None, port_range: tuple[int, int] = (19000, 19499),
+                 stop_timeout_s: float = 15.0, served_name: str = "model") -> None:
         self.source = model_source
         self.state_dir = state_dir
         self.log_dir = log_dir
         self.model_cache_dir = model_cache_dir
         self.python = python
-        self.host = host
+        # The vllm role's vllm_server_target (device, KV cache, env, host) and the entry it
+        # serves; without them (the command line) the defaults of a CPU local target.
+        self.target = replace(target_from(target or {}), kind="local")
+        self.model = dict(model) if model else entry_for(model_source, served_name)
+        self.host = self.target.host
         self.port_range = tuple(port_range)
-        self.kvcache = kvcache_space_gib
-        self.extra_env = env or {}
         self.stop_timeout_s = stop_timeout_s
-        self.served_name = served_name
+        self.served_name = self.model["name"]
         self.model_dir = ""
         self.task = ""
 
@@ -70,11 +79,12 @@ class LocalRuntime(Runtime):
         health = f"http://{self.host}:{port}/health" if port else None
         return local_process.ProcessSpec(
             name=name, argv=argv, state_dir=self.state_dir, log_dir=self.log_dir,
-            env=local_env(self.kvcache, self.extra_env), ready_url=health, port=port,
+            env=server_env(self.model, self.target), ready_url=health, port=port,
             start_retries=0, stop_timeout_s=self.stop_timeout_s)
 
     def argv(self, port: int, vllm_args: dict[str, Any]) -> list[str]:
-        return server_argv(self.python or "python", self.model_dir, self.served_name, self.host, port, vllm_args)
+        return local_server(self.model, self.target, self.model_dir, self.python or "python", port=port,
+                            vllm_args=vllm_args)["argv"]
 
     def start(self, trial_id: str, vllm_args: dict[str, Any]) -> Deployment:
         port = allocate(self.port_range, host=self.host)
