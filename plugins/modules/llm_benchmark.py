@@ -367,6 +367,13 @@ def merge_options(params: dict) -> dict:
         raise BenchConfigError("options", "; ".join(result.error_messages))
     merged = {k: v for k, v in params.items() if k != "options"}
     merged.update({key: result.validated_parameters[key] for key in options})
+    # `raw` options (a number or a list of them): "4", "1,4,16" and [1, 4] all mean numbers.
+    for key, kind in (("concurrency", int), ("rate", float)):
+        value = merged[key] = number_list(merged.get(key), kind)
+        values = value if isinstance(value, list) else [value]
+        if value is not None and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise BenchConfigError("options" if key in options else key,
+                                   f"{key}: {value!r} is not a number or a list of numbers")
     return merged
 
 
@@ -397,10 +404,7 @@ def main() -> None:
                  requests_path=os.path.join(output_dir, "requests.jsonl"),
                  report_path=os.path.join(output_dir, "report.html"))
     try:
-        options = {k: v for k, v in merge_options(params).items() if k not in MODULE_ONLY}
-        options["concurrency"] = number_list(options["concurrency"], int)
-        options["rate"] = number_list(options["rate"], float)
-        config = BenchConfig(**options)
+        config = BenchConfig(**{k: v for k, v in merge_options(params).items() if k not in MODULE_ONLY})
     except BenchConfigError as exc:
         module.fail_json(msg=f"llm_benchmark option {exc.field}: {exc.message}", **paths)
 
