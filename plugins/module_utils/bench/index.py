@@ -22,10 +22,10 @@ def index_pages(root: str, title: str = DEFAULT_TITLE) -> Tuple[Dict[str, str], 
     from ..tune.output import render_index_section as sweeps_section
 
     entries, problems = discover_runs(root)
-    pages = {os.path.join(root, INDEX_FILE): render_index_entries(
-                 entries, problems, title=title, extra_html=sweeps_section(root) + compare_section(root)),
-             os.path.join(root, CSV_FILE): render(row for e in reversed(entries)
-                                                  for row in rows(e["dir"], e["results"]))}
+    index = render_index_entries(entries, problems, title=title,
+                                 extra_html=sweeps_section(root) + compare_section(root))
+    csv = render(row for e in reversed(entries) for row in rows(e["dir"], e["results"]))
+    pages = {os.path.join(root, INDEX_FILE): index, os.path.join(root, CSV_FILE): csv}
     return pages, len(entries), problems
 
 
