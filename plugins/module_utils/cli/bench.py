@@ -163,7 +163,7 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
         print("llmops bench: --profile is deprecated, use --load-profile", file=sys.stderr)
         if args.profile is None:
             args.profile = args.profile_deprecated
-    for f, _ in _fields():
+    for f, _hint in _fields():
         value = getattr(args, f.name, None)
         if value is not None:
             options[f.name] = dict(value) if f.name == "headers" else value
