@@ -47,7 +47,7 @@ def configmap_key(path: str) -> str:
 
 def mount_path(key: str) -> str:
     """The file's path below the code volume: `llmops_router.server.py` -> `llmops_router/server.py`."""
-    folder, _, name = key.partition(".")
+    folder, _dot, name = key.partition(".")
     return f"{folder}/{name}"
 
 

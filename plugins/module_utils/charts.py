@@ -171,11 +171,11 @@ def _colored(series: Sequence[Series]) -> List[Series]:
 
 
 def _one_point(title: str, x: Axis, y: Axis, series: Sequence[Series]) -> str:
-    xs = {px for s in series for px, _ in s.points}
+    xs = {px for s in series for px, _py in s.points}
     if not xs:
         return note(f"{title}: no data.")
     values = [f"{s.name} {(y.fmt or number)(py)}" if py is not None else f"{s.name} failed"
-              for s in series for _, py in s.points]
+              for s in series for _px, py in s.points]
     where = (x.fmt or (lambda v: number(v, x.integer)))(next(iter(xs)))
     return note(f"{title}: a single point ({x.label} {where}: {', '.join(values)}); nothing to draw a line through.")
 
@@ -184,10 +184,10 @@ def xy_chart(title: str, series: Sequence[Series], x: Axis, y: Axis,
              hline: Optional[Tuple[str, float]] = None) -> str:
     """Lines and/or points on shared axes; `hline` draws a labelled threshold (an SLO)."""
     series = _colored([s for s in series if s.points])
-    if len({px for s in series for px, _ in s.points}) < 2:
+    if len({px for s in series for px, _py in s.points}) < 2:
         return _one_point(title, x, y, series)
-    xs = [px for s in series for px, _ in s.points]
-    ys = [py for s in series for _, py in s.points if py is not None] + ([hline[1]] if hline else [])
+    xs = [px for s in series for px, _py in s.points]
+    ys = [py for s in series for _px, py in s.points if py is not None] + ([hline[1]] if hline else [])
     frame = Frame(title, x, y, _range(x, xs, pad=0.02 if x.ticks is None else 0.0), _range(y, ys or [0.0]),
                   legend=[(s.name, s.color) for s in series if s.legend])
     parts = frame.parts
@@ -222,11 +222,11 @@ CDF_POINTS = 200  # enough for a smooth curve, small enough to keep reports ligh
 def cdf_chart(title: str, series: Sequence[Tuple[str, Sequence[float]]], x_label: str = "latency (ms)") -> str:
     """Empirical CDF per series on shared axes; reading it: y = share of requests <= x."""
     present = [(name, sorted(values)) for name, values in series if values]
-    if not any(len(values) > 1 for _, values in present):
+    if not any(len(values) > 1 for _name, values in present):
         one = ", ".join(f"{name} {number(values[0])}" for name, values in present)
         return note(f"{title}: {'a single value (' + one + ')' if present else 'no data'}; no distribution to draw.")
-    x_hi = max(values[-1] for _, values in present) * 1.02 or 1.0
-    x_min = min(values[0] for _, values in present)
+    x_hi = max(values[-1] for _name, values in present) * 1.02 or 1.0
+    x_min = min(values[0] for _name, values in present)
     x_lo = 0.0
     if x_min > 0.3 * x_hi:
         # Tight distributions far from zero would be a vertical line at the right edge:
@@ -234,8 +234,9 @@ def cdf_chart(title: str, series: Sequence[Tuple[str, Sequence[float]]], x_label
         x_lo = max(t for t in [0.0] + nice_ticks(0.0, x_min) if t <= x_min * 0.98)
     y = Axis("share of requests", ticks=[(q, percent(q)) for q in (0.0, 0.25, 0.5, 0.75, 1.0)])
     colors = [PALETTE[i % len(PALETTE)] for i in range(len(present))]
-    frame = Frame(title, Axis(x_label), y, (x_lo, x_hi), (0.0, 1.0), legend=list(zip([n for n, _ in present], colors)))
-    for color, (_, values) in zip(colors, present):
+    legend = list(zip([name for name, _values in present], colors))
+    frame = Frame(title, Axis(x_label), y, (x_lo, x_hi), (0.0, 1.0), legend=legend)
+    for color, (_name, values) in zip(colors, present):
         steps = min(CDF_POINTS, max(len(values) - 1, 1))
         points = [(values[round(k / steps * (len(values) - 1))], k / steps) for k in range(steps + 1)]
         path = " ".join(f"{frame.fx(px):.1f},{frame.fy(py):.1f}" for px, py in points)

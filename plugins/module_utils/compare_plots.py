@@ -37,7 +37,7 @@ def svg_plot(title: str, by_arm: dict[str, list[list[float]]]) -> str:
         color = COLORS[k % len(COLORS)]
         series += [Series(f"{arm} ({len(lines)})", list(enumerate(line)), color=color, markers=False, legend=i == 0)
                    for i, line in enumerate(lines)]
-    ticks = [(float(i), "p50" if name == "median" else name) for i, (name, _) in enumerate(PERCENTILES)]
+    ticks = [(float(i), "p50" if name == "median" else name) for i, (name, _quantile) in enumerate(PERCENTILES)]
     return xy_chart(f"{title} (ms)", series, Axis("percentile", ticks=ticks, lo=0, hi=len(PERCENTILES) - 1),
                     Axis("latency (ms)"))
 

@@ -278,14 +278,16 @@ def _load_section(results: Dict[str, Any]) -> List[str]:
              "E2E p50", "E2E p99", "lag p99", "goodput", "valid"], rows)]
     x_of = [(st.get("requests_per_s") or 0.0, st) for st in steps]
     slo = config.get("slo_e2e_ms")
-    latency_series = [Series(f"{name} {q}", [(x, st[key][q]) for x, st in x_of if st[key].get(q) is not None])
-                      for name, key in (("TTFT", "ttft_ms"), ("E2E", "e2e_ms")) for q in ("median", "p99")]
-    e2e_points = [(st.get("output_tokens_per_s") or 0.0, st["e2e_ms"]["p99"])
-                  for st in steps if st["e2e_ms"].get("p99") is not None]
+    throughput_points = [(st.get("output_tokens_per_s") or 0.0, st["e2e_ms"]["p99"])
+                         for st in steps if st["e2e_ms"].get("p99") is not None]
     out += ['<h2>Latency under load</h2><div class="charts">',
-            xy_chart("TTFT and E2E vs load", latency_series, Axis("achieved requests/s"), Axis("latency (ms)")),
-            xy_chart("Throughput vs latency", [Series("E2E p99", e2e_points)], Axis("output tokens/s"),
-                     Axis("E2E p99 (ms)"), hline=(f"SLO {slo:g} ms", slo) if slo else None)]
+            xy_chart("TTFT and E2E vs load", [
+                Series(f"{name} {q}", [(x, st[key][q]) for x, st in x_of if st[key].get(q) is not None])
+                for name, key in (("TTFT", "ttft_ms"), ("E2E", "e2e_ms"))
+                for q in ("median", "p99")], Axis("achieved requests/s"), Axis("latency (ms)")),
+            xy_chart("Throughput vs latency", [Series("E2E p99", throughput_points)],
+                     Axis("output tokens/s"), Axis("E2E p99 (ms)"),
+                     hline=(f"SLO {slo:g} ms", slo) if slo else None)]
     recs = results.get("records", [])
     if recs:
         origin = min(r.get("send_s", 0.0) for r in recs)
