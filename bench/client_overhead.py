@@ -53,7 +53,7 @@ def run(cmd: List[str], timeout: float, env: Optional[Dict[str, str]] = None) ->
 def ours(url: str, streams: int, n: int, work: str, model_dir: str) -> Dict[str, Any]:
     out = os.path.join(work, f"ours-{streams}-{n}")
     res = run([sys.executable, "-m", "ansible_collections.llmops.platform.plugins.module_utils.cli.main",
-               "bench", "--base-url", url, "--model", "fixture", "--profile", "concurrency",
+               "bench", "--base-url", url, "--model", "fixture", "--load-profile", "concurrency",
                "--concurrency", str(streams), "--num-requests", str(n), "--max-tokens",
                str(OUT_TOKENS), "--prompt-tokens", str(IN_TOKENS), "--no-server-metrics",
                "--request-timeout-s", "120", "--run-timeout-s", "600", "--quiet", "-o", out],

@@ -83,6 +83,52 @@ def _check_args(args: Any, field: str) -> dict[str, Any]:
     return dict(args)
 
 
+def _check_gpu_memory_utilization(value: Any, field: str) -> None:
+    """vLLM's share of GPU memory: a fraction in (0, 1], not a percentage."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        hint = f"; {value} looks like a percentage, write {value / 100:g}" if (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and 1 < value <= 100) else ""
+        raise InventoryError(field, f"must be a fraction in (0, 1], e.g. 0.9, got {value!r}{hint}")
+
+
+def _max_positions(config: dict[str, Any]) -> int | None:
+    for block in (config, config.get("text_config") or {}):
+        value = block.get("max_position_embeddings") if isinstance(block, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def context_length_check(
+    models: list[dict[str, Any]], model_dirs: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """max_model_len must fit the model's max_position_embeddings, read from config.json when it
+    is on disk (path: sources, or `model_dirs` {name: dir}); vLLM would refuse to start minutes
+    later. Returns the models unchanged; raises naming the field."""
+    import json
+    import os
+
+    for index, model in enumerate(models):
+        wanted = (model.get("vllm_args") or {}).get("max_model_len")
+        directory = (model_dirs or {}).get(model["name"]) or (
+            model["source_ref"] if model.get("source_scheme") == "path" else None)
+        if wanted is None or not directory:
+            continue
+        path = os.path.join(directory, "config.json")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                limit = _max_positions(json.load(handle))
+        except (OSError, ValueError):
+            continue  # a missing config is reported by the path-source check
+        if limit is not None and isinstance(wanted, int) and wanted > limit:
+            raise InventoryError(f"llm_models[{index}].vllm_args.max_model_len",
+                                 f"{wanted} exceeds the model's max_position_embeddings {limit} ({path}); "
+                                 f"use at most {limit}")
+    return models
+
+
 def normalize_models(
     models: Any,
     default_args: dict[str, Any] | None = None,
@@ -147,6 +193,7 @@ def normalize_models(
             used_ports[port] = f"{where} ({name})"
         args = dict(default_args or {})
         args.update(_check_args(entry.get("vllm_args"), f"{where}.vllm_args"))
+        _check_gpu_memory_utilization(args.get("gpu_memory_utilization"), f"{where}.vllm_args.gpu_memory_utilization")
         block = args.get("block_size")
         if device == "cpu" and block is not None and (not isinstance(block, int) or block % 32):
             raise InventoryError(

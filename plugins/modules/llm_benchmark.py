@@ -42,8 +42,10 @@ options:
     type: int
     default: 100
   concurrency:
-    description: Requests in flight at once; each worker sends its next request when the last one ends.
-    type: int
+    description:
+      - Requests in flight at once; each worker sends its next request when the last one ends.
+      - A list such as C([1, 4, 16, 64]) runs one load step per value and draws a load curve.
+    type: raw
     default: 8
   warmup_requests:
     description: Requests sent first and excluded from all statistics.
@@ -74,6 +76,7 @@ options:
     type: float
     default: 600.0
   profile:
+    aliases: [load_profile]
     description:
       - C(concurrency) closed loop with O(concurrency) workers; C(constant) and C(poisson)
         open loop at O(rate); C(throughput) sends everything at once (up to O(max_concurrency));
@@ -83,8 +86,10 @@ options:
     choices: [concurrency, constant, poisson, throughput, sweep, slo_search, trace]
     default: concurrency
   rate:
-    description: Requests per second for the C(constant) and C(poisson) profiles.
-    type: float
+    description:
+      - Requests per second for the C(constant) and C(poisson) profiles.
+      - A list such as C([2, 4, 8]) runs one load step per rate.
+    type: raw
   burstiness:
     description: Gamma shape of inter-arrival times; 1 is Poisson, below 1 burstier.
     type: float
@@ -116,6 +121,32 @@ options:
     description: Runs per step; percentiles are pooled over all of them and the spread is reported.
     type: int
     default: 1
+  min_step_s:
+    description:
+      - Minimum duration of each load step in seconds; when O(num_requests) finish sooner the
+        step keeps sending (the prompts cycle), so a step at high concurrency is more than one wave.
+      - C(0) ends each step after O(num_requests).
+    type: float
+    default: 0.0
+  max_seconds:
+    description:
+      - Each load step sends no new request after this many seconds (requests already sent
+        finish); a chosen bound, so the run stays valid.
+    type: float
+  headers:
+    description:
+      - "Extra HTTP headers on every request, e.g. C({X-Tenant: team-a}); values are kept out of
+        results and logs."
+    type: dict
+    default: {}
+  label:
+    description: Free text naming this run in its report and in the report index.
+    type: str
+  progress_file:
+    description:
+      - File the module writes a progress line to every few seconds while it runs (C(tail -f) it);
+        default C(progress.log) in O(output_dir).
+    type: path
   scenario:
     description: Traffic scenario in genai-bench notation, e.g. C(D(128,32)), C(N(480,240)/(300,150)),
       C(U(50,100)/(200,250)); overrides O(prompt_tokens) and O(max_tokens).
@@ -179,7 +210,7 @@ options:
     description:
       - More options as one mapping, e.g. the benchmark role's C(benchmark_options) for every
         model. Each key is one of the options above except O(base_url), O(model), O(api_key),
-        O(server_args), O(output_dir) and O(fail_on_invalid); its value is checked like that
+        O(server_args), O(output_dir), O(fail_on_invalid) and O(progress_file); its value is checked like that
         option's and replaces it. An unknown key is an error naming it.
     type: dict
     default: {}
@@ -273,7 +304,7 @@ ARGUMENT_SPEC = dict(
     model=dict(type="str", required=True),
     endpoint=dict(type="str", choices=["chat", "completions"], default="chat"),
     num_requests=dict(type="int", default=100),
-    concurrency=dict(type="int", default=8),
+    concurrency=dict(type="raw", default=8),
     warmup_requests=dict(type="int", default=0),
     # no_log=False: token counts, not secrets (validate-modules flags names containing "token").
     max_tokens=dict(type="int", default=64, no_log=False),
@@ -282,10 +313,10 @@ ARGUMENT_SPEC = dict(
     seed=dict(type="int", default=0),
     request_timeout_s=dict(type="float", default=60.0),
     run_timeout_s=dict(type="float", default=600.0),
-    profile=dict(type="str", default="concurrency",
+    profile=dict(type="str", default="concurrency", aliases=["load_profile"],
                  choices=["concurrency", "constant", "poisson", "throughput", "sweep",
                           "slo_search", "trace"]),
-    rate=dict(type="float"),
+    rate=dict(type="raw"),
     burstiness=dict(type="float", default=1.0),
     sweep_steps=dict(type="int", default=5),
     max_concurrency=dict(type="int"),
@@ -294,6 +325,11 @@ ARGUMENT_SPEC = dict(
     max_dispatch_lag_ms=dict(type="float", default=10.0),
     saturation_guard=dict(type="bool", default=True),
     repeats=dict(type="int", default=1),
+    min_step_s=dict(type="float", default=0.0),
+    max_seconds=dict(type="float"),
+    headers=dict(type="dict", default={}, no_log=True),
+    label=dict(type="str"),
+    progress_file=dict(type="path"),
     scenario=dict(type="str"),
     dataset=dict(type="str", default="synthetic", choices=["synthetic", "sharegpt", "alpaca", "jsonl"]),
     dataset_path=dict(type="path"),
@@ -311,7 +347,7 @@ ARGUMENT_SPEC = dict(
     fail_on_invalid=dict(type="bool", default=False),
     options=dict(type="dict", default={}),
 )
-MODULE_ONLY = ("output_dir", "fail_on_invalid", "options")
+MODULE_ONLY = ("output_dir", "fail_on_invalid", "options", "progress_file")
 # What `options` may not set: the endpoint's identity, its secret and the module's own switches.
 NOT_OPTIONS = ("base_url", "model", "api_key", "server_args") + MODULE_ONLY
 
@@ -331,7 +367,33 @@ def merge_options(params: dict) -> dict:
         raise BenchConfigError("options", "; ".join(result.error_messages))
     merged = {k: v for k, v in params.items() if k != "options"}
     merged.update({key: result.validated_parameters[key] for key in options})
+    # `raw` options (a number or a list of them): "4", "1,4,16" and [1, 4] all mean numbers.
+    for key, kind in (("concurrency", int), ("rate", float)):
+        value = merged[key] = number_list(merged.get(key), kind)
+        values = value if isinstance(value, list) else [value]
+        if value is not None and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise BenchConfigError("options" if key in options else key,
+                                   f"{key}: {value!r} is not a number or a list of numbers")
     return merged
+
+
+def number_list(value, kind):
+    """`8`, `"8"`, `"1,4,16"`, `[1, 4]` or `["1", "4"]` -> 8 / [1, 4]; other values pass
+    through for BenchConfig to reject with the field's name."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v for v in value.strip().strip("[]").split(",") if v.strip()]
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            try:
+                item = kind(float(item)) if kind is int and float(item).is_integer() else kind(item)
+            except ValueError:
+                return value
+        out.append(item)
+    return out[0] if len(out) == 1 else out
 
 
 def main() -> None:
@@ -356,8 +418,9 @@ def main() -> None:
     except ImportError as exc:
         module.fail_json(msg=missing_required_lib("aiohttp"), exception=str(exc), **paths)
 
+    progress_file = params["progress_file"] or os.path.join(output_dir, "progress.log")
     try:
-        done = run_to_dir(config, output_dir)
+        done = run_to_dir(config, output_dir, progress_file=progress_file)
     except (OSError, ValueError) as exc:  # unreadable dataset/trace/tokenizer
         module.fail_json(msg=f"llm_benchmark: {exc}", **paths)
     summary = done["results"]["summary"]

@@ -68,67 +68,23 @@ unreadable:
   sample: []
 """
 
-import os  # noqa: E402 - Ansible modules keep the YAML docs first
-
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.llmops.platform.plugins.module_utils.bench.csvout import (  # noqa: E402
-    render,
-    rows,
+from ansible_collections.llmops.platform.plugins.module_utils.bench.index import (  # noqa: E402
+    DEFAULT_TITLE,
+    write_index,
 )
-from ansible_collections.llmops.platform.plugins.module_utils.bench.report import (  # noqa: E402
-    INDEX_FILE,
-    discover_runs,
-    render_index_entries,
-)
-from ansible_collections.llmops.platform.plugins.module_utils.bench.results import (  # noqa: E402
-    write_text,
-)
-from ansible_collections.llmops.platform.plugins.module_utils.compare import (  # noqa: E402
-    render_index_section as compare_section,
-)
-from ansible_collections.llmops.platform.plugins.module_utils.tune.output import (  # noqa: E402
-    render_index_section as sweeps_section,
-)
-
-CSV_FILE = "runs.csv"
 
 ARGUMENT_SPEC = dict(
     report_root=dict(type="path", required=True),
-    title=dict(type="str", default="LLM benchmark reports"),
+    title=dict(type="str", default=DEFAULT_TITLE),
 )
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    root = module.params["report_root"]
-    index_path = os.path.join(root, INDEX_FILE)
-    csv_path = os.path.join(root, CSV_FILE)
-    if not os.path.isdir(root):
-        if module.check_mode:
-            module.exit_json(changed=True, index_path=index_path, csv_path=csv_path, runs=0,
-                             unreadable=[])
-        os.makedirs(root, exist_ok=True)
-
-    entries, problems = discover_runs(root)
-    # The index also lists parameter sweeps (reports/sweeps/<task>/sweep.json) from the tuner
-    # and routing comparisons (reports/compare/<run>/comparison.html).
-    pages = {index_path: render_index_entries(entries, problems, title=module.params["title"],
-                                              extra_html=sweeps_section(root) + compare_section(root)),
-             csv_path: render(row for e in reversed(entries)
-                              for row in rows(e["dir"], e["results"]))}
-    changed = False
-    for path, text in pages.items():
-        try:
-            with open(path, encoding="utf-8") as handle:
-                differs = handle.read() != text
-        except FileNotFoundError:
-            differs = True
-        if differs and not module.check_mode:
-            write_text(path, text)
-        changed = changed or differs
-    module.exit_json(changed=changed, index_path=index_path, csv_path=csv_path,
-                     runs=len(entries), unreadable=problems)
+    module.exit_json(**write_index(module.params["report_root"], module.params["title"],
+                                   check=module.check_mode))
 
 
 if __name__ == "__main__":

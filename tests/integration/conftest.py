@@ -36,8 +36,10 @@ class Platform:
             # The sweep has its own integration test (test_tune.py); site.yml re-runs skip it.
             "llm_sweep_enabled": False,
             "platform_reports_dir": self.reports,
-            "llm_benchmark_num_requests": 24,
-            "llm_benchmark_concurrency": 4,
+            # A short load curve, as the demo draws (four steps), at test scale.
+            "llm_benchmark_num_requests": 8,
+            "llm_benchmark_concurrency": [1, 2, 4, 8],
+            "llm_benchmark_min_step_s": 0,
             "llm_benchmark_warmup_requests": 2,
             "llm_benchmark_max_tokens": 16,
             "llm_benchmark_prompt_tokens": 32,

@@ -20,7 +20,7 @@ BIN = os.path.dirname(sys.executable)
 OPTIONS = {"profile": "constant", "rate": 20.0, "scenario": "D(8,4)", "slo_e2e_ms": 1000.0,
            "seed": 3, "repeats": 2, "max_dispatch_lag_ms": 250.0}
 COMMON = {"num_requests": 12, "concurrency": 2, "warmup_requests": 2, "max_tokens": 4,
-          "prompt_tokens": 8, "request_timeout_s": 30, "run_timeout_s": 120}
+          "prompt_tokens": 8, "request_timeout_s": 30, "run_timeout_s": 120, "min_step_s": 0}
 
 
 def _shape(value, path=""):
@@ -73,7 +73,7 @@ def test_playbook_and_cli_agree(tmp_path):
                 "--endpoint", "chat", "-o", str(tmp_path / "cli"), "--quiet",
                 "--server-args", json.dumps(pb["server_args"])]
         for key, value in {**COMMON, **OPTIONS}.items():
-            args += ["--" + key.replace("_", "-"), str(value)]
+            args += ["--load-profile" if key == "profile" else "--" + key.replace("_", "-"), str(value)]
         cli = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300,
                              env=dict(env, PYTHONPATH=os.path.join(ROOT, ".collections")),
                              check=False)

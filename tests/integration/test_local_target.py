@@ -15,7 +15,7 @@ TWO_MODELS = [
     {"name": "tiny-b", "source": "generated:tiny-llama", "replicas": 1, "vllm_args": {"max_num_seqs": 16}},
 ]
 # Tasks that produce new results by nature; everything else must be unchanged on a re-run.
-RESULT_TASKS = {"Benchmark every served model (streaming chat, fixed concurrency)", "Update the report index"}
+RESULT_TASKS = {"Benchmark every served model (streaming chat, one step per load level)", "Update the report index"}
 
 
 def post_json(url, body, timeout=60):
@@ -53,14 +53,38 @@ def test_site_serves_and_benchmarks(platform):
     for model in ("tiny-chat", "tiny-b"):
         results = json.load(open(os.path.join(platform.reports, run, model, "results.json")))
         summary = results["summary"]
-        assert summary["requests"]["succeeded"] == 24
-        assert summary["requests"]["failed"] == 0
+        # A load curve: one step per concurrency, each with every request answered.
+        assert [s["concurrency"] for s in summary["steps"]] == [1, 2, 4, 8]
+        assert all(s["succeeded"] == 8 and s["failed"] == 0 for s in summary["steps"])
+        assert summary["requests"]["succeeded"] == 8
         # Output tokens come from the server's usage: ignore_eos makes them exact.
-        assert summary["tokens"]["output_total"] == 24 * 16
+        assert summary["tokens"]["output_total"] == 8 * 16
         assert 0 < summary["ttft_ms"]["median"] < summary["e2e_ms"]["median"]
         assert summary["throughput"]["output_tokens_per_s"] > 0
+        assert os.path.exists(os.path.join(platform.reports, run, model, "progress.log"))
     index = open(os.path.join(platform.reports, "index.html")).read()
     assert "tiny-chat" in index and "<svg" in index
+    check_report_in_chromium(os.path.join(platform.reports, run, "tiny-chat", "report.html"))
+
+
+def check_report_in_chromium(report: str) -> None:
+    """The run report as a user sees it: a curve, not a dot; no chart with one point."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                    "apps", "dashboard"))
+    from screenshot import CHROMIUM, capture, png_size
+
+    if not os.access(CHROMIUM, os.X_OK) and os.environ.get("CI") != "true":
+        return  # the browser view is checked where Chromium is installed (make test installs it)
+    png = report.replace(".html", ".png")
+    shot = capture("file://" + report, png, wait_for=["Latency under load", "Load steps"])
+    text = shot.text
+    for label in ("concurrency 1", "concurrency 2", "concurrency 4", "concurrency 8", "results.json", "all runs"):
+        assert label in text, label
+    assert "a single point" not in text and "no data" not in text.lower()
+    width, height = png_size(png)
+    assert width >= 1000 and height >= 1000 and os.path.getsize(png) > 20000
 
 
 def test_second_run_changes_nothing_but_results(platform):
@@ -76,7 +100,7 @@ def test_each_tag_alone(platform):
         assert result.returncode == 0, (tag, result.stdout[-3000:])
         assert set(changed_tasks(result.json)) <= RESULT_TASKS, tag
     bench_only = platform.play("site.yml", "--tags", "bench", json_output=True)
-    assert "Benchmark every served model (streaming chat, fixed concurrency)" in changed_tasks(bench_only.json)
+    assert "Benchmark every served model (streaming chat, one step per load level)" in changed_tasks(bench_only.json)
 
 
 def test_changing_one_entry_restarts_only_its_replicas(platform):
@@ -116,3 +140,11 @@ def test_removed_model_is_pruned_and_teardown_stops_all(platform):
     result = platform.play("playbooks/teardown.yml")
     assert result.returncode == 0, result.stdout[-2000:]
     assert platform.status("vllm-tiny-chat-0")["state"] == "stopped"
+
+
+def test_no_model_serves_nothing_and_says_so(platform):
+    platform.write_vars(llm_models=[])
+    result = platform.play("site.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "llm_models is empty" in result.stdout and "Nothing to benchmark" in result.stdout
+    assert "does not exist" not in result.stdout

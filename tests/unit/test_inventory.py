@@ -93,3 +93,50 @@ def test_ports_are_not_checked_off_the_local_target():
     with pytest.raises(InventoryError, match="already used"):
         normalize_models(models)
     assert len(normalize_models(models, check_ports=False)) == 2
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -0.5, 1.01, 90, "0.9", True])
+def test_gpu_memory_utilization_outside_zero_one_is_named(value):
+    from ansible_collections.llmops.platform.plugins.module_utils.inventory import InventoryError, normalize_models
+
+    with pytest.raises(InventoryError) as err:
+        normalize_models([{"name": "chat", "source": "generated:tiny-llama",
+                           "vllm_args": {"gpu_memory_utilization": value}}])
+    assert err.value.field == "llm_models[0].vllm_args.gpu_memory_utilization"
+    if value == 90:
+        assert "write 0.9" in str(err.value)
+
+
+def test_gpu_memory_utilization_from_default_args_is_checked_too():
+    from ansible_collections.llmops.platform.plugins.module_utils.inventory import InventoryError, normalize_models
+
+    ok = normalize_models([{"name": "chat", "source": "generated:tiny-llama"}], {"gpu_memory_utilization": 1})
+    assert ok[0]["vllm_args"]["gpu_memory_utilization"] == 1
+    with pytest.raises(InventoryError):
+        normalize_models([{"name": "chat", "source": "generated:tiny-llama"}], {"gpu_memory_utilization": 1.5})
+
+
+def test_max_model_len_above_the_models_positions_fails_naming_the_field(tmp_path):
+    import json
+
+    from ansible_collections.llmops.platform.plugins.module_utils.inventory import (
+        InventoryError,
+        context_length_check,
+        normalize_models,
+    )
+
+    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 2048}))
+    models = normalize_models([
+        {"name": "fits", "source": f"path:{tmp_path}", "vllm_args": {"max_model_len": 2048}},
+        {"name": "long", "source": f"path:{tmp_path}", "vllm_args": {"max_model_len": 4096}}])
+    with pytest.raises(InventoryError) as err:
+        context_length_check(models)
+    assert err.value.field == "llm_models[1].vllm_args.max_model_len" and "2048" in str(err.value)
+    assert context_length_check(models[:1]) == models[:1]
+    vlm = tmp_path / "vlm"
+    vlm.mkdir()
+    (vlm / "config.json").write_text(json.dumps({"text_config": {"max_position_embeddings": 1024}}))
+    gen = normalize_models([{"name": "g", "source": "generated:tiny-llama", "vllm_args": {"max_model_len": 4096}}])
+    with pytest.raises(InventoryError):
+        context_length_check(gen, {"g": str(vlm)})  # a resolved directory counts as on disk
+    assert context_length_check(gen) == gen  # no config on disk: nothing to check against

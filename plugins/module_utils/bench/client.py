@@ -6,6 +6,7 @@ error class, and the run always returns. Time comes from perf_counter (monotonic
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import time
 from collections import deque
@@ -32,10 +33,19 @@ SAT_MIN = 16
 _ERROR_BODY_BYTES = 2048
 
 
+# A run stops early when this many requests in a row failed because the server is gone
+# (refused connections, resets, cut streams), at least one of them refused: nothing listens
+# any more, and thousands of refused requests would only bury the first real error.
+GONE_AFTER = 3
+SERVER_GONE = ("connection_refused", "connection_reset", "stream_cut")
+GONE_REASON = "server vanished"
+
+
 def _headers(config: BenchConfig) -> Dict[str, str]:
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     if config.api_key:
         headers["Authorization"] = f"Bearer {config.api_key}"
+    headers.update(config.headers)  # --header wins, as in curl
     return headers
 
 
@@ -110,6 +120,7 @@ async def _consume_stream(resp: aiohttp.ClientResponse, rec: RequestRecord, star
         buffer += data
         *lines, buffer = buffer.split(b"\n")
         gaps_before = len(rec.itl_s)
+        chunks_before = len(rec.chunk_times)
         for line in lines:
             line = line.rstrip(b"\r")
             if not line.startswith(b"data:"):
@@ -119,6 +130,8 @@ async def _consume_stream(resp: aiohttp.ClientResponse, rec: RequestRecord, star
                 done = True
             elif not _handle_event(payload, now, rec):
                 return
+        if len(rec.chunk_times) > chunks_before:
+            rec.reads += 1
         _spread_gaps(rec.itl_s, gaps_before)
     end = time.perf_counter() - start
     if not done:
@@ -128,6 +141,16 @@ async def _consume_stream(resp: aiohttp.ClientResponse, rec: RequestRecord, star
     rec.e2e_s = end
 
 
+def _reset_by_peer(exc: BaseException) -> bool:
+    """The server side closed the connection (RST or EOF) rather than our side failing."""
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, ConnectionResetError)):
+        return True
+    if isinstance(exc, aiohttp.ClientOSError):
+        return exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED) or \
+            "reset by peer" in str(exc).lower()
+    return False
+
+
 def _classify(exc: BaseException, rec: RequestRecord) -> None:
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
@@ -135,12 +158,35 @@ def _classify(exc: BaseException, rec: RequestRecord) -> None:
     elif isinstance(exc, aiohttp.ClientConnectorError):
         refused = isinstance(exc.os_error, ConnectionRefusedError) or "refused" in text.lower()
         rec.fail("connection_refused" if refused else "client_error", text)
-    elif rec.status == 200 and isinstance(exc, (aiohttp.ClientPayloadError,
-                                                aiohttp.ServerDisconnectedError,
-                                                aiohttp.ClientOSError)):
-        rec.fail("stream_cut", text)
+    elif rec.status == 200 and (isinstance(exc, aiohttp.ClientPayloadError) or _reset_by_peer(exc)):
+        rec.fail("stream_cut", text)  # the response had begun: the server cut its stream
+    elif _reset_by_peer(exc):
+        rec.fail("connection_reset", text)  # the server dropped the connection before answering
     else:
         rec.fail("client_error", text)
+
+
+class GoneWatch:
+    """Counts consecutive server-gone failures of one phase; `reason` is set once it is sure."""
+
+    def __init__(self) -> None:
+        self.streak: List[str] = []
+        self.successes = 0
+        self.reason: Optional[str] = None
+
+    def saw(self, rec: RequestRecord) -> None:
+        if rec.ok:
+            self.successes += 1
+            self.streak = []
+        elif rec.error_class in SERVER_GONE:
+            self.streak.append(rec.error_class)
+            if (self.reason is None and len(self.streak) >= GONE_AFTER
+                    and "connection_refused" in self.streak):
+                self.reason = (f"{GONE_REASON}: {len(self.streak)} requests in a row failed "
+                               f"({', '.join(sorted(set(self.streak)))}) after "
+                               f"{self.successes} succeeded; the run stopped early")
+        else:
+            self.streak = []
 
 
 class Counters:
@@ -175,7 +221,7 @@ def _trace_config() -> aiohttp.TraceConfig:
 
 async def _send_one(session: aiohttp.ClientSession, url: str, spec: RequestSpec,
                     headers: Dict[str, str], rec: RequestRecord, t0: float,
-                    counters: Optional[Counters] = None) -> None:
+                    counters: Optional[Counters] = None, gone: Optional[GoneWatch] = None) -> None:
     start = time.perf_counter()
     rec.send_s = start - t0
     rec.dispatch_lag_s = max(0.0, rec.send_s - rec.scheduled_s)
@@ -203,6 +249,8 @@ async def _send_one(session: aiohttp.ClientSession, url: str, spec: RequestSpec,
         _classify(exc, rec)
     finally:
         rec.end_s = time.perf_counter() - t0
+        if gone is not None:
+            gone.saw(rec)
         if counters:
             counters.in_flight -= 1
             counters.done += 1
@@ -214,34 +262,57 @@ class Phase:
 
     def __init__(self, config: BenchConfig, specs: List[RequestSpec],
                  offsets: Optional[List[float]] = None, concurrency: Optional[int] = None,
-                 max_concurrency: Optional[int] = None, guard: bool = False) -> None:
+                 max_concurrency: Optional[int] = None, guard: bool = False,
+                 min_s: float = 0.0, max_s: Optional[float] = None) -> None:
         self.config = config
         self.specs = specs
         self.offsets = offsets            # None: closed loop
-        self.concurrency = concurrency or config.concurrency
+        self.concurrency = concurrency or config.concurrency_levels[0]
         self.max_concurrency = max_concurrency
         self.guard = guard
+        # Closed loop: keep sending (prompts cycle) until min_s; no new request after max_s.
+        self.min_s = min_s
+        self.max_s = max_s
+        self.gone = GoneWatch()
 
 
 async def _closed_loop(session: aiohttp.ClientSession, phase: Phase, t0: float,
                        deadline: float, records: List[RequestRecord],
                        counters: Optional[Counters]) -> Tuple[int, bool, Optional[str]]:
-    """Closed loop: `concurrency` workers each send the next request when theirs finishes."""
+    """Closed loop: `concurrency` workers each send the next request when theirs finishes.
+    All planned requests are sent; past them, workers keep going (prompts cycle) until
+    min_s; nothing new starts after max_s (those requests are not planned, not "unsent")."""
     pending = deque(range(len(phase.specs)))
     headers = _headers(phase.config)
+    begin = time.perf_counter()
+    min_end = begin + phase.min_s
+    stop_at = min(deadline, begin + phase.max_s) if phase.max_s else deadline
+    counter = [len(phase.specs)]
+
+    def next_index() -> Optional[int]:
+        if pending:
+            return pending.popleft()
+        if time.perf_counter() < min_end:
+            counter[0] += 1
+            return counter[0] - 1
+        return None
 
     async def worker() -> None:
-        while pending and time.perf_counter() < deadline:
-            index = pending.popleft()
+        while time.perf_counter() < stop_at and phase.gone.reason is None:
+            index = next_index()
+            if index is None:
+                return
             rec = RequestRecord(index=index, scheduled_s=time.perf_counter() - t0)
             records.append(rec)
-            await _send_one(session, phase.config.url, phase.specs[index], headers, rec, t0,
-                            counters)
+            await _send_one(session, phase.config.url, phase.specs[index % len(phase.specs)],
+                            headers, rec, t0, counters, phase.gone)
 
-    tasks = [asyncio.ensure_future(worker())
-             for _worker in range(min(phase.concurrency, len(phase.specs)))]
+    width = phase.concurrency if phase.min_s > 0 else min(phase.concurrency, len(phase.specs))
+    tasks = [asyncio.ensure_future(worker()) for _worker in range(width)]
     late = await _finish_by(tasks, deadline)
-    return len(pending), bool(late or pending), None
+    capped = stop_at < deadline and time.perf_counter() >= stop_at
+    unsent = 0 if (capped or phase.gone.reason) else len(pending)
+    return unsent, bool(late or unsent), phase.gone.reason
 
 
 async def _finish_by(tasks: list, deadline: float) -> set:
@@ -278,7 +349,8 @@ async def _open_loop(session: aiohttp.ClientSession, phase: Phase, t0: float,
 
     async def send(rec: RequestRecord, spec: RequestSpec) -> None:
         try:
-            await _send_one(session, phase.config.url, spec, headers, rec, t0, counters)
+            await _send_one(session, phase.config.url, spec, headers, rec, t0, counters,
+                            phase.gone)
         finally:
             in_flight[0] -= 1
             if cap:
@@ -287,9 +359,17 @@ async def _open_loop(session: aiohttp.ClientSession, phase: Phase, t0: float,
     start = time.perf_counter() + 0.005  # a little slack so request 0 is not born late
     next_sample[0] = start + SAT_WINDOW_S
     sent = 0
+    stop_at = min(deadline, start + phase.max_s) if phase.max_s else deadline
+    capped = 0
     for index, offset in enumerate(offsets):
         target = start + offset
+        if target >= stop_at and stop_at < deadline:
+            capped = len(offsets) - index  # max_seconds: a chosen bound, not a failure
+            break
         if target >= deadline:
+            break
+        if phase.gone.reason:
+            stop_reason = phase.gone.reason
             break
         await _wait_until(target)
         if cap:
@@ -314,10 +394,11 @@ async def _open_loop(session: aiohttp.ClientSession, phase: Phase, t0: float,
         rec = RequestRecord(index=index, scheduled_s=target - t0)
         records.append(rec)
         in_flight[0] += 1
-        tasks.append(asyncio.ensure_future(send(rec, phase.specs[index])))
+        tasks.append(asyncio.ensure_future(send(rec, phase.specs[index % len(phase.specs)])))
         sent += 1
     late = await _finish_by(tasks, deadline)
-    not_sent = len(offsets) - sent
+    stop_reason = stop_reason or phase.gone.reason
+    not_sent = len(offsets) - sent - capped
     return not_sent, bool(late or (not_sent and not stop_reason)), stop_reason
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
 ENDPOINT_PATHS = {
@@ -50,7 +50,8 @@ class BenchConfig:
     model: str
     endpoint: str = "chat"
     num_requests: int = 100
-    concurrency: int = 8
+    # One step per value: a list (1, 4, 16, 64) draws a load curve in one run.
+    concurrency: Union[int, List[int]] = 8
     warmup_requests: int = 0
     max_tokens: int = 64
     prompt_tokens: int = 128
@@ -62,7 +63,7 @@ class BenchConfig:
     run_timeout_s: float = 600.0
     # --- load profile -------------------------------------------------------------------
     profile: str = "concurrency"
-    rate: Optional[float] = None          # requests/s for constant and poisson
+    rate: Optional[Union[float, List[float]]] = None  # requests/s (constant, poisson); a list: one step each
     burstiness: float = 1.0               # gamma shape of inter-arrivals: 1 = Poisson, <1 burstier
     sweep_steps: int = 5                  # rates between synchronous and max throughput
     max_concurrency: Optional[int] = None  # open-loop in-flight cap (waiting = falling behind)
@@ -71,6 +72,11 @@ class BenchConfig:
     max_dispatch_lag_ms: float = 10.0     # p99 send lag above this: the sender fell behind
     saturation_guard: bool = True
     repeats: int = 1
+    min_step_s: float = 0.0               # a step keeps sending (prompts cycle) at least this long
+    max_seconds: Optional[float] = None   # a step sends no new request after this many seconds
+    # --- request and provenance -------------------------------------------------------------
+    headers: Dict[str, str] = field(default_factory=dict)  # extra HTTP headers on every request
+    label: Optional[str] = None           # free text shown in reports and the index
     # --- workload -----------------------------------------------------------------------
     scenario: Optional[str] = None        # genai-bench notation: D(128,32), N(..)/(..), U(..)/(..)
     dataset: str = "synthetic"
@@ -93,7 +99,9 @@ class BenchConfig:
             raise BenchConfigError(
                 "endpoint", f"got {self.endpoint!r}; use one of {sorted(ENDPOINT_PATHS)}")
         _check_int(self.num_requests, "num_requests", minimum=1)
-        _check_int(self.concurrency, "concurrency", minimum=1, maximum=MAX_CONCURRENCY)
+        object.__setattr__(self, "concurrency", _one_or_list(
+            self.concurrency, "concurrency",
+            lambda v, n: _check_int(v, n, minimum=1, maximum=MAX_CONCURRENCY) or v))
         _check_int(self.warmup_requests, "warmup_requests", minimum=0)
         _check_int(self.max_tokens, "max_tokens", minimum=1)
         _check_int(self.prompt_tokens, "prompt_tokens", minimum=1)
@@ -117,7 +125,26 @@ class BenchConfig:
         if self.profile in RATE_PROFILES and self.rate is None:
             raise BenchConfigError("rate", f"profile {self.profile} needs rate (requests/s)")
         if self.rate is not None:
-            object.__setattr__(self, "rate", _check_positive(self.rate, "rate", "requests/s"))
+            object.__setattr__(self, "rate", _one_or_list(
+                self.rate, "rate", lambda v, n: _check_positive(v, n, "requests/s")))
+        if isinstance(self.rate, list) and self.profile not in RATE_PROFILES:
+            raise BenchConfigError("rate", f"a list of rates needs profile constant or poisson, "
+                                           f"not {self.profile}")
+        if isinstance(self.concurrency, list) and self.profile != "concurrency":
+            raise BenchConfigError("concurrency", f"a list of concurrencies needs profile "
+                                                  f"concurrency, not {self.profile}")
+        if (isinstance(self.min_step_s, bool) or not isinstance(self.min_step_s, (int, float))
+                or not math.isfinite(self.min_step_s) or self.min_step_s < 0):
+            raise BenchConfigError("min_step_s", f"got {self.min_step_s!r}; use seconds >= 0")
+        object.__setattr__(self, "min_step_s", float(self.min_step_s))
+        if self.max_seconds is not None:
+            object.__setattr__(self, "max_seconds", _check_seconds(self.max_seconds, "max_seconds"))
+            if self.max_seconds < self.min_step_s:
+                raise BenchConfigError("max_seconds", f"got {self.max_seconds:g}; it must be at "
+                                                      f"least min_step_s ({self.min_step_s:g})")
+        _check_headers(self.headers)
+        if self.label is not None and not isinstance(self.label, str):
+            raise BenchConfigError("label", "must be a string (or omitted)")
         object.__setattr__(self, "burstiness",
                            _check_positive(self.burstiness, "burstiness", "gamma shape"))
         _check_int(self.sweep_steps, "sweep_steps", minimum=1, maximum=50)
@@ -183,6 +210,16 @@ class BenchConfig:
                                       ("slo_e2e_ms", self.slo_e2e_ms)) if v is not None}
 
     @property
+    def concurrency_levels(self) -> List[int]:
+        return list(self.concurrency) if isinstance(self.concurrency, list) else [self.concurrency]
+
+    @property
+    def rate_levels(self) -> List[float]:
+        if self.rate is None:
+            return []
+        return list(self.rate) if isinstance(self.rate, list) else [self.rate]
+
+    @property
     def metrics_url(self) -> str:
         return self.base_url + "/metrics"
 
@@ -207,8 +244,38 @@ class BenchConfig:
         data = asdict(self)
         if redact:
             data.pop("api_key", None)
+            # Extra headers often carry credentials (X-Api-Key, Authorization): names only.
+            data["headers"] = {k: "<redacted>" for k in self.headers}
         data["url"] = self.url
         return data
+
+
+def _one_or_list(value: Any, name: str, check: Any) -> Any:
+    """A number, or a list of numbers (one load step each); a one-element list is the number."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise BenchConfigError(name, "the list is empty; give one value or several")
+        checked = [check(v, name) for v in value]
+        if len(set(checked)) != len(checked):
+            raise BenchConfigError(name, f"got {list(value)}; each value may appear once")
+        return checked[0] if len(checked) == 1 else checked
+    return check(value, name)
+
+
+# Headers the engine sets itself: overriding them would break streaming or the key handling.
+_RESERVED_HEADERS = ("content-type", "accept", "content-length", "host")
+
+
+def _check_headers(headers: Any) -> None:
+    if not isinstance(headers, dict):
+        raise BenchConfigError("headers", "must be a mapping of header names to values")
+    for key, value in headers.items():
+        if not isinstance(key, str) or not key.strip() or any(c in key for c in " :\r\n"):
+            raise BenchConfigError("headers", f"header name {key!r} is not a valid HTTP token")
+        if key.lower() in _RESERVED_HEADERS:
+            raise BenchConfigError("headers", f"{key} is set by the benchmark itself; drop it")
+        if not isinstance(value, str) or "\n" in value or "\r" in value:
+            raise BenchConfigError("headers", f"the value of {key} must be a one-line string")
 
 
 def _check_str(value: Any, name: str, hint: str) -> None:

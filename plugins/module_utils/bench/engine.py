@@ -5,13 +5,14 @@ The module and the CLI both call `execute`, so the same arguments give the same 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import aiohttp
 
 from . import servermetrics
-from .client import Counters, Phase, open_session, run_phase
+from .client import GONE_REASON, Counters, Phase, open_session, run_phase
 from .config import MAX_CONCURRENCY, BenchConfig
 from .metrics import summarize, summarize_records
 from .records import RunResult
@@ -20,7 +21,17 @@ from .workload import build_requests, load_tokenizer
 
 StepPlan = Dict[str, Any]  # profile, rate, concurrency, label
 OnStep = Callable[[Dict[str, Any]], None]
+# Gauges are sampled often enough to draw a short step (at least ~20 samples over
+# min_step_s), never more often than every 0.1 s: each scrape costs the server work too.
 SAMPLE_EVERY_S = 1.0
+SAMPLE_MIN_S = 0.1
+SAMPLES_PER_STEP = 20
+
+
+def sample_interval(min_step_s: float) -> float:
+    if min_step_s <= 0:
+        return 0.25  # step length unknown: fine enough for a few seconds of load
+    return max(SAMPLE_MIN_S, min(SAMPLE_EVERY_S, min_step_s / SAMPLES_PER_STEP))
 
 
 class StepRun:
@@ -47,14 +58,15 @@ async def _scrape(session: aiohttp.ClientSession, url: str,
 
 
 async def _sampler(session: aiohttp.ClientSession, url: str, t0: float,
-                   series: List[Dict[str, Any]], stop: asyncio.Event) -> None:
+                   series: List[Dict[str, Any]], stop: asyncio.Event,
+                   every_s: float = SAMPLE_EVERY_S) -> None:
     # Gauges over time (running/waiting/KV use) for the report's server-side series.
     while not stop.is_set():
         samples = await _scrape(session, url, servermetrics.GAUGES)
         if samples is not None:
             series.append({"t_s": time.perf_counter() - t0, **servermetrics.gauges(samples)})
         try:
-            await asyncio.wait_for(stop.wait(), SAMPLE_EVERY_S)
+            await asyncio.wait_for(stop.wait(), every_s)
         except asyncio.TimeoutError:
             pass
 
@@ -102,8 +114,11 @@ class Engine:
     def _phase(self, plan: StepPlan) -> Phase:
         cfg, n = self.config, len(self.specs)
         profile = plan["profile"]
+        bounds = {"min_s": cfg.min_step_s, "max_s": cfg.max_seconds}
         if profile == "concurrency":
-            return Phase(cfg, self.specs, None, concurrency=plan["concurrency"])
+            return Phase(cfg, self.specs, None, concurrency=plan["concurrency"], **bounds)
+        if profile in ("poisson", "constant") and cfg.min_step_s:
+            n = max(n, math.ceil(plan["rate"] * cfg.min_step_s))  # enough arrivals to fill it
         if profile == "throughput":
             offsets = [0.0] * n
         elif profile == "trace":
@@ -114,7 +129,7 @@ class Engine:
             offsets = constant_offsets(n, plan["rate"])
         return Phase(cfg, self.specs, offsets, max_concurrency=cfg.max_concurrency or
                      (self._max_inflight() if profile == "throughput" else None),
-                     guard=cfg.saturation_guard and profile != "throughput")
+                     guard=cfg.saturation_guard and profile != "throughput", max_s=cfg.max_seconds)
 
     def _rate_profile(self) -> str:
         return "poisson" if self.config.burstiness != 1.0 else "constant"
@@ -129,7 +144,8 @@ class Engine:
         if self.metrics_available is None:
             self.metrics_available = before is not None
         stop = asyncio.Event()
-        sampler = (asyncio.ensure_future(_sampler(session, cfg.metrics_url, t0, step.series, stop))
+        sampler = (asyncio.ensure_future(_sampler(session, cfg.metrics_url, t0, step.series, stop,
+                                                  sample_interval(cfg.min_step_s)))
                    if before is not None else None)
         for repeat in range(cfg.repeats):
             if time.perf_counter() >= deadline:
@@ -153,6 +169,7 @@ class Engine:
             step.server = servermetrics.delta(before, after)
             step.summary["server"] = step.server
             step.summary["server_disagreements"] = servermetrics.compare(step.summary, step.server)
+            step.summary["server_gap"] = servermetrics.frontend_gap(step.summary, step.server)
         if self.on_step:
             self.on_step(step.summary)
         return step
@@ -171,22 +188,43 @@ class Engine:
                 self.warmup_completed = sum(1 for r in warm.records if r.ok)
             await self._run_profile(session, t0, deadline)
 
+    def _listed_plans(self) -> Optional[List[StepPlan]]:
+        """One step per listed concurrency or rate; None for the multi-step searches."""
+        cfg = self.config
+        if cfg.profile == "concurrency":
+            return [{"profile": "concurrency", "concurrency": c, "label": f"concurrency {c}"}
+                    for c in cfg.concurrency_levels]
+        if cfg.profile in ("constant", "poisson"):
+            return [{"profile": cfg.profile, "rate": r, "label": f"{cfg.profile} {r:g}/s"}
+                    for r in cfg.rate_levels]
+        return {"throughput": [{"profile": "throughput", "label": "max throughput"}],
+                "trace": [{"profile": "trace", "label": "trace replay"}]}.get(cfg.profile)
+
+    def _gone(self, step: StepRun) -> bool:
+        """The server vanished during this step: say so and run no further step."""
+        reason = next((r.stopped_reason for r in step.repeats
+                       if (r.stopped_reason or "").startswith(GONE_REASON)), None)
+        if reason:
+            self.stopped_reason = reason
+        return reason is not None
+
     async def _run_profile(self, session: aiohttp.ClientSession, t0: float,
                            deadline: float) -> None:
         cfg = self.config
-        single = {"concurrency": {"profile": "concurrency", "concurrency": cfg.concurrency,
-                                  "label": f"concurrency {cfg.concurrency}"},
-                  "constant": {"profile": "constant", "rate": cfg.rate,
-                               "label": f"constant {cfg.rate:g}/s" if cfg.rate else ""},
-                  "poisson": {"profile": "poisson", "rate": cfg.rate,
-                              "label": f"poisson {cfg.rate:g}/s" if cfg.rate else ""},
-                  "throughput": {"profile": "throughput", "label": "max throughput"},
-                  "trace": {"profile": "trace", "label": "trace replay"}}
-        if cfg.profile in single:
-            await self._run_step(session, single[cfg.profile], t0, deadline)
+        plans = self._listed_plans()
+        if plans is not None:
+            for plan in plans:
+                if time.perf_counter() >= deadline:
+                    self.stopped_reason = "run_timeout_s reached; later load steps skipped"
+                    break
+                step = await self._run_step(session, plan, t0, deadline)
+                if self._gone(step):
+                    break
             return
         sync = await self._run_step(session, {"profile": "concurrency", "concurrency": 1,
                                               "label": "synchronous"}, t0, deadline)
+        if self._gone(sync):
+            return
         top = await self._run_step(session, {"profile": "throughput", "label": "max throughput"},
                                    t0, deadline)
         lo = sync.summary["throughput"]["requests_per_s"] or 0.0
@@ -205,6 +243,8 @@ class Engine:
                 step = await self._run_step(session, {"profile": kind, "rate": rate,
                                                       "label": f"{kind} {rate:.3g}/s"},
                                             t0, deadline)
+                if self._gone(step):
+                    break
                 if any(r.saturated for r in step.repeats):
                     self.stopped_reason = f"saturated at {rate:.3g}/s; higher rates skipped"
                     break
@@ -219,6 +259,8 @@ class Engine:
             rate = (good_lo + bad_hi) / 2.0
             step = await self._run_step(session, {"profile": kind, "rate": rate,
                                                   "label": f"{kind} {rate:.3g}/s"}, t0, deadline)
+            if self._gone(step):
+                break
             gp = step.summary.get("goodput") or {}
             if gp.get("meets_target") and step.summary["valid"]:
                 good_lo = rate
@@ -269,8 +311,33 @@ def slo_best(steps: List[StepRun]) -> Optional[Tuple[float, Dict[str, Any]]]:
     return max(passing, key=lambda p: p[0]) if passing else None
 
 
+class QuietGC:
+    """No cyclic-GC pauses inside a measured run: a full collection over a process holding
+    tens of thousands of records takes milliseconds, landing on whichever first token the
+    event loop was about to read (it was the largest part of the client's TTFT p99 bias at
+    64 streams). Objects alive at the start are frozen out of collection, generation 0 runs
+    rarely (each of its passes is short), and everything is collected once at the end."""
+
+    THRESHOLDS = (50_000, 1_000, 1_000)
+
+    def __enter__(self) -> "QuietGC":
+        import gc
+        self.saved = gc.get_threshold()
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*self.THRESHOLDS)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import gc
+        gc.set_threshold(*self.saved)
+        gc.unfreeze()
+        gc.collect()
+
+
 def execute(config: BenchConfig, counters: Optional[Counters] = None,
             on_step: Optional[OnStep] = None) -> Engine:
     engine = Engine(config, counters, on_step)
-    asyncio.run(engine.run())
+    with QuietGC():
+        asyncio.run(engine.run())
     return engine

@@ -70,6 +70,18 @@ def schedule_stats(records: Sequence[RequestRecord], target_rate: Optional[float
     }
 
 
+def streams_summary(ok: Sequence[RequestRecord],
+                    coalesced: Sequence[RequestRecord]) -> Dict[str, Any]:
+    share = (len(coalesced) / len(ok)) if ok else None
+    unavailable = None
+    if coalesced:
+        unavailable = (f"ITL unavailable for {len(coalesced)} of {len(ok)} requests "
+                       f"({share:.0%}): their tokens arrived coalesced (several per network "
+                       "read), so the gaps between tokens were not observable")
+    return {"measured": len(ok) - len(coalesced), "coalesced": len(coalesced),
+            "coalesced_share": share, "itl_unavailable": unavailable}
+
+
 def _rate(amount: float, duration_s: float) -> Optional[float]:
     return amount / duration_s if duration_s > 0 else None
 
@@ -88,7 +100,10 @@ def summarize_records(records: Sequence[RequestRecord], duration_s: float, plann
     classes = Counter(r.error_class or "unknown" for r in failed)
 
     ttft = [r.ttft_s for r in ok if r.ttft_s is not None]
-    itl = [gap for r in ok for gap in r.itl_s]  # pooled gaps; TTFT is never one of them
+    # Pooled gaps; TTFT is never one of them. Coalesced streams have no measured gaps: their
+    # zeros would read as "instant tokens" and win comparisons they never measured.
+    coalesced = [r for r in ok if r.coalesced]
+    itl = [gap for r in ok if not r.coalesced for gap in r.itl_s]
     tpot = [t for t in (tpot_s(r) for r in ok) if t is not None]
     e2e = [r.e2e_s for r in ok if r.e2e_s is not None]
 
@@ -135,6 +150,7 @@ def summarize_records(records: Sequence[RequestRecord], duration_s: float, plann
         "schedule": schedule,
         "goodput": goodput(records, duration_s, slos or {}, slo_target),
         "tokens_per_chunk": describe(tokens_per_chunk, 1.0, percentiles),
+        "streams": streams_summary(ok, coalesced),
         "throughput": {
             "requests_per_s": _rate(len(ok), duration_s),
             "output_tokens_per_s": _rate(output_total, duration_s),

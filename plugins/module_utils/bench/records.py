@@ -10,9 +10,10 @@ from typing import Any, Dict, List, Optional
 from .config import BenchConfig
 
 ERROR_CLASSES = (
-    "connection_refused",
+    "connection_refused",  # nothing listens on the server's port
+    "connection_reset",  # the server dropped the connection before its response began
     "timeout",
-    "stream_cut",        # stream ended without the [DONE] marker
+    "stream_cut",        # the server cut a started stream, or it ended without [DONE]
     "invalid_response",  # unparseable chunk, or the server sent an error object mid-stream
     "client_error",      # anything else that went wrong on our side of the socket
 )  # plus "http_<code>" for any non-200 status
@@ -42,6 +43,9 @@ class RequestRecord:
     chunk_tokens: List[int] = field(default_factory=list)
     # Gaps between consecutive content chunks after the first: never contains TTFT.
     itl_s: List[float] = field(default_factory=list)
+    # Network reads that carried content: far fewer reads than chunks means the stream
+    # arrived coalesced (a buffering proxy, an overloaded client) and its gaps are unknown.
+    reads: int = 0
     e2e_s: Optional[float] = None
     input_tokens: Optional[int] = None   # from the server's usage chunk, never re-tokenised
     output_tokens: Optional[int] = None
@@ -52,6 +56,13 @@ class RequestRecord:
     status: Optional[int] = None
     error_class: Optional[str] = None
     error: Optional[str] = None
+
+    @property
+    def coalesced(self) -> bool:
+        """Content chunks arrived in fewer reads than half their number: most inter-token
+        gaps were never observed by this client, so none of them is reported as ITL."""
+        chunks = len(self.chunk_times)
+        return chunks > 1 and self.reads * 2 < chunks
 
     @property
     def ok(self) -> bool:

@@ -18,11 +18,13 @@ from ansible_collections.llmops.platform.plugins.module_utils.charts import (
     Series,
     cdf_chart,
     histogram_chart,
+    note,
+    percent,
     timeline_chart,
     xy_chart,
 )
 
-from .results import RESULTS_FILE, load_results, write_text
+from .results import REQUESTS_FILE, RESULTS_FILE, STEPS_CSV, load_results, write_text
 
 REPORT_FILE = "report.html"
 INDEX_FILE = "index.html"
@@ -53,6 +55,8 @@ a{color:var(--acc);text-decoration:none}a:hover{text-decoration:underline}
 .ok{background:var(--okbg);color:var(--ok)}.bad{background:var(--badbg);color:var(--bad)}
 .reasons{background:var(--badbg);color:var(--bad);border-radius:10px;padding:10px 14px;
 margin:12px 0}
+.info{background:#eff6ff;color:#1e3a8a;border-radius:10px;padding:10px 14px;margin:12px 0}
+nav{font-size:13px;margin:0 0 10px}nav a{margin-right:14px}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:12px}
 code{background:#f1f5f9;padding:1px 5px;border-radius:5px}
 footer{color:var(--mut);font-size:12px;margin-top:28px}
@@ -119,6 +123,43 @@ def _ms_values(results: Dict[str, Any], key: str) -> List[float]:
     return [r[key] * 1000.0 for r in ok if r.get(key) is not None]
 
 
+# What each error class means, shown under the errors table.
+ERROR_MEANINGS = {
+    "connection_refused": "nothing listened on the server's port (server down or not started)",
+    "connection_reset": "the server dropped the connection before its response began",
+    "stream_cut": "the server cut a stream it had started (killed, crashed, or no [DONE])",
+    "timeout": "no complete response within request_timeout_s",
+    "invalid_response": "an unparseable chunk or an error object in the stream",
+    "client_error": "a failure on the client's side of the socket",
+}
+MIN_GAUGE_SAMPLES = 3
+
+
+def _ms_bound(stats: Dict[str, Any], key: str, digits: int = 1) -> str:
+    """A server quantile; one that lies in the first or the open last histogram bucket is
+    a bound ("<= 300"), not a number."""
+    bound = (stats.get("bounds") or {}).get(key)
+    value = _num(stats.get(key), digits)
+    return f"{bound} {value}" if bound and stats.get(key) is not None else value
+
+
+def _nav(links: Sequence[Tuple[str, str]]) -> str:
+    return "<nav>" + "".join(f'<a href="{escape(h)}">{escape(t)}</a>' for t, h in links) + "</nav>"
+
+
+def _load_label(config: Dict[str, Any]) -> str:
+    profile = config.get("profile", "concurrency")
+    if profile == "concurrency":
+        levels = config.get("concurrency", "?")
+        return "concurrency " + (", ".join(str(v) for v in levels) if isinstance(levels, list)
+                                 else str(levels))
+    rate = config.get("rate")
+    if rate is None:
+        return str(profile)
+    rates = rate if isinstance(rate, list) else [rate]
+    return f"{profile} " + ", ".join(f"{r:g}" for r in rates) + " req/s"
+
+
 def _reasons(summary: Dict[str, Any]) -> str:
     reasons = summary.get("invalid_reasons") or []
     if not reasons:
@@ -127,23 +168,41 @@ def _reasons(summary: Dict[str, Any]) -> str:
     return f'<div class="reasons"><strong>Run is invalid</strong><ul>{items}</ul></div>'
 
 
-def render_run_report(results: Dict[str, Any]) -> str:
+def render_run_report(results: Dict[str, Any], index_href: Optional[str] = None) -> str:
     summary = results.get("summary", {})
     config = results.get("config", {})
     req = summary.get("requests", {})
     thr = summary.get("throughput", {})
     model = str(config.get("model", "?"))
-    body = [f"<h1>{escape(model)} {_badge(summary.get('valid'))}</h1>",
+    label = config.get("label")
+    links = ([("← all runs", index_href)] if index_href else []) + [
+        (RESULTS_FILE, RESULTS_FILE), (REQUESTS_FILE, REQUESTS_FILE)]
+    if summary.get("steps"):
+        links.append((STEPS_CSV, STEPS_CSV))
+    streams = summary.get("streams") or {}
+    itl_median = summary.get("itl_ms", {}).get("median")
+    steps = summary.get("steps") or []
+    head_note = (f" · headline: {escape(str(steps[summary['headline_step']].get('label')))} "
+                 "(highest valid throughput)"
+                 if len(steps) > 1 and summary.get("headline_step") is not None else "")
+    body = [_nav(links),
+            f"<h1>{escape(model)}{' · ' + escape(str(label)) if label else ''} "
+            f"{_badge(summary.get('valid'))}</h1>",
             f'<p class="sub">{escape(str(results.get("started", "")))} · '
-            f'<code>{escape(str(config.get("url", "")))}</code> · concurrency '
-            f'{escape(str(config.get("concurrency", "?")))} · {escape(str(req.get("total", 0)))} '
-            f'requests</p>', _reasons(summary), '<div class="cards">',
+            f'<code>{escape(str(config.get("url", "")))}</code> · '
+            f'{escape(_load_label(config))} · {escape(str(req.get("total", 0)))} '
+            f'requests{head_note}</p>', _reasons(summary), _notes(summary), '<div class="cards">',
             _card("Requests/s", _num(thr.get("requests_per_s"), 2)),
             _card("Output tokens/s", _num(thr.get("output_tokens_per_s"))),
             _card("Success", _pct(req.get("success_rate"))),
             _card("TTFT p50", _num(summary.get("ttft_ms", {}).get("median")), "ms"),
-            _card("ITL p50", _num(summary.get("itl_ms", {}).get("median")), "ms"),
+            _card("ITL p50", _num(itl_median) if itl_median is not None else "n/a",
+                  "ms" if itl_median is not None else ""),
             _card("E2E p99", _num(summary.get("e2e_ms", {}).get("p99")), "ms"), "</div>"]
+    if streams.get("itl_unavailable"):
+        body.append(f'<div class="info">{escape(streams["itl_unavailable"])}. TPOT (from '
+                    "first token to last) is still measured; ITL is left out of comparisons "
+                    "for them.</div>")
 
     rows = []
     for label, key in _LATENCIES:
@@ -170,9 +229,12 @@ def render_run_report(results: Dict[str, Any]) -> str:
             if r.get("error_class") and r["error_class"] not in samples:
                 samples[r["error_class"]] = str(r.get("error") or "")
         body += ["<h2>Errors</h2>", _table(
-            ["class", "count", "first message"],
-            [[escape(k), _num(v), escape(samples.get(k, "")[:160])] for k, v in errors.items()],
-            left_cols=3)]
+            ["class", "count", "meaning", "first message"],
+            [[escape(k), _num(v), escape(ERROR_MEANINGS.get(k, "the server answered with this "
+                                                            "HTTP status" if k.startswith("http_")
+                                                            else "")),
+              escape(samples.get(k, "")[:160])] for k, v in errors.items()],
+            left_cols=4)]
 
     tokens = summary.get("tokens", {})
     facts = [("succeeded / failed", f"{_num(req.get('succeeded'))} / {_num(req.get('failed'))}"),
@@ -190,6 +252,13 @@ def render_run_report(results: Dict[str, Any]) -> str:
         " · ".join(f"{k} {v}" for k, v in sorted(versions.items()))) +
         f" · schema {escape(str(results.get('schema_version')))}</footer>")
     return _page(f"{model} benchmark", "".join(body))
+
+
+def _notes(summary: Dict[str, Any]) -> str:
+    notes = summary.get("notes") or []
+    if not notes:
+        return ""
+    return '<div class="info">' + "<br>".join(escape(n) for n in notes) + "</div>"
 
 
 def _load_section(results: Dict[str, Any]) -> List[str]:
@@ -252,28 +321,60 @@ def _server_section(results: Dict[str, Any]) -> List[str]:
             if not srv and not cli:
                 continue
             rows.append([escape(label), _num(cli.get("mean"), 2), _num(srv.get("mean"), 2),
-                         _num(cli.get("median"), 2), _num(srv.get("median"), 2),
+                         _num(cli.get("median"), 2), escape(_ms_bound(srv, "median", 2)),
+                         _num(cli.get("p99"), 2), escape(_ms_bound(srv, "p99", 2)),
                          _num(cli.get("n")), _num(srv.get("count"))])
         rows.append(["output tokens", _num((summary.get("tokens") or {}).get("output_total")),
-                     _num(server.get("output_tokens")), "", "", "", ""])
+                     _num(server.get("output_tokens")), "", "", "", "", "", ""])
         out += ["<h2>Client vs server (/metrics deltas)</h2>",
-                "<p class=\"sub\">Client queue time is not part of client TTFT/E2E; "
-                "server percentiles are bucket interpolations.</p>",
+                "<p class=\"sub\">Client queue time is not part of client TTFT/E2E. Server "
+                "percentiles are interpolated inside histogram buckets; one that falls in the "
+                "first bucket (or the open last one) can only be given as a bound (&lt;= or "
+                "&gt;=).</p>",
                 _table(["metric", "client mean", "server mean", "client p50", "server p50",
-                        "client n", "server n"], rows)]
+                        "client p99", "server p99", "client n", "server n"], rows)]
+        gaps = [g for g in summary.get("server_gap") or [] if g.get("expected")]
+        if gaps:
+            out.append('<div class="info">Frontend gap (expected): ' + "; ".join(
+                f"{escape(g['metric'].replace('_ms', '').upper())} client mean exceeds the "
+                f"server's by {g['gap_ms']:.1f} ms"
+                + (f" ({g['gap_share']:.0%})" if g.get("gap_share") is not None else "")
+                for g in gaps) + ". vLLM's histograms start after the HTTP frontend has parsed "
+                "and tokenised a request and stop before the last SSE write, so the client "
+                "sees that work on top.</div>")
         flags = summary.get("server_disagreements") or []
         if flags:
             out.append('<div class="reasons"><strong>Client and server disagree</strong><ul>'
                        + "".join(f"<li>{escape(f)}</li>" for f in flags) + "</ul></div>")
-    series = results.get("series") or []
-    if series:
-        names = sorted({k for s in series for p in s["samples"] for k in p if k != "t_s"})
-        lines = [(name, [(p["t_s"], p[name]) for s in series for p in s["samples"] if name in p])
-                 for name in names]
-        out += ['<h2>Server-side series</h2><div class="charts">',
-                xy_chart("Server gauges over the run", [Series(name, points, markers=False) for name, points in lines],
-                         Axis("seconds since start"), Axis("value")), "</div>"]
+    out += gauge_section(results)
     return out
+
+
+def gauge_section(results: Dict[str, Any]) -> List[str]:
+    """Requests running/waiting (counts: whole-number ticks) and KV cache use (a share),
+    each on its own axis; a step sampled fewer than MIN_GAUGE_SAMPLES times gets a sentence."""
+    series = results.get("series") or []
+    if not series and not (results.get("summary") or {}).get("server"):
+        return []
+    samples = [p for s in series for p in s["samples"]]
+    duration = (results.get("summary") or {}).get("duration_s") or 0.0
+    if len(samples) < MIN_GAUGE_SAMPLES:
+        return ["<h2>Server gauges</h2>", note(
+            f"Run too short to sample the server's gauges: {len(samples)} sample(s) over "
+            f"{duration:.2f} s of load. Set min_step_s (each step lasts at least that long "
+            "and is sampled about 20 times) to see queue and KV-cache use over time.")]
+    counts = [Series(name.replace("num_requests_", "requests "),
+                     [(p["t_s"], p[name]) for p in samples if name in p], markers=False)
+              for name in ("num_requests_running", "num_requests_waiting")]
+    kv_name = next((n for n in ("kv_cache_usage_perc", "gpu_cache_usage_perc")
+                    if any(n in p for p in samples)), None)
+    charts = [xy_chart("Requests at the server", counts, Axis("seconds since start"),
+                       Axis("requests", integer=True))]
+    if kv_name:
+        charts.append(xy_chart("KV cache use", [Series("KV cache", [
+            (p["t_s"], p[kv_name]) for p in samples if kv_name in p], markers=False)],
+            Axis("seconds since start"), Axis("share of KV cache", fmt=percent, hi=1.0)))
+    return ['<h2>Server gauges</h2><div class="charts">'] + charts + ["</div>"]
 
 
 def _args_section(results: Dict[str, Any]) -> List[str]:
@@ -285,9 +386,18 @@ def _args_section(results: Dict[str, Any]) -> List[str]:
     return ["<h2>Provenance</h2>", _table(["record", "value"], rows, left_cols=2)] if rows else []
 
 
+def index_href(output_dir: str) -> Optional[str]:
+    """The report index two levels up (<reports>/<run>/<model>/), when that is a reports
+    tree: it holds index.html already or other runs' results."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(output_dir)))
+    if os.path.exists(os.path.join(root, INDEX_FILE)) or os.path.basename(root) == "reports":
+        return "../../" + INDEX_FILE
+    return None
+
+
 def write_run_report(results: Dict[str, Any], output_dir: str) -> str:
     path = os.path.join(output_dir, REPORT_FILE)
-    write_text(path, render_run_report(results))
+    write_text(path, render_run_report(results, index_href(output_dir)))
     return path
 
 

@@ -28,9 +28,15 @@ COUNTERS = {
 }
 GAUGES = ("vllm:num_requests_running", "vllm:num_requests_waiting",
           "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
-# Client means may exceed the server's by HTTP/SSE overhead; more than this is flagged.
-AGREEMENT_REL = 0.03
+# vLLM's histograms start at engine arrival (after the HTTP frontend has parsed, templated and
+# tokenised) and stop before detokenisation and the SSE write, so the client's means exceed
+# the server's by the frontend's work: measured +16 ms TTFT (+48%) and +38 ms E2E (+41%) at
+# 4 streams on vLLM CPU (bench/server_agreement.py). That gap is information with its size;
+# only a gap beyond FRONTEND_GAP_REL x the server mean and FRONTEND_GAP_ABS_MS, or a client
+# below the server, is a disagreement.
 AGREEMENT_ABS_MS = 1.0
+FRONTEND_GAP_REL = 1.0
+FRONTEND_GAP_ABS_MS = 50.0
 
 ALL = tuple(sorted({n for names in HISTOGRAMS.values() for n in names} | set(COUNTERS.values()) | set(GAUGES)))
 
@@ -88,6 +94,19 @@ def bucket_quantile(buckets: Dict[float, float], q: float) -> Optional[float]:
     return prev_bound
 
 
+def quantile_bound(buckets: Dict[float, float], q: float) -> Optional[str]:
+    """"<=" when rank q falls in the first bucket (only its upper bound is known: anything
+    between 0 and it fits), ">=" when in the open +Inf bucket; None when interpolated."""
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return None
+    rank = q * buckets[bounds[-1]]
+    holder = next((b for b in bounds if buckets[b] >= rank), bounds[-1])
+    if math.isinf(holder):
+        return ">="
+    return "<=" if holder == bounds[0] else None
+
+
 def delta(before: Samples, after: Samples) -> Dict[str, Any]:
     """Per-phase server view: histogram means/percentiles (ms), token counters, counts."""
     out: Dict[str, Any] = {}
@@ -99,14 +118,20 @@ def delta(before: Samples, after: Samples) -> Dict[str, Any]:
         total = (_total(after, name + "_sum") or 0.0) - (_total(before, name + "_sum") or 0.0)
         b_after, b_before = _buckets(after, name), _buckets(before, name)
         diff = {b: c - b_before.get(b, 0.0) for b, c in b_after.items()}
+        quantiles = {"median": 0.5, "p90": 0.9, "p99": 0.99}
         out[key] = {
             "metric": name,
             "count": int(round(count)),
             "mean": (total / count * 1000.0) if count > 0 else None,
-            "median": _ms(bucket_quantile(diff, 0.5)),
-            "p90": _ms(bucket_quantile(diff, 0.9)),
-            "p99": _ms(bucket_quantile(diff, 0.99)),
+            **{k: _ms(bucket_quantile(diff, q)) for k, q in quantiles.items()},
+            # A quantile in the first bucket is reported as that bucket's upper bound with
+            # "<=", one in the +Inf bucket as the last finite bound with ">=": interpolating
+            # inside them would invent a number (vLLM's first E2E bucket is 0-300 ms).
+            "bounds": {k: b for k, q in quantiles.items() if (b := quantile_bound(diff, q))},
         }
+        for k, bound in out[key]["bounds"].items():
+            if bound == "<=":
+                out[key][k] = _ms(min(diff))  # the first bucket's upper bound
     for key, name in COUNTERS.items():
         a, b = _total(after, name), _total(before, name)
         if a is not None:
@@ -123,21 +148,38 @@ def gauges(samples: Samples) -> Dict[str, float]:
             if (v := _total(samples, name)) is not None}
 
 
-def compare(client: Dict[str, Any], server: Dict[str, Any]) -> List[str]:
-    """Disagreements between the client summary and the server's deltas (empty = agree)."""
-    flags: List[str] = []
+def frontend_gap(client: Dict[str, Any], server: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Client mean minus server mean for TTFT and E2E: the frontend's work, with its size."""
+    out = []
     for key in ("ttft_ms", "e2e_ms"):
         c = (client.get(key) or {}).get("mean")
         s = (server.get(key) or {}).get("mean")
         if c is None or s is None:
             continue
-        gap = c - s
+        out.append({"metric": key, "client_ms": c, "server_ms": s, "gap_ms": c - s,
+                    "gap_share": (c - s) / s if s > 0 else None,
+                    "expected": -AGREEMENT_ABS_MS <= c - s <= _gap_limit(s)})
+    return out
+
+
+def _gap_limit(server_ms: float) -> float:
+    return max(FRONTEND_GAP_REL * server_ms, FRONTEND_GAP_ABS_MS)
+
+
+def compare(client: Dict[str, Any], server: Dict[str, Any]) -> List[str]:
+    """Disagreements between the client summary and the server's deltas (empty = agree).
+    The usual frontend gap is not one (see frontend_gap)."""
+    flags: List[str] = []
+    for row in frontend_gap(client, server):
+        key, c, s, gap = row["metric"], row["client_ms"], row["server_ms"], row["gap_ms"]
         if gap < -AGREEMENT_ABS_MS:
             flags.append(f"{key}: client mean {c:.2f} ms below server {s:.2f} ms "
                          "(clock or accounting error)")
-        elif gap > max(AGREEMENT_REL * s, AGREEMENT_ABS_MS):
+        elif gap > _gap_limit(s):
             flags.append(f"{key}: client mean {c:.2f} ms exceeds server {s:.2f} ms by "
-                         f"{gap / s:.1%} (> {AGREEMENT_REL:.0%}: client or network overhead)")
+                         f"{gap:.1f} ms, more than the HTTP frontend's usual work "
+                         f"(> {FRONTEND_GAP_REL:.0%} and > {FRONTEND_GAP_ABS_MS:g} ms): "
+                         "an overloaded client or a slow network path")
     tokens = (client.get("tokens") or {}).get("output_total")
     if tokens is not None and server.get("output_tokens") is not None:
         if tokens != server["output_tokens"]:

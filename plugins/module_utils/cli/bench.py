@@ -1,24 +1,45 @@
-"""`llmops bench --base-url URL --model NAME [options]`: the benchmark engine from a shell.
+"""`llmops bench --base-url URL [--model NAME] [options]`: the benchmark engine from a shell.
 
-Options are generated from BenchConfig, so the CLI, the llm_benchmark module and
-playbooks/bench.yml accept the same settings and produce the same summary (both faces call
-bench.api.run_to_dir). A live progress line goes to stderr; the summary JSON to stdout.
+Options are generated from BenchConfig and documented from llm_benchmark's DOCUMENTATION,
+so the CLI, the module and playbooks/bench.yml accept the same settings, say the same about
+them and produce the same summary (both faces call bench.api.run_to_dir). `vllm bench serve`
+and guidellm spellings work too (--request-rate, --num-prompts, --max-concurrency,
+--max-seconds). A live progress line goes to stderr; the summary JSON to stdout.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import math
 import os
+import re
 import sys
-import threading
+import textwrap
 import time
 import types
 import typing
-from typing import Any, Dict, Optional
+import urllib.request
+from typing import Any, Dict, List, Optional
 
 EXIT_INVALID = 3
 EXIT_USAGE = 2
+DEFAULT_REPORTS = "reports"
+# Other tools' names for our options: {our option: [their flags]}.
+ALIASES = {"num_requests": ["--num-prompts", "--max-requests"], "rate": ["--request-rate"]}
+# Options whose CLI flag is not the option's name.
+FLAG_NAMES = {"profile": "--load-profile"}
+# What the flag does beyond the module option (shell-only behaviour).
+CLI_EXTRA = {
+    "base_url": " Required.",
+    "model": " Default: the first model the server lists at /v1/models.",
+    "api_key": " Default: $LLMOPS_API_KEY, else $OPENAI_API_KEY.",
+    "max_concurrency": " Without --rate or --load-profile (vllm bench serve's habit): that many "
+                       "closed-loop streams.",
+    "rate": " Without --load-profile: Poisson arrivals; inf sends everything at once.",
+}
+# Shown as a hint, never as the value (help must not print a key from the environment).
+SECRET = {"api_key", "headers"}
 
 
 def _fields() -> list:
@@ -28,33 +49,99 @@ def _fields() -> list:
 
 
 def _kind(hint: Any) -> str:
-    if typing.get_origin(hint) is typing.Union:  # Optional[X]: look at X
+    if typing.get_origin(hint) is typing.Union:  # Optional[X] / Union[X, List[X]]: look at X
         hint = next(a for a in typing.get_args(hint) if a is not types.NoneType)
     origin = typing.get_origin(hint) or hint
     return {bool: "bool", int: "int", float: "float", str: "str", dict: "dict",
             list: "list"}.get(origin, "str")
 
 
+def _docs() -> Dict[str, Dict[str, Any]]:
+    """The module's option docs: one text for `ansible-doc` and `llmops bench --help`."""
+    import yaml
+
+    from ansible_collections.llmops.platform.plugins.modules import llm_benchmark
+    return yaml.safe_load(llm_benchmark.DOCUMENTATION)["options"]
+
+
+def _plain(text: Any) -> str:
+    """Ansible doc markup (C(x), O(x), I(x)) as plain text; argparse '%' escaped."""
+    text = " ".join(text) if isinstance(text, list) else str(text)
+    return re.sub(r"\b[CIOVBL]\(((?:[^()]|\([^()]*\))*)\)", r"\1", text).replace("%", "%%")
+
+
+def _help(name: str, docs: Dict[str, Dict[str, Any]], extra: str = "") -> str:
+    doc = docs.get(name, {})
+    text = _plain(doc.get("description", "")) + extra
+    default = doc.get("default")
+    if name in SECRET:
+        return text
+    if default not in (None, {}, []):
+        shown = ",".join(f"{v:g}" for v in default) if isinstance(default, list) else default
+        text += f" (default: {str(shown).lower() if isinstance(shown, bool) else shown})"
+    return text
+
+
+def _numbers(kind: type):
+    def parse(value: str):
+        items = [kind(float(v)) if kind is int else float(v) for v in value.split(",") if v.strip()]
+        return items[0] if len(items) == 1 else items
+    return parse
+
+
+def _header(value: str) -> List[str]:
+    name, sep, content = value.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{value!r}: use NAME:VALUE, e.g. X-Tenant:team-a")
+    return [name.strip(), content.strip()]
+
+
 def register(subparsers: "argparse._SubParsersAction") -> None:
     p = subparsers.add_parser(
         "bench", help="benchmark an OpenAI-compatible endpoint (same engine as llm_benchmark)",
-        description="Runs the llm_benchmark engine. Every option of the module is a flag "
-                    "here (underscores become dashes); see docs/benchmark.md.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="\n\n".join(textwrap.fill(t, 88) for t in (
+            "Runs the llm_benchmark engine. Every option of the module is a flag here "
+            "(underscores become dashes; see docs/benchmark.md).",
+            "vllm bench serve / guidellm users: --request-rate R (Poisson arrivals, inf = all "
+            "at once), --num-prompts N, --max-concurrency N (alone: N closed-loop streams), "
+            "--max-seconds S. Several values (--concurrency 1,4,16,64 or --request-rate 2,4,8) "
+            "run one load step each and draw a load curve.",
+            "The API key comes from --api-key, LLMOPS_API_KEY or OPENAI_API_KEY; the model, "
+            "when not given, from the server's /v1/models.")))
+    docs = _docs()
     for f, hint in _fields():
-        flag = "--" + f.name.replace("_", "-")
+        flags = [FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))] + ALIASES.get(f.name, [])
         kind = _kind(hint)
-        if kind == "bool":
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        help_text = _help(f.name, docs, CLI_EXTRA.get(f.name, ""))
+        if f.name in ("concurrency", "rate"):
+            p.add_argument(*flags, dest=f.name, metavar="N[,N...]", help=help_text,
+                           type=_numbers(int if f.name == "concurrency" else float))
+        elif f.name == "headers":
+            p.add_argument("--header", "-H", dest="headers", action="append", type=_header,
+                           metavar="NAME:VALUE", help=help_text + " Repeatable.")
+        elif kind == "bool":
+            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=help_text)
         elif kind == "dict":
-            p.add_argument(flag, dest=f.name, type=json.loads, metavar="JSON",
-                           help="JSON object")
+            p.add_argument(*flags, dest=f.name, type=json.loads, metavar="JSON",
+                           help=help_text + " As a JSON object.")
         elif kind == "list":
-            p.add_argument(flag, dest=f.name, metavar="Q,Q,...",
+            p.add_argument(*flags, dest=f.name, metavar="Q[,Q...]", help=help_text,
                            type=lambda v: [float(x) for x in v.split(",") if x.strip()])
         else:
-            p.add_argument(flag, dest=f.name, type={"int": int, "float": float}.get(kind, str))
+            choices = docs.get(f.name, {}).get("choices")
+            p.add_argument(*flags, dest=f.name, type={"int": int, "float": float}.get(kind, str),
+                           choices=choices, help=help_text)
+    p.add_argument("--profile", dest="profile_deprecated", choices=docs["profile"]["choices"],
+                   help="deprecated alias of --load-profile (vllm bench serve's --profile is its "
+                        "torch profiler)")
     p.add_argument("--options", metavar="FILE", help="JSON or YAML file of options (flags win)")
-    p.add_argument("--output-dir", "-o", help="where results go (default reports/<UTC time>/<model>)")
+    p.add_argument("--output-dir", "-o",
+                   help=f"where results go (default: {DEFAULT_REPORTS}/<UTC time>/<model>)")
+    p.add_argument("--report-root", metavar="DIR",
+                   help="rebuild DIR/index.html after the run (default: the reports directory "
+                        "when --output-dir is not given)")
     p.add_argument("--fail-on-invalid", action="store_true",
                    help=f"exit {EXIT_INVALID} when the run is invalid")
     p.add_argument("--quiet", "-q", action="store_true", help="no live progress display")
@@ -72,62 +159,56 @@ def _options(args: argparse.Namespace) -> Dict[str, Any]:
         except ValueError:
             import yaml  # only for YAML option files
             options = yaml.safe_load(text) or {}
-    for f, _kind in _fields():
+    if getattr(args, "profile_deprecated", None):
+        print("llmops bench: --profile is deprecated, use --load-profile", file=sys.stderr)
+        if args.profile is None:
+            args.profile = args.profile_deprecated
+    for f, _hint in _fields():
         value = getattr(args, f.name, None)
         if value is not None:
-            options[f.name] = value
-    if options.get("api_key") is None and os.environ.get("LLMOPS_API_KEY"):
-        options["api_key"] = os.environ["LLMOPS_API_KEY"]  # keeps the key out of `ps`
+            options[f.name] = dict(value) if f.name == "headers" else value
+    _vllm_habits(options, explicit_profile=args.profile is not None or "profile" in options)
+    if options.get("api_key") is None:
+        # From the environment: keeps the key out of `ps` and shell history.
+        key = os.environ.get("LLMOPS_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        if key:
+            options["api_key"] = key
     return options
 
 
-class Progress:
-    """A live line on stderr: step, sent/done/failed, in flight, rate. Thread-driven so the
-    engine's event loop never spends time on the display."""
+def _vllm_habits(options: Dict[str, Any], explicit_profile: bool) -> None:
+    """What `vllm bench serve` means by the same flags, when no load profile was chosen:
+    a request rate is Poisson arrivals (inf: everything at once) and --max-concurrency alone
+    is that many closed-loop streams."""
+    if explicit_profile:
+        return
+    rate = options.get("rate")
+    rates = rate if isinstance(rate, list) else [rate]
+    if rate is not None and all(math.isinf(r) for r in rates):
+        options.pop("rate")
+        options["profile"] = "throughput"
+    elif rate is not None:
+        options["profile"] = "poisson"
+    elif options.get("max_concurrency") is not None and "concurrency" not in options:
+        options["concurrency"] = options.pop("max_concurrency")
 
-    def __init__(self, counters: Any, stream: Any = sys.stderr, every_s: float = 0.5) -> None:
-        self.counters, self.stream, self.every_s = counters, stream, every_s
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.started = time.monotonic()
 
-    def line(self) -> str:
-        c = self.counters
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        return (f"[{elapsed:6.1f}s] {c.label or 'starting':<28} sent {c.sent:>6} done {c.done:>6}"
-                f" failed {c.failed:>4} in flight {c.in_flight:>5} ~{c.done / elapsed:7.1f} req/s")
-
-    def _loop(self) -> None:
-        last_plain = 0.0
-        while not self.stop.wait(self.every_s):
-            if self.tty:
-                self.stream.write("\r" + self.line())
-                self.stream.flush()
-            elif time.monotonic() - last_plain >= 5.0:  # logs: one line every 5 s
-                last_plain = time.monotonic()
-                self.stream.write(self.line() + "\n")
-                self.stream.flush()
-
-    def step_done(self, summary: Dict[str, Any]) -> None:
-        step = summary.get("step", {})
-        thr = summary["throughput"]["requests_per_s"]
-        ttft = summary["ttft_ms"].get("median")
-        self.stream.write(("\r" if self.tty else "") +
-                          f"step {step.get('index')}: {step.get('label')}: "
-                          f"{thr or 0:.2f} req/s, TTFT p50 {ttft or 0:.1f} ms, "
-                          f"{'valid' if summary['valid'] else 'INVALID'}\n")
-        self.stream.flush()
-
-    def __enter__(self) -> "Progress":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        self.thread.join(timeout=2)
-        if self.tty:
-            self.stream.write("\r" + self.line() + "\n")
+def detect_model(base_url: str, api_key: Optional[str], timeout_s: float = 5.0) -> str:
+    """The first model the server lists at /v1/models (what `vllm bench serve` does too)."""
+    request = urllib.request.Request(base_url.rstrip("/") + "/v1/models")
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    try:
+        with opener.open(request, timeout=timeout_s) as resp:
+            data = json.loads(resp.read())
+        models = [m["id"] for m in data.get("data", []) if isinstance(m, dict) and m.get("id")]
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ValueError(f"model: not given and {base_url}/v1/models did not answer ({exc}); "
+                         "pass --model NAME") from None
+    if not models:
+        raise ValueError(f"model: not given and {base_url}/v1/models lists none; pass --model NAME")
+    return models[0]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,7 +217,13 @@ def run(args: argparse.Namespace) -> int:
         BenchConfigError,
     )
     try:
-        config = BenchConfig.from_dict(_options(args))
+        options = _options(args)
+        if not options.get("model") and options.get("base_url") and not args.check:
+            options["model"] = detect_model(options["base_url"], options.get("api_key"))
+            print(f"llmops bench: model {options['model']} (from /v1/models)", file=sys.stderr)
+        elif not options.get("model") and args.check:
+            options["model"] = "<from /v1/models>"
+        config = BenchConfig.from_dict(options)
     except (BenchConfigError, OSError, ValueError) as exc:
         print(f"llmops bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -145,9 +232,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ansible_collections.llmops.platform.plugins.module_utils.bench.api import run_to_dir
     from ansible_collections.llmops.platform.plugins.module_utils.bench.client import Counters
+    from ansible_collections.llmops.platform.plugins.module_utils.bench.index import write_index
+    from ansible_collections.llmops.platform.plugins.module_utils.bench.progress import Progress
 
     output = args.output_dir or os.path.join(
-        "reports", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), config.model)
+        DEFAULT_REPORTS, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), config.model)
+    report_root = args.report_root or (None if args.output_dir else DEFAULT_REPORTS)
     counters = Counters(config.num_requests)
     progress: Optional[Progress] = None if args.quiet else Progress(counters)
     try:
@@ -156,11 +246,14 @@ def run(args: argparse.Namespace) -> int:
                 done = run_to_dir(config, output, counters, progress.step_done)
         else:
             done = run_to_dir(config, output, counters)
+        if report_root:
+            done["paths"]["index"] = write_index(report_root)["index_path"]
     except (OSError, ValueError) as exc:
         print(f"llmops bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     summary = done["results"]["summary"]
     print(json.dumps({"valid": summary["valid"], "invalid_reasons": summary["invalid_reasons"],
+                      "notes": summary.get("notes") or [],
                       "requests_per_s": summary["throughput"]["requests_per_s"],
                       "ttft_ms_median": summary["ttft_ms"]["median"],
                       "e2e_ms_p99": summary["e2e_ms"]["p99"], **done["paths"]}, indent=2))

@@ -5,9 +5,11 @@ Every scenario is bounded: small request counts, short delays, and run_timeout_s
 import asyncio
 import time
 
+import aiohttp
 import pytest
 from fake_openai import FakeOpenAI, free_port, start  # noqa: E402
 
+from ansible_collections.llmops.platform.plugins.module_utils.bench import client  # noqa: E402
 from ansible_collections.llmops.platform.plugins.module_utils.bench.client import (  # noqa: E402
     run_benchmark,
 )
@@ -110,8 +112,61 @@ def test_connection_refused():
     config = BenchConfig(base_url=f"http://127.0.0.1:{port}", model="m", num_requests=4,
                          concurrency=2, request_timeout_s=2.0, run_timeout_s=10.0)
     result = asyncio.run(run_benchmark(config))
-    assert [r.error_class for r in result.records] == ["connection_refused"] * 4
+    assert {r.error_class for r in result.records} == {"connection_refused"}
     assert summarize(result)["valid"] is False
+
+
+def test_a_vanished_server_stops_the_run_early():
+    """Nothing listens: a few refused requests, then a stop with that reason, not thousands."""
+    port = free_port()
+    config = BenchConfig(base_url=f"http://127.0.0.1:{port}", model="m", num_requests=500,
+                         concurrency=4, request_timeout_s=2.0, run_timeout_s=10.0)
+    result = asyncio.run(run_benchmark(config))
+    assert len(result.records) <= client.GONE_AFTER + 4
+    assert result.stopped_reason.startswith("server vanished") and "connection_refused" in result.stopped_reason
+    summary = summarize(result)
+    assert summary["valid"] is False and summary["requests"]["not_sent"] == 0
+
+
+def test_reset_before_the_response_is_the_servers_failure():
+    result = asyncio.run(serve_and_run(FakeOpenAI(ttft=TTFT, itl=ITL), "reset", num_requests=2, concurrency=1))
+    assert [r.error_class for r in result.records] == ["connection_reset"] * 2
+
+
+def test_classify_resets_and_cuts():
+    from ansible_collections.llmops.platform.plugins.module_utils.bench.records import RequestRecord
+
+    def classify(exc, status=None):
+        rec = RequestRecord(index=0, status=status)
+        client._classify(exc, rec)
+        return rec.error_class
+
+    reset = aiohttp.ClientOSError(104, "Connection reset by peer")
+    assert classify(reset) == "connection_reset"
+    assert classify(aiohttp.ServerDisconnectedError()) == "connection_reset"
+    assert classify(reset, status=200) == "stream_cut"
+    assert classify(aiohttp.ClientPayloadError("cut"), status=200) == "stream_cut"
+    assert classify(ValueError("ours")) == "client_error"
+
+
+def test_gone_watch_needs_a_refused_connection():
+    from ansible_collections.llmops.platform.plugins.module_utils.bench.records import RequestRecord
+
+    def failed(cls):
+        rec = RequestRecord(index=0)
+        rec.fail(cls, "x")
+        return rec
+
+    watch = client.GoneWatch()
+    for cls in ("stream_cut", "connection_reset", "stream_cut", "connection_reset"):
+        watch.saw(failed(cls))
+    assert watch.reason is None  # cut streams alone: a flaky proxy, maybe; not proof of death
+    watch.saw(failed("connection_refused"))
+    assert watch.reason and "5 requests in a row" in watch.reason
+    other = client.GoneWatch()
+    for cls in ("connection_refused", "http_500", "connection_refused", "connection_refused"):
+        other.saw(failed(cls))
+    assert other.reason is None  # the streak was broken by an answer from the server
 
 
 def test_request_timeout():

@@ -41,6 +41,16 @@ BASE = {"base_url": "http://127.0.0.1:8000", "model": "chat"}
     ("run_timeout_s", -5),
     ("api_key", 12345),
     ("additional_params", ["temperature", 0]),
+    ("concurrency", []),
+    ("concurrency", [1, 4, 4]),
+    ("concurrency", [1, 0]),
+    ("min_step_s", -1),
+    ("min_step_s", "long"),
+    ("max_seconds", 0),
+    ("headers", {"Content-Type": "text/plain"}),
+    ("headers", ["X-A: b"]),
+    ("headers", {"bad name": "x"}),
+    ("label", 5),
 ])
 def test_bad_field_is_named(field, value):
     with pytest.raises(BenchConfigError) as err:
@@ -120,6 +130,43 @@ def test_module_options_match_engine_defaults_and_docs():
         if default is not MISSING:
             assert mod.ARGUMENT_SPEC[name].get("default") == default, name
     assert mod.ARGUMENT_SPEC["api_key"]["no_log"] is True
+
+
+def test_lists_of_concurrencies_and_rates():
+    cfg = BenchConfig(**BASE, concurrency=[1, 4, 16, 64])
+    assert cfg.concurrency_levels == [1, 4, 16, 64] and cfg.to_dict()["concurrency"] == [1, 4, 16, 64]
+    assert BenchConfig(**BASE, concurrency=[8]).concurrency == 8  # one value is a number
+    assert BenchConfig(**BASE, profile="poisson", rate=[2, 4.5]).rate_levels == [2.0, 4.5]
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**BASE, profile="sweep", concurrency=[1, 2])
+    assert err.value.field == "concurrency" and "profile concurrency" in err.value.message
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**BASE, profile="poisson", rate=[1, -2])
+    assert err.value.field == "rate"
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**BASE, profile="throughput", rate=[1, 2])
+    assert err.value.field == "rate"
+
+
+def test_step_bounds_headers_and_label():
+    cfg = BenchConfig(**BASE, min_step_s=5, max_seconds=30, headers={"X-Tenant": "a"}, label="x")
+    assert (cfg.min_step_s, cfg.max_seconds) == (5.0, 30.0)
+    assert cfg.to_dict()["headers"] == {"X-Tenant": "<redacted>"}
+    assert cfg.to_dict(redact=False)["headers"] == {"X-Tenant": "a"}
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**BASE, min_step_s=10, max_seconds=5)
+    assert err.value.field == "max_seconds"
+
+
+def test_module_number_lists():
+    pytest.importorskip("ansible")
+    from ansible_collections.llmops.platform.plugins.modules.llm_benchmark import number_list
+
+    assert number_list("8", int) == 8 and number_list(8, int) == 8
+    assert number_list("1,4,16,64", int) == [1, 4, 16, 64]
+    assert number_list(["1", "4"], int) == [1, 4] and number_list("[2.5, 5]", float) == [2.5, 5.0]
+    assert number_list("many", int) == ["many"]  # left for BenchConfig to reject by name
+    assert number_list(None, float) is None
 
 
 def _module():

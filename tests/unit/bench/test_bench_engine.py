@@ -161,3 +161,72 @@ def test_saturation_guard_stops_growing_queue(monkeypatch):
     assert summary["valid"] is False
     assert any("saturated" in r for r in summary["invalid_reasons"])
     assert summary["requests"]["not_sent"] > 100
+
+
+def test_a_list_of_concurrencies_is_one_step_each_with_a_minimum_duration():
+    engine, results, _ = run_engine(concurrency=[1, 4, 8], num_requests=4, min_step_s=0.4,
+                                    server=FakeOpenAI(ttft=0.005, itl=0.001))
+    steps = results["summary"]["steps"]
+    assert [s["concurrency"] for s in steps] == [1, 4, 8]
+    assert [s["label"] for s in steps] == ["concurrency 1", "concurrency 4", "concurrency 8"]
+    for step in engine.steps:
+        recs = step.repeats[0].records
+        assert len(recs) > 4  # the step kept sending (prompts cycle) until min_step_s
+        assert recs[-1].end_s - recs[0].send_s >= 0.4
+        assert len({r.index for r in recs}) == len(recs)
+    assert results["summary"]["valid"], results["summary"]["invalid_reasons"]
+
+
+def test_a_list_of_rates_is_one_step_each():
+    _, results, _ = run_engine(profile="constant", rate=[20.0, 40.0], num_requests=6,
+                               max_dispatch_lag_ms=200.0)
+    assert [s["rate"] for s in results["summary"]["steps"]] == [20.0, 40.0]
+
+
+def test_max_seconds_bounds_each_step_and_keeps_the_run_valid():
+    _, results, _ = run_engine(concurrency=2, num_requests=500, max_seconds=0.3,
+                               server=FakeOpenAI(ttft=0.01, itl=0.002))
+    summary = results["summary"]
+    assert summary["requests"]["total"] < 500 and summary["requests"]["not_sent"] == 0
+    assert summary["valid"], summary["invalid_reasons"]
+
+
+def test_headers_and_label_travel_with_every_request_and_result():
+    _, results, server = run_engine(num_requests=2, headers={"X-Tenant": "team-a"}, label="night run")
+    assert server.last_headers.get("X-Tenant") == "team-a"
+    assert results["config"]["headers"] == {"X-Tenant": "<redacted>"}
+    assert results["config"]["label"] == "night run"
+
+
+def test_a_server_that_vanishes_mid_run_stops_it_with_that_reason():
+    server = FakeOpenAI(ttft=0.01, itl=0.01)
+
+    async def go():
+        runner, port = await start(server)
+        engine = Engine(BenchConfig(base_url=f"http://127.0.0.1:{port}", model="fixture",
+                                    concurrency=[2, 4], num_requests=2000, max_tokens=8,
+                                    prompt_tokens=8, request_timeout_s=5.0, run_timeout_s=30.0))
+        task = asyncio.ensure_future(engine.run())
+        await asyncio.sleep(0.5)
+        await runner.cleanup()  # the server goes away with streams in flight
+        await task
+        return engine
+
+    engine = asyncio.run(go())
+    results = build_engine_results(engine)
+    assert len(engine.steps) == 1  # no second step against a dead server
+    assert results["summary"]["notes"][0].startswith("server vanished")
+    classes = results["summary"]["requests"]["error_classes"]
+    assert "connection_refused" in classes and "client_error" not in classes
+    assert results["summary"]["requests"]["total"] < 2000
+
+
+def test_quiet_gc_restores_the_collector():
+    import gc
+
+    from ansible_collections.llmops.platform.plugins.module_utils.bench.engine import QuietGC
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with QuietGC():
+        assert gc.get_threshold() == QuietGC.THRESHOLDS and gc.get_freeze_count() > frozen
+    assert gc.get_threshold() == before and gc.isenabled()

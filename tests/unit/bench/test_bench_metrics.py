@@ -27,7 +27,7 @@ def ok_record(index, chunks, e2e, out_tokens, in_tokens=10):
     return RequestRecord(index=index, ttft_s=chunks[0], chunk_times=list(chunks),
                          itl_s=[b - a for a, b in zip(chunks, chunks[1:])], e2e_s=e2e,
                          input_tokens=in_tokens, output_tokens=out_tokens, status=200,
-                         end_s=e2e)
+                         end_s=e2e, reads=len(set(chunks)))
 
 
 def failed_record(index, error_class="http_500"):
@@ -222,8 +222,13 @@ def test_server_histogram_deltas_known_answer():
     assert servermetrics.gauges(servermetrics.parse(METRICS_AFTER)) == {"num_requests_running": 3}
     client = {"ttft_ms": {"mean": 50.5}, "tokens": {"output_total": 40}}
     assert servermetrics.compare(client, d) == []
-    bad = servermetrics.compare({"ttft_ms": {"mean": 60.0}, "tokens": {"output_total": 39}}, d)
+    # +10 ms over the server is the HTTP frontend's usual work: information, not a flag.
+    assert servermetrics.compare({"ttft_ms": {"mean": 60.0}, "tokens": {"output_total": 40}}, d) == []
+    gap = servermetrics.frontend_gap({"ttft_ms": {"mean": 60.0}}, d)[0]
+    assert gap["gap_ms"] == pytest.approx(10.0) and gap["gap_share"] == pytest.approx(0.2) and gap["expected"]
+    bad = servermetrics.compare({"ttft_ms": {"mean": 160.0}, "tokens": {"output_total": 39}}, d)
     assert len(bad) == 2 and "exceeds" in bad[0] and "39" in bad[1]
+    assert not servermetrics.frontend_gap({"ttft_ms": {"mean": 160.0}}, d)[0]["expected"]
     assert "below server" in servermetrics.compare({"ttft_ms": {"mean": 40.0}}, d)[0]
 
 
