@@ -94,7 +94,7 @@ def test_artifact_leaves_out_state_caches_and_reports(built):
               or "__pycache__" in n or n.endswith((".pyc", ".tar.gz"))]
     assert not leaked, f"junk in the artifact: {leaked[:10]}"
     for needed in ("MANIFEST.json", "FILES.json", "site.yml", "playbooks/serving.yml",
-                   "roles/vllm/meta/argument_specs.yml", "plugins/module_utils/vllm_command.py",
+                   "roles/vllm/meta/argument_specs.yml", "plugins/module_utils/vllm_server.py",
                    "meta/runtime.yml", "README.md"):
         assert needed in names, f"{needed} missing from the artifact"
 
