@@ -32,7 +32,10 @@ from ansible_collections.llmops.platform.plugins.module_utils.monitoring import 
 from ansible_collections.llmops.platform.plugins.module_utils.monitoring.prometheus_api import query_range  # noqa: E402
 
 SCRAPE_S, EVAL_S, DOWN_FOR_S = 2, 1, 10
-WEBHOOK_PORT = BASE_PORT - 96
+# Its own port block: the session's platform (test_local_target) keeps its servers, router,
+# gateway, Prometheus and Alertmanager on BASE_PORT's block until the session ends.
+MON_BASE = BASE_PORT + 300
+WEBHOOK_PORT = MON_BASE - 96
 MODEL = "tiny-chat"
 VICTIM, SURVIVOR = f"vllm-{MODEL}-1", f"vllm-{MODEL}-0"
 
@@ -110,6 +113,11 @@ def monitored(tmp_path_factory, webhook):
         monitoring_alertmanager_group_interval="1s",
         monitoring_alertmanager_repeat_interval="1h",
         monitoring_alertmanager_receivers=[{"name": "test-hook", "webhook_url": f"http://127.0.0.1:{WEBHOOK_PORT}/alerts"}],
+        vllm_base_port=MON_BASE,
+        router_port=MON_BASE - 100,
+        gateway_port=MON_BASE - 99,
+        monitoring_prometheus_port=MON_BASE - 98,
+        monitoring_alertmanager_port=MON_BASE - 97,
     )
     started = time.monotonic()
     result = plat.play("site.yml")
@@ -163,7 +171,7 @@ def post_json(url: str, body: dict, timeout: float = 60) -> dict:
 
 def test_every_vllm_dashboard_panel_returns_data_after_the_benchmark(monitored, pytestconfig):
     """The Grafana panels' queries (as the Streamlit page runs them) against the real series."""
-    gateway = f"http://127.0.0.1:{BASE_PORT - 99}"
+    gateway = f"http://127.0.0.1:{MON_BASE - 99}"
 
     def ask(i: int) -> int:
         body = {"model": MODEL, "messages": [{"role": "user", "content": f"hi {i}"}], "max_tokens": 64, "ignore_eos": True}
@@ -206,7 +214,7 @@ def test_every_vllm_dashboard_panel_returns_data_after_the_benchmark(monitored, 
 @pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is not installed (browser check only)")
 def test_monitoring_page_in_chromium(monitored, tmp_path, pytestconfig):
     """The Streamlit page over the live Prometheus, in headless Chromium (LLMOPS_DOCS_IMG=dir keeps the PNG)."""
-    port = BASE_PORT - 95
+    port = MON_BASE - 95
     log = tmp_path / "dashboard.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([os.path.join(ROOT, "scripts", "llmops"), "dashboard", "--port", str(port),
