@@ -288,8 +288,9 @@ def test_replica_crash_alerts_the_webhook_then_resolves(monitored, webhook, pyte
     assert {(a["labels"]["alertname"], a["labels"].get("pod")) for a in active} == {("VLLMReplicaDown", VICTIM)}
 
     def resolved(body, alert):
+        # This fault's alert, not a resolved one left from an earlier outage (startup, quiet wait).
         return (alert["status"] == "resolved" and alert["labels"]["alertname"] == "VLLMReplicaDown"
-                and alert["labels"].get("pod") == VICTIM)
+                and alert["labels"].get("pod") == VICTIM and arrived_after(alert))
 
     back = webhook.wait_for(resolved, timeout=600)
     assert back, "the alert did not resolve after the supervisor restarted the replica"
