@@ -178,13 +178,41 @@ def test_every_vllm_dashboard_panel_returns_data_after_the_benchmark(monitored, 
         return post_json(f"{gateway}/v1/chat/completions", body)["usage"]["completion_tokens"]
 
     # Bounded load on loopback, through gateway and router (so the router panels have traffic):
-    # 48 requests, 12 at a time, against 2 x 4 sequences: both batches stay full for seconds.
+    # 12 clients against 2 x 4 sequences keep both batches full. A fast machine finishes a fixed
+    # burst between two scrapes, so the load runs until a scrape has seen requests running
+    # (at most 60 s and 480 requests), and then one more scrape interval.
+    prom = monitored.urls["prometheus_url"]
+    stop, sent, tokens = threading.Event(), [], []
+    lock = threading.Lock()
+
+    def client(worker: int) -> None:
+        while not stop.is_set():
+            with lock:
+                if len(sent) >= 480:
+                    return
+                sent.append(worker)
+            tokens.append(ask(len(sent)))
+
+    def running_now() -> float:
+        result = get_json(f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": "sum(vllm:num_requests_running)"}))
+        return max((float(r["value"][1]) for r in result["data"]["result"]), default=0.0)
+
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=12) as pool:
-        assert list(pool.map(ask, range(48))) == [64] * 48
+        futures = [pool.submit(client, w) for w in range(12)]
+        seen_at = None
+        while time.monotonic() - started < 60 and not all(f.done() for f in futures):
+            if seen_at is None and running_now() > 0:
+                seen_at = time.monotonic()
+            if seen_at is not None and time.monotonic() - seen_at > SCRAPE_S:
+                break
+            time.sleep(0.5)
+        stop.set()
+        for f in futures:
+            f.result()
     load_s = time.monotonic() - started
+    assert tokens and set(tokens) == {64}, f"completions of the wrong length: {sorted(set(tokens))}"
     time.sleep(2 * SCRAPE_S + 1)
-    prom = monitored.urls["prometheus_url"]
     end = time.time()
     start = end - monitored.site_seconds - 120
     empty = []
@@ -207,7 +235,7 @@ def test_every_vllm_dashboard_panel_returns_data_after_the_benchmark(monitored, 
                       default=0.0)
             for name in ("vllm:num_requests_running", "vllm:num_requests_waiting")}
     assert peak["vllm:num_requests_running"] > 0, "the load never ran"
-    report(pytestconfig, f"{checked} vLLM dashboard queries returned data (load: 48 requests in {load_s:.1f}s, "
+    report(pytestconfig, f"{checked} vLLM dashboard queries returned data (load: {len(tokens)} requests in {load_s:.1f}s, "
                          f"peak running {peak['vllm:num_requests_running']:.0f}, waiting {peak['vllm:num_requests_waiting']:.0f})")
 
 
