@@ -184,6 +184,15 @@ options:
     description: Scrape C(<base_url>/metrics) before and after each step.
     type: bool
     default: true
+  prometheus_url:
+    description:
+      - A Prometheus that scrapes the served model's vLLM replicas (the local target's monitoring
+        records its URL; on Kubernetes a port-forward to the cluster's Prometheus).
+      - After the run, requests running/waiting and KV-cache use of every replica for the run's
+        window are taken from it (series with C(model_name) equal to O(model)) and drawn in the
+        report next to the client's TTFT. Without it, or when it does not answer (recorded in the
+        results, never fatal), the report shows the gauges sampled from C(<base_url>/metrics).
+    type: str
   server_args:
     description: How the server was started (recorded in every output, never interpreted).
     type: dict
@@ -340,6 +349,7 @@ ARGUMENT_SPEC = dict(
     slo_e2e_ms=dict(type="float"),
     slo_target=dict(type="float", default=0.9),
     server_metrics=dict(type="bool", default=True),
+    prometheus_url=dict(type="str"),
     server_args=dict(type="dict", default={}),
     api_key=dict(type="str", no_log=True),
     additional_params=dict(type="dict", default={}),

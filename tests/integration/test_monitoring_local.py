@@ -7,6 +7,7 @@ Short intervals (scrape 2 s, evaluation 1 s, `for` 10 s) keep it quick.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -155,6 +156,23 @@ def test_every_replica_router_and_gateway_are_scraped(monitored, pytestconfig):
     assert sorted(g["name"] for g in groups) == ["llm-gpu", "llm-serving", "llm-serving-records"]
     assert all(r["health"] == "ok" for g in groups for r in g["rules"]), groups
     report(pytestconfig, f"site.yml (serving 2 replicas, monitoring, bench) took {monitored.site_seconds:.0f}s")
+
+
+def test_benchmark_report_has_every_replica_from_prometheus(monitored, pytestconfig):
+    """site.yml's benchmark took its server series from the local Prometheus: both replicas."""
+    found = sorted(glob.glob(os.path.join(monitored.reports, "*", MODEL, "results.json")))
+    assert found, f"no benchmark results under {monitored.reports}"
+    with open(found[-1], encoding="utf-8") as handle:
+        prometheus = json.load(handle)["prometheus"]
+    assert prometheus["url"] == monitored.urls["prometheus_url"] and prometheus["error"] is None, prometheus
+    assert prometheus["fresh"] is True
+    names = {kind: sorted(row["name"] for row in rows) for kind, rows in prometheus["series"].items()}
+    assert names == {kind: [SURVIVOR, VICTIM] for kind in ("running", "waiting", "kv_cache")}
+    with open(os.path.join(os.path.dirname(found[-1]), "report.html"), encoding="utf-8") as handle:
+        html = handle.read()
+    assert "Server series from Prometheus (every replica)" in html and f"replicas: {SURVIVOR}, {VICTIM}" in html
+    points = sum(len(row["points"]) for row in prometheus["series"]["running"])
+    report(pytestconfig, f"benchmark report: {points} running-request points from Prometheus over 2 replicas")
 
 
 def test_monitoring_rerun_changes_nothing(monitored):

@@ -90,6 +90,7 @@ class BenchConfig:
     slo_target: float = 0.9               # share of requests that must meet every SLO
     server_metrics: bool = True           # scrape <base_url>/metrics before and after
     server_args: Dict[str, Any] = field(default_factory=dict)  # recorded, never interpreted
+    prometheus_url: Optional[str] = None  # server series of every replica for the run's window
 
     def __post_init__(self) -> None:
         # frozen: normalise through object.__setattr__ so callers can pass "http://h:1/".
@@ -118,6 +119,9 @@ class BenchConfig:
         self._check_profile()
         self._check_workload()
         self._check_slos()
+        if self.prometheus_url is not None:
+            object.__setattr__(self, "prometheus_url", _check_url(self.prometheus_url, "prometheus_url",
+                                                                  "e.g. http://127.0.0.1:9090"))
 
     def _check_profile(self) -> None:
         if self.profile not in PROFILES:
@@ -310,24 +314,26 @@ def _check_positive(value: Any, name: str, unit: str) -> float:
 
 
 def _check_base_url(value: Any) -> str:
-    _check_str(value, "base_url", "e.g. http://127.0.0.1:8000")
+    return _check_url(value, "base_url", "e.g. http://127.0.0.1:8000")
+
+
+def _check_url(value: Any, name: str, example: str) -> str:
+    _check_str(value, name, example)
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https"):
-        raise BenchConfigError("base_url", f"got {value!r}; use http:// or https://, "
-                                           "e.g. http://127.0.0.1:8000")
+        raise BenchConfigError(name, f"got {value!r}; use http:// or https://, {example}")
     try:
         port = parts.port  # raises on a port that is not a number or out of range
     except ValueError:
         port = -1
     if not parts.hostname or port == -1:
-        raise BenchConfigError("base_url", f"got {value!r}; give host and optional port, "
-                                           "e.g. http://127.0.0.1:8000")
+        raise BenchConfigError(name, f"got {value!r}; give host and optional port, {example}")
     if parts.query or parts.fragment:
-        raise BenchConfigError("base_url", f"got {value!r}; drop the ?query / #fragment")
+        raise BenchConfigError(name, f"got {value!r}; drop the ?query / #fragment")
     path = parts.path.rstrip("/")
     if path.endswith("/v1"):
-        raise BenchConfigError("base_url", f"got {value!r}; drop the trailing /v1, the "
-                                           "endpoint option adds /v1/... itself")
+        raise BenchConfigError(name, f"got {value!r}; drop the trailing /v1, the "
+                                     "endpoint option adds /v1/... itself")
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 

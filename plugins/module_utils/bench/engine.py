@@ -106,6 +106,7 @@ class Engine:
         self.metrics_available: Optional[bool] = None
         self.stopped_reason: Optional[str] = None
         self.server_info: Dict[str, Any] = {}
+        self.prometheus: Optional[Dict[str, Any]] = None
 
     # ---- plans --------------------------------------------------------------------------
     def _max_inflight(self) -> int:
@@ -177,6 +178,7 @@ class Engine:
     async def run(self) -> None:
         cfg = self.config
         t0 = time.perf_counter()
+        wall0 = time.time()  # the same instant on the clock Prometheus stamps samples with
         deadline = t0 + cfg.run_timeout_s
         self.t0 = t0
         async with open_session(cfg) as session:
@@ -187,6 +189,10 @@ class Engine:
                                        self.counters)
                 self.warmup_completed = sum(1 for r in warm.records if r.ok)
             await self._run_profile(session, t0, deadline)
+        if cfg.prometheus_url:
+            from . import promseries
+            self.prometheus = await asyncio.get_running_loop().run_in_executor(
+                None, promseries.collect, cfg.prometheus_url, cfg.model, wall0, time.time())
 
     def _listed_plans(self) -> Optional[List[StepPlan]]:
         """One step per listed concurrency or rate; None for the multi-step searches."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import statistics
 from html import escape
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -24,6 +25,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.charts import (
     xy_chart,
 )
 
+from .promseries import replicas
 from .results import REQUESTS_FILE, RESULTS_FILE, STEPS_CSV, load_results, write_text
 
 REPORT_FILE = "report.html"
@@ -346,8 +348,57 @@ def _server_section(results: Dict[str, Any]) -> List[str]:
         if flags:
             out.append('<div class="reasons"><strong>Client and server disagree</strong><ul>'
                        + "".join(f"<li>{escape(f)}</li>" for f in flags) + "</ul></div>")
-    out += gauge_section(results)
+    prometheus = prometheus_section(results)
+    out += prometheus if prometheus else gauge_section(results)
     return out
+
+
+def prometheus_section(results: Dict[str, Any]) -> List[str]:
+    """Server series of every replica from Prometheus for the run's window, next to the
+    client's TTFT over the same seconds; [] without a Prometheus URL (the engine's own
+    samples of the base URL's /metrics are shown then), a sentence and the own samples when
+    Prometheus did not answer or had no series."""
+    prom = results.get("prometheus")
+    if not prom:
+        return []
+    head = "<h2>Server series from Prometheus (every replica)</h2>"
+    url = str(prom.get("url", ""))
+    model = str((results.get("config") or {}).get("model", ""))
+    series = prom.get("series") or {}
+    shown = replicas(prom)
+    if prom.get("error") or not shown:
+        why = (f"did not answer: {prom['error']}" if prom.get("error") else
+               f'had no vLLM series with model_name="{model}" for the run\'s window (is it scraping the replicas?)')
+        return [head, f'<div class="info">{escape(f"Prometheus at {url} {why}")}; the gauges below are the '
+                      "benchmark's own samples of the base URL's /metrics.</div>"] + gauge_section(results)
+
+    def chart(kind: str, title: str, axis: Axis) -> str:
+        rows = [Series(r["name"], [(t, v) for t, v in r["points"]], markers=False) for r in series.get(kind, [])]
+        return xy_chart(title, rows, Axis("seconds since start"), axis) if rows else note(f"{title}: no series")
+
+    step_s = float(prom.get("step_s") or 1.0)
+    ttft = _binned_ttft(results.get("records", []), step_s)
+    fresh = "" if prom.get("fresh", True) else " The last scrape after the run had not landed; its end may be missing."
+    return [head, f'<p class="sub">{escape(url)}, one point every {step_s:g} s (each at the newest scrape);'
+                  f" replicas: {escape(', '.join(shown))}.{escape(fresh)}</p>",
+            '<div class="charts">',
+            chart("running", "Requests running per replica", Axis("requests", integer=True)),
+            chart("waiting", "Requests waiting per replica", Axis("requests", integer=True)),
+            chart("kv_cache", "KV cache use per replica", Axis("share of KV cache", fmt=percent, hi=1.0)),
+            xy_chart("Client TTFT over the run (median per interval, by first token's arrival)",
+                     [Series("TTFT p50", ttft, markers=False)], Axis("seconds since start"), Axis("ms")),
+            "</div>"]
+
+
+def _binned_ttft(records: Sequence[Dict[str, Any]], width_s: float) -> List[Tuple[float, float]]:
+    """(interval middle, median TTFT ms) of the requests whose first token arrived in it."""
+    bins: Dict[int, List[float]] = {}
+    for r in records:
+        if r.get("ttft_s") is None or r.get("send_s") is None:
+            continue
+        first = r["send_s"] + (r.get("queue_s") or 0.0) + r["ttft_s"]
+        bins.setdefault(int(first // width_s), []).append(r["ttft_s"] * 1000.0)
+    return [((index + 0.5) * width_s, statistics.median(bins[index])) for index in sorted(bins)]
 
 
 def gauge_section(results: Dict[str, Any]) -> List[str]:

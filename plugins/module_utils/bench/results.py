@@ -106,6 +106,7 @@ def build_engine_results(engine: Any) -> Dict[str, Any]:
         "summary": summary,
         "steps": [s.summary for s in engine.steps],
         "series": [{"step": s.index, "samples": s.series} for s in engine.steps if s.series],
+        "prometheus": getattr(engine, "prometheus", None),
         "records": [r.to_dict() for s in engine.steps for res in s.repeats for r in res.records],
     }
 

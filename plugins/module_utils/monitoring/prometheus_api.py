@@ -38,11 +38,9 @@ def legend(template: str, labels: dict[str, str]) -> str:
     )
 
 
-def query_range(
-    base_url: str, expr: str, start: float, end: float, step: float, legend_template: str = "", timeout: float = 10.0
-) -> list[Series]:
-    params = urllib.parse.urlencode({"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})
-    url = f"{base_url.rstrip('/')}/api/v1/query_range?{params}"
+def _get(base_url: str, path: str, params: dict, what: str, timeout: float) -> dict:
+    """GET an API path; the `data` of a successful answer, else PrometheusError naming `what`."""
+    url = f"{base_url.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (the operator's Prometheus URL)
             body = json.load(response)
@@ -51,19 +49,37 @@ def query_range(
             detail = json.load(exc).get("error", "")
         except ValueError:
             detail = ""
-        raise PrometheusError(f"{base_url}: HTTP {exc.code} for {expr!r}: {detail}") from None
+        raise PrometheusError(f"{base_url}: HTTP {exc.code} for {what!r}: {detail}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise PrometheusError(
             f"{base_url} does not answer ({exc}); start it with "
             "`ansible-playbook playbooks/monitoring.yml` or check the URL"
         ) from None
     if body.get("status") != "success":
-        raise PrometheusError(f"{base_url}: {body.get('error', body)} for {expr!r}")
+        raise PrometheusError(f"{base_url}: {body.get('error', body)} for {what!r}")
+    return body["data"]
+
+
+def query_range(
+    base_url: str, expr: str, start: float, end: float, step: float, legend_template: str = "", timeout: float = 10.0
+) -> list[Series]:
+    params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
     out = []
-    for result in body["data"]["result"]:
+    for result in _get(base_url, "/api/v1/query_range", params, expr, timeout)["result"]:
         points = [(float(t), float(v)) for t, v in result.get("values", []) if math.isfinite(float(v))]
         out.append(Series(legend(legend_template, result["metric"]), result["metric"], points))
     return sorted(out, key=lambda s: s.name)
+
+
+def query(base_url: str, expr: str, timeout: float = 10.0) -> list[tuple[dict[str, str], float]]:
+    """An instant query: (labels, value) per result of a vector expression, NaN/Inf dropped."""
+    data = _get(base_url, "/api/v1/query", {"query": expr}, expr, timeout)
+    out = []
+    for result in data["result"] if data.get("resultType") == "vector" else []:
+        value = float(result["value"][1])
+        if math.isfinite(value):
+            out.append((result["metric"], value))
+    return out
 
 
 def local_url(home: str | None = None) -> str:
