@@ -1,66 +1,19 @@
 """Server series from Prometheus in benchmark results and reports.
 
-A fixture Prometheus (its HTTP API's answer shapes: /api/v1/query and /api/v1/query_range)
-records the queries it gets, so the tests check both what is asked and what is drawn.
+The fixture Prometheus records the queries it gets, so the tests check both what is asked
+and what is drawn.
 """
-import json
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+from fake_prometheus import PODS, FakePrometheus
 from test_bench_engine import run_engine
 
 from ansible_collections.llmops.platform.plugins.module_utils.bench import promseries, report
 from ansible_collections.llmops.platform.plugins.module_utils.bench.config import BenchConfig, BenchConfigError
 
-PODS = ("vllm-chat-0", "vllm-chat-1")
-
-
-class FakePrometheus:
-    """Two replicas; each query_range answers one series per pod, stamped across the window."""
-
-    def __init__(self, newest: float = 1e12):
-        self.newest = newest  # the timestamp() every series reports: far future = fresh
-        self.queries: list[str] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                url = urllib.parse.urlsplit(self.path)
-                params = dict(urllib.parse.parse_qsl(url.query))
-                fake.queries.append(params["query"])
-                if url.path == "/api/v1/query":
-                    data = {"resultType": "vector", "result": [
-                        {"metric": {"pod": pod}, "value": [0, str(fake.newest)]} for pod in PODS]}
-                else:
-                    start, end, step = (float(params[k]) for k in ("start", "end", "step"))
-                    times = [start + i * step for i in range(int((end - start) / step) + 1)]
-                    data = {"resultType": "matrix", "result": [
-                        {"metric": {"pod": pod, "instance": f"127.0.0.1:{8000 + n}"},
-                         "values": [[t, str(n + 1)] for t in times]} for n, pod in enumerate(PODS)]}
-                body = json.dumps({"status": "success", "data": data}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
 def prom():
-    fake = FakePrometheus()
+    fake = FakePrometheus(window=True)
     yield fake
     fake.close()
 
@@ -77,7 +30,7 @@ def test_collect_gives_every_replica_on_the_run_axis(prom):
     assert promseries.replicas(out) == list(PODS)
     running = {row["name"]: row["points"] for row in out["series"]["running"]}
     assert running["vllm-chat-0"][0] == [0.0, 1.0] and running["vllm-chat-1"][-1] == [30.0, 2.0]
-    assert sum(q.startswith("timestamp(") for q in prom.queries) == 1
+    assert sum(q["query"].startswith("timestamp(") for q in prom.queries) == 1
     assert len(prom.queries) == 4  # freshness, running, waiting, KV cache
 
 
@@ -90,7 +43,7 @@ def test_stale_series_are_waited_for_then_said(prom):
     prom.newest = 5.0  # no scrape after the run's end yet
     out = promseries.collect(prom.url, "chat", start=0.0, end=10.0, wait_s=0.6)
     assert out["fresh"] is False and out["error"] is None
-    assert sum(q.startswith("timestamp(") for q in prom.queries) >= 2  # it polled
+    assert sum(q["query"].startswith("timestamp(") for q in prom.queries) >= 2  # it polled
 
 
 def test_a_prometheus_that_does_not_answer_is_recorded_not_raised():
@@ -145,6 +98,6 @@ def test_engine_run_records_the_prometheus_window(prom):
     got = results["prometheus"]
     assert got["url"] == prom.url and got["error"] is None and got["end"] > got["start"]
     assert promseries.replicas(got) == list(PODS)
-    assert any('model_name="fixture"' in q for q in prom.queries)
+    assert any('model_name="fixture"' in q["query"] for q in prom.queries)
     _engine, results, _server = run_engine(num_requests=4)
     assert results["prometheus"] is None
