@@ -38,6 +38,7 @@ import urllib.request
 from typing import Callable, Iterator, Optional, Sequence
 
 from aiohttp import web
+from procs import terminate
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
@@ -351,12 +352,7 @@ def running(args: Sequence[str] = (), port: Optional[int] = None, prefix: Sequen
                 time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        terminate(proc, 5)
         if log:
             out.close()
 

@@ -21,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "apps", "dashboard"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "unit", "dashboard"))
 from fake_results import MODELS, RUNS, write_tree  # noqa: E402
+from procs import terminate  # noqa: E402
 from screenshot import CHROMIUM, capture, free_port, png_size  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils.compare import (  # noqa: E402
@@ -57,12 +58,7 @@ def dashboard(tree, tmp_path_factory, request) -> tuple[str, subprocess.Popen]:
                                  "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
 
     def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        terminate(proc, 15)
     request.addfinalizer(stop)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 45

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
 
 import screenshot  # noqa: E402  apps/dashboard/screenshot.py: headless Chromium + DevTools client
 from fake_openai import SENTENCE, free_port, running  # noqa: E402
+from procs import terminate  # noqa: E402
 
 from ansible_collections.llmops.platform.plugins.module_utils import app_code  # noqa: E402
 
@@ -62,12 +63,7 @@ def gateway(tmp_path):
             _wait_http(f"http://127.0.0.1:{gw_port}/health", proc)
             yield f"http://127.0.0.1:{gw_port}/"
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            terminate(proc)
 
 
 async def _js(cdp: screenshot.DevTools, expression: str):

@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import BASE_PORT, ROOT, Platform, changed_tasks
+from procs import terminate
 
 sys.path.insert(0, os.path.join(ROOT, "apps", "dashboard"))
 from screenshot import CHROMIUM, capture, png_size  # noqa: E402
@@ -289,8 +290,7 @@ def test_monitoring_page_in_chromium(monitored, tmp_path, pytestconfig):
             shutil.copy(png, os.path.join(os.environ["LLMOPS_DOCS_IMG"], "monitoring-local.png"))
         report(pytestconfig, f"monitoring page rendered in Chromium in {shot.seconds:.1f}s")
     finally:
-        proc.terminate()
-        proc.wait(15)
+        terminate(proc, 15)
 
 
 def _wait_quiet(monitored, timeout: float = 60) -> None:

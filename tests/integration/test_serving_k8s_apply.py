@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "render"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
 import serving_render  # noqa: E402
 from fake_openai import FakeOpenAI, serve_in_thread  # noqa: E402
+from procs import terminate  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 # kmock registers a pytest plugin that needs pytest-asyncio, so it may live in a venv of its
@@ -52,8 +53,7 @@ def kube(tmp_path):
         assert kubeconfig.exists(), f"kmock did not start: {why}"
         yield str(kubeconfig)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        terminate(proc)
 
 
 HF_TOKEN = "hf_kmockTokenNeverLogged"
