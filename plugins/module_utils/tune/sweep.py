@@ -16,6 +16,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import
 
 from . import TUNER_VERSION
 from .journal import Journal, task_fingerprint
+from .lock import RunLock
 from .measure import measure
 from .objectives import better, score
 from .params import constraints, infeasible_reason
@@ -113,6 +114,19 @@ def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, A
 
 
 def run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
+    """Holds the output directory's run lock throughout: a second run there is refused
+    (LockHeld names the first run's pid and start), a dead run's lock is taken over."""
+    with RunLock(opts.output_dir) as lock:
+        note = lock.describe_takeover()
+        if note and not lock.nested:
+            opts.log(note)
+        results = _run_sweep(task, opts)
+        results["run_lock"] = {"path": lock.path, "holder": lock.info, "taken_over": lock.taken_over,
+                               "note": note}
+        return results
+
+
+def _run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
     log = opts.log
     rules = constraints(opts.device, opts.gpus)
     strategy = make_strategy(task.strategy, task.space, task.direction, task.seed,
