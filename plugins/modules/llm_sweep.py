@@ -131,6 +131,13 @@ paths:
   description: results (sweep.json), csv, report (report.html) and best_vars (best.yml).
   returned: always
   type: dict
+verdict:
+  description:
+    - Best trial vs the default configuration. C(kind) is C(better) (better beyond run-to-run noise, best.yml
+      deploys it), C(no_change) (best.yml keeps the default), C(unjudged) (one run per trial, no noise estimate;
+      the better mean is taken) or C(not_compared); C(headline) says it in one sentence.
+  returned: always
+  type: dict
 run_lock:
   description:
     - The output directory's run lock (path, this run's holder record) and, when an earlier run had died
@@ -208,7 +215,7 @@ def main() -> None:
         trials=len(results["trials"]), new_trials=results["new_trials"], stop_reason=results["stop_reason"],
         infeasible=[{"id": t["id"], "kind": t["failure"]["kind"], "reason": t["failure"]["reason"][:300]}
                     for t in results["trials"] if t.get("failure")],
-        run_lock=results.get("run_lock"),
+        run_lock=results.get("run_lock"), verdict=results.get("verdict"),
         overhead=results.get("overhead"), paths=results["paths"], best_snippet=results["best_snippet"],
         log=log)
 

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 3
     best = results.get("best")
     print(json.dumps({"best": best and {"id": best["id"], "params": best["params"], "value": best["value"]},
+                      "verdict": (results.get("verdict") or {}).get("headline"),
                       "trials": len(results["trials"]), "stop_reason": results["stop_reason"],
                       **results["paths"]}, indent=2))
     return 0 if best else 1

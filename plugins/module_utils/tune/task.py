@@ -2,7 +2,8 @@
 
 Everything is checked up front, before any server starts; each error names the field and
 the fix. Additions over 004 are optional: model.source, runtime, engine_args,
-optimization.seed / early_stop_patience, benchmark.num_requests / warmup_requests, slo.
+optimization.seed / early_stop_patience / pruner, benchmark.num_requests / warmup_requests /
+repeats, slo.
 """
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ class Task:
     warmup_requests: int
     endpoint: str
     slo: dict[str, Any] = field(default_factory=dict)
+    repeats: int = 1                   # benchmark runs per trial (same server); >= 2 gives a noise estimate
 
     @property
     def grid_size(self) -> int:
@@ -299,6 +301,7 @@ def parse_task(data: Any) -> Task:
     requests = bench.get("num_requests", bench.get("max_requests_per_iteration", 64))
     num_requests = _int(requests, "benchmark.num_requests", 1)
     warmup = _int(bench.get("warmup_requests", 4), "benchmark.warmup_requests", 0)
+    repeats = _int(bench.get("repeats", 1), "benchmark.repeats", 1)
     endpoint = bench.get("endpoint", "chat")
     if endpoint not in ("chat", "completions"):
         raise TaskError("benchmark.endpoint", f"{endpoint!r}; use chat or completions")
@@ -314,7 +317,7 @@ def parse_task(data: Any) -> Task:
         timeout_per_iteration=timeout, seed=seed, early_stop_patience=patience,
         scenarios=scenarios, concurrency=concurrency,
         additional_params=_additional(bench.get("additional_params")),
-        num_requests=num_requests, warmup_requests=warmup, endpoint=endpoint, slo=slo,
+        num_requests=num_requests, warmup_requests=warmup, endpoint=endpoint, slo=slo, repeats=repeats,
     )
 
 
