@@ -152,7 +152,8 @@ def render_report(results: dict[str, Any]) -> str:
     rows = []
     for rank, t in enumerate(order, 1):
         m = t.get("metrics") or {}
-        status = '<span class="ok">ok</span>' if t.get("value") is not None else '<span class="bad">infeasible</span>'
+        status = ('<span class="ok">ok</span>' if t.get("value") is not None
+                  else f'<span class="bad">{escape(t.get("status", "infeasible"))}</span>')
         reason = escape((t.get("failure") or {}).get("reason", "")[:200])
         cells = "".join(f"<td>{_fmt(t['params'].get(n, '(default)'))}</td>" for n in names)
         rows.append(f"<tr><td>{rank if t.get('value') is not None else '–'}</td>"

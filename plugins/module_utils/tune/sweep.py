@@ -23,7 +23,7 @@ from .noise import decide
 from .objectives import better, score
 from .params import constraints, infeasible_reason
 from .runtimes.base import Runtime, TrialFailure
-from .search import config_key, make_strategy
+from .search import FirstStepPruner, config_key, make_strategy
 from .task import Task
 
 DEFAULT_ID = "default"
@@ -143,8 +143,8 @@ def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, A
         record["status"] = "pruned"
         record["failure"] = {"kind": "pruned", "log_tail": "",
                              "reason": f"stopped after the short first step ({task.first_step_requests} requests): "
-                                       f"{task.metric}={record['first_step']['value']} clearly behind earlier "
-                                       f"trials ({task.pruner} pruner)"}
+                                       f"{task.metric}={record['first_step']['value']:.4g} behind earlier "
+                                       f"trials' first steps ({task.pruner} pruner)"}
     elif record["status"] == "ok":
         # Each repeat is scored alone (its value is one sample of the run-to-run spread); the
         # trial's value and metrics are the means over repeats. One infeasible repeat makes
@@ -194,9 +194,12 @@ def _run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
     if stopped:
         log(f"stopped leftovers of an earlier run of this task: {', '.join(stopped)}")
 
+    pruner = FirstStepPruner(task.pruner, task.direction, task.seed) if task.pruner else None
     trials: list[dict[str, Any]] = []
     default_trial: Optional[dict[str, Any]] = None
     for old in finished:
+        if pruner and old.get("first_step"):
+            pruner.history(old["first_step"].get("value"), old.get("status") == "pruned")
         if old["id"] == DEFAULT_ID:
             default_trial = old
         else:
@@ -208,7 +211,9 @@ def _run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
 
     if opts.include_default and default_trial is None:
         log("trial default: the untuned configuration (engine and platform defaults)")
-        default_trial = run_trial(task, opts, DEFAULT_ID, {})
+        # The default is never pruned; with a pruner its first step is the first competitor.
+        default_trial = run_trial(task, opts, DEFAULT_ID, {},
+                                  (lambda v: pruner.judge(v, may_prune=False)) if pruner else None)
         journal.record(default_trial)
         log(f"  -> {default_trial['status']} {task.metric}={default_trial.get('value')}")
 
@@ -232,7 +237,7 @@ def _run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
             break
         trial_id = f"t{len(trials):03d}"
         log(f"trial {trial_id}: {params}")
-        record = run_trial(task, opts, trial_id, params)
+        record = run_trial(task, opts, trial_id, params, pruner.judge if pruner else None)
         record["key"] = config_key(params)
         strategy.tell(params, record.get("value"))
         journal.record(record)
@@ -274,5 +279,7 @@ def _run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
         "best": best,
         "verdict": verdict,
         "repeats": task.repeats,
+        "pruner": task.pruner and {"kind": task.pruner, "first_step_requests": task.first_step_requests,
+                                   "pruned": [t["id"] for t in trials if t.get("status") == "pruned"]},
         "new_trials": sum(1 for t in trials + ([default_trial] if default_trial else []) if not t.get("resumed")),
     }
