@@ -373,7 +373,7 @@ def prometheus_section(results: Dict[str, Any]) -> List[str]:
                       "benchmark's own samples of the base URL's /metrics.</div>"] + gauge_section(results)
 
     def chart(kind: str, title: str, axis: Axis) -> str:
-        rows = [Series(r["name"], [(t, v) for t, v in r["points"]], markers=False) for r in series.get(kind, [])]
+        rows = [Series(r["name"], [tuple(point) for point in r["points"]], markers=False) for r in series.get(kind, [])]
         return xy_chart(title, rows, Axis("seconds since start"), axis) if rows else note(f"{title}: no series")
 
     step_s = float(prom.get("step_s") or 1.0)
