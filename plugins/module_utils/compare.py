@@ -58,6 +58,24 @@ def _stats(values: list[float]) -> dict[str, Any]:
             "stdev": statistics.stdev(values) if len(values) > 1 else None}
 
 
+def judge(baseline: list[float], managed: list[float], higher: bool) -> dict[str, Any]:
+    """One metric, repeat values of both arms: is managed better or worse beyond run-to-run noise?
+
+    exceeds_noise is None with a single run on either side (no noise estimate), else True only
+    when |diff of means| > 2 x the larger standard deviation AND the ranges do not overlap.
+    Also used by the tuner (tune/noise.py) for "best trial vs the default configuration"."""
+    sb, sm = _stats(baseline), _stats(managed)
+    diff = sm["mean"] - sb["mean"]
+    noise = (max(s for s in (sb["stdev"], sm["stdev"]) if s is not None)
+             if len(baseline) > 1 and len(managed) > 1 else None)
+    separated = sm["min"] > sb["max"] or sm["max"] < sb["min"]
+    exceeds = None if noise is None else bool(abs(diff) > 2 * noise and separated)
+    return {"higher_is_better": higher, "baseline": sb, "managed": sm, "diff": diff,
+            "diff_pct": (100 * diff / sb["mean"]) if sb["mean"] else None,
+            "managed_better": (diff > 0) == higher and diff != 0,
+            "noise": noise, "exceeds_noise": exceeds, "separated": separated}
+
+
 def compare(runs: dict[str, dict[str, list[dict]]], baseline: str, managed: str) -> dict[str, Any]:
     if baseline not in runs or managed not in runs:
         raise ValueError(f"need results for arms {baseline!r} and {managed!r}, found {sorted(runs)}")
@@ -70,16 +88,7 @@ def compare(runs: dict[str, dict[str, list[dict]]], baseline: str, managed: str)
             m = [v for v in (_get(s, path) for s in runs[managed][model]) if v is not None]
             if not b or not m:
                 continue
-            sb, sm = _stats(b), _stats(m)
-            diff = sm["mean"] - sb["mean"]
-            noise = max(s for s in (sb["stdev"], sm["stdev"]) if s is not None) if len(b) > 1 and len(m) > 1 else None
-            separated = sm["min"] > sb["max"] or sm["max"] < sb["min"]
-            exceeds = None if noise is None else bool(abs(diff) > 2 * noise and separated)
-            rows.append({"metric": path, "label": label, "higher_is_better": higher,
-                         "baseline": sb, "managed": sm, "diff": diff,
-                         "diff_pct": (100 * diff / sb["mean"]) if sb["mean"] else None,
-                         "managed_better": (diff > 0) == higher and diff != 0,
-                         "noise": noise, "exceeds_noise": exceeds})
+            rows.append({"metric": path, "label": label, **judge(b, m, higher)})
         better = [r["label"] for r in rows if r["exceeds_noise"] and r["managed_better"]]
         worse = [r["label"] for r in rows if r["exceeds_noise"] and not r["managed_better"]]
         out["models"][model] = {"repeats": {baseline: len(runs[baseline][model]), managed: len(runs[managed][model])},

@@ -13,6 +13,8 @@ description:
     scenario and concurrency, scores it, and removes it.
   - Failed trials (crash, OOM, readiness timeout, benchmark errors, hard SLO misses) are recorded as
     infeasible with their reason and log tail; the sweep goes on.
+  - One sweep per O(output_dir) at a time; a second run there fails naming the first run's pid and start
+    time, and the lock of a run that died is taken over (said in C(run_lock) and the log).
   - A journal in O(output_dir) makes the sweep resumable; a re-run keeps every finished trial and
     reports C(changed=false) when nothing new was measured.
   - Writes C(sweep.json), C(trials.csv), C(report.html) and C(best.yml) (an C(llm_models) vars snippet
@@ -129,6 +131,19 @@ paths:
   description: results (sweep.json), csv, report (report.html) and best_vars (best.yml).
   returned: always
   type: dict
+verdict:
+  description:
+    - Best trial vs the default configuration. C(kind) is C(better) (better beyond run-to-run noise, best.yml
+      deploys it), C(no_change) (best.yml keeps the default), C(unjudged) (one run per trial, no noise estimate;
+      the better mean is taken) or C(not_compared); C(headline) says it in one sentence.
+  returned: always
+  type: dict
+run_lock:
+  description:
+    - The output directory's run lock (path, this run's holder record) and, when an earlier run had died
+      holding it, C(taken_over) (its pid and start) and a C(note) saying so.
+  returned: always
+  type: dict
 best_snippet:
   description: The llm_models vars written to best.yml.
   returned: always
@@ -167,6 +182,7 @@ def main() -> None:
     p = module.params
     from ansible_collections.llmops.platform.plugins.module_utils.tune import api
     from ansible_collections.llmops.platform.plugins.module_utils.tune.errors import TaskError
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.lock import LockHeld
 
     try:
         task = api.load(p["task_file"] or p["task"])
@@ -188,6 +204,8 @@ def main() -> None:
                            model=p["model"], target=p["target"], log=log.append)
     except TaskError as exc:
         module.fail_json(msg=f"sweep {exc.field}: {exc.message}", field=exc.field, log=log)
+    except LockHeld as exc:
+        module.fail_json(msg=f"sweep refused: {exc}", lock_holder=exc.holder, log=log)
     except Exception as exc:  # noqa: BLE001 - journal mismatch, runtime unavailable, ...
         module.fail_json(msg=f"sweep failed: {type(exc).__name__}: {exc}", log=log)
     best = results.get("best")
@@ -197,6 +215,7 @@ def main() -> None:
         trials=len(results["trials"]), new_trials=results["new_trials"], stop_reason=results["stop_reason"],
         infeasible=[{"id": t["id"], "kind": t["failure"]["kind"], "reason": t["failure"]["reason"][:300]}
                     for t in results["trials"] if t.get("failure")],
+        run_lock=results.get("run_lock"), verdict=results.get("verdict"),
         overhead=results.get("overhead"), paths=results["paths"], best_snippet=results["best_snippet"],
         log=log)
 

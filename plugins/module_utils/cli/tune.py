@@ -33,6 +33,7 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
 def run(args: argparse.Namespace) -> int:
     from ansible_collections.llmops.platform.plugins.module_utils.tune import api
     from ansible_collections.llmops.platform.plugins.module_utils.tune.errors import TaskError
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.lock import LockHeld
 
     try:
         task = api.load(args.task)
@@ -62,8 +63,12 @@ def run(args: argparse.Namespace) -> int:
     except TaskError as exc:
         print(f"llmops tune: {exc}", file=sys.stderr)
         return 2
+    except LockHeld as exc:
+        print(f"llmops tune: {exc}", file=sys.stderr)
+        return 3
     best = results.get("best")
     print(json.dumps({"best": best and {"id": best["id"], "params": best["params"], "value": best["value"]},
+                      "verdict": (results.get("verdict") or {}).get("headline"),
                       "trials": len(results["trials"]), "stop_reason": results["stop_reason"],
                       **results["paths"]}, indent=2))
     return 0 if best else 1

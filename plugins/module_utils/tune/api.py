@@ -8,6 +8,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.inventory import n
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import entry_for
 
 from .errors import TaskError
+from .lock import RunLock
 from .output import best_snippet, write_outputs
 from .runtimes import make_runtime
 from .sweep import SweepOptions, run_sweep
@@ -53,11 +54,16 @@ def tune(task: Any, output_dir: str, runtime: Optional[str] = None, *,
     base = dict(CPU_BASE_ARGS if device == "cpu" and base_args is None else (base_args or {}))
     opts = SweepOptions(output_dir=output_dir, runtime=rt, device=device, gpus=gpus, base_args=base,
                         include_default=include_default, restart=restart, log=log)
-    results = run_sweep(spec, opts)
-    snippet = best_snippet(results, name, source, models, gpus)
-    if snippet:
-        # The snippet must pass the same validation the vllm role applies, or it is useless.
-        normalize_models(snippet["llm_models"], device=device)
-    results["best_snippet"] = snippet
-    results["paths"] = write_outputs(results, output_dir, snippet)
+    # The lock covers the outputs too: a second run must not overwrite them half-way.
+    with RunLock(output_dir) as lock:
+        note = lock.describe_takeover()
+        if note:
+            log(note)
+        results = run_sweep(spec, opts)
+        snippet = best_snippet(results, name, source, models, gpus)
+        if snippet:
+            # The snippet must pass the same validation the vllm role applies, or it is useless.
+            normalize_models(snippet["llm_models"], device=device)
+        results["best_snippet"] = snippet
+        results["paths"] = write_outputs(results, output_dir, snippet)
     return results

@@ -65,14 +65,15 @@ def to_csv(results: dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["trial", "status", "value", *names, *CSV_METRICS, "total_s", "overhead_share",
-                     "failure_kind", "failure_reason"])
+                     "failure_kind", "failure_reason", "repeat_values"])
     trials = ([results["default"]] if results.get("default") else []) + list(results["trials"])
     for t in trials:
         m = t.get("metrics") or {}
         f = t.get("failure") or {}
         writer.writerow([t["id"], t["status"], t.get("value"), *[t["params"].get(n, "") for n in names],
                          *[m.get(k) for k in CSV_METRICS], round(t["timings"]["total_s"], 2),
-                         round(t["timings"]["overhead_share"], 3), f.get("kind", ""), f.get("reason", "")])
+                         round(t["timings"]["overhead_share"], 3), f.get("kind", ""), f.get("reason", ""),
+                         " ".join(f"{v:.6g}" for v in t.get("repeat_values") or [])])
     return buf.getvalue()
 
 
@@ -132,6 +133,18 @@ def _best_vs_default(results: dict[str, Any]) -> str:
             + "".join(rows) + "</table>")
 
 
+def _headline(results: dict[str, Any]) -> str:
+    verdict = results.get("verdict") or {}
+    if not verdict.get("headline"):
+        return ""
+    cls = {"better": "ok", "no_change": "sub"}.get(verdict.get("kind"), "")
+    repeats = results.get("repeats", 1)
+    return (f'<p class="headline {cls}"><b>{escape(verdict["headline"])}</b></p>'
+            f"<p class=sub>{repeats} benchmark run(s) per trial; the best trial replaces the default only when "
+            "the difference of the means exceeds twice the larger run-to-run standard deviation and the ranges "
+            "do not overlap (the routing comparison's rule).</p>")
+
+
 def render_report(results: dict[str, Any]) -> str:
     names = list(results["space"])
     order = ranked(results)
@@ -139,7 +152,8 @@ def render_report(results: dict[str, Any]) -> str:
     rows = []
     for rank, t in enumerate(order, 1):
         m = t.get("metrics") or {}
-        status = '<span class="ok">ok</span>' if t.get("value") is not None else '<span class="bad">infeasible</span>'
+        status = ('<span class="ok">ok</span>' if t.get("value") is not None
+                  else f'<span class="bad">{escape(t.get("status", "infeasible"))}</span>')
         reason = escape((t.get("failure") or {}).get("reason", "")[:200])
         cells = "".join(f"<td>{_fmt(t['params'].get(n, '(default)'))}</td>" for n in names)
         rows.append(f"<tr><td>{rank if t.get('value') is not None else '–'}</td>"
@@ -170,6 +184,7 @@ def render_report(results: dict[str, Any]) -> str:
         f"({escape(results['metric'])}, {escape(results['direction'])}) · {len(results['trials'])} trial(s) of a "
         f"{results['grid_size']}-point space · runtime {escape(results['runtime'].get('kind', '?'))} · "
         f"{escape(results['stop_reason'])} · {escape(results['started'])}</p>"
+        + _headline(results) +
         "<h2>Best vs default</h2>" + _best_vs_default(results) + over_text +
         '<h2>Charts</h2><div class="charts">'
         + objective_chart(values, results["direction"], results["metric"]) + pareto + "</div>"
@@ -198,6 +213,12 @@ def write_outputs(results: dict[str, Any], output_dir: str, snippet: dict[str, A
     header = ("# Best configuration from sweep %s (%s, %s).\n"
               "# Deploy: ansible-playbook site.yml --tags serving -e @%s\n"
               % (results["task_name"], results["objective"], best_id, BEST_FILE))
+    verdict = results.get("verdict") or {}
+    if verdict.get("kind") == "no_change":
+        header += ("# No change beyond run-to-run noise: this keeps the DEFAULT configuration (the model's\n"
+                   "# vllm_args and the task's engine_args, no tuned flags).\n")
+    if verdict.get("headline"):
+        header += "# Verdict: %s\n" % verdict["headline"].replace("\n", " ")
     body = yaml.safe_dump(snippet, sort_keys=False) if snippet else "# no feasible trial\n"
     _atomic(paths["best_vars"], header + body)
     return paths

@@ -190,6 +190,61 @@ class BayesianStrategy(Strategy):
         return config
 
 
+class FirstStepPruner:
+    """Early stop of clearly worse trials, for every strategy: each trial's short first step
+    is reported to an optuna study (step 1) whose pruner decides. `successive_halving`
+    (optuna's SuccessiveHalvingPruner, reduction factor 2: a trial goes on only if its first
+    step is in the better half of those seen so far; the first one always does) or `median`
+    (MedianPruner: worse than the median of the first steps of trials that went on, after 2).
+    The study holds only first-step values, so the search strategy is unaffected."""
+
+    STEP = 1
+
+    def __init__(self, kind: str, direction: str, seed: int = 0) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._optuna = optuna
+        self.kind = kind
+        if kind == "successive_halving":
+            # min_resource=1: the first rung is the first step; one rung only (the full run follows).
+            pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=self.STEP, reduction_factor=2,
+                                                            min_early_stopping_rate=0)
+        elif kind == "median":
+            pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        else:
+            raise ValueError(f"unknown pruner {kind!r}")
+        self.study = optuna.create_study(direction=direction, pruner=pruner,
+                                         sampler=optuna.samplers.RandomSampler(seed=seed))
+
+    def judge(self, value: Optional[float], may_prune: bool = True) -> bool:
+        """True: stop this trial now. A first step that failed is not pruned: the full run
+        records the failure with its reason."""
+        trial = self.study.ask()
+        state = self._optuna.trial.TrialState
+        if value is None:
+            self.study.tell(trial, state=state.FAIL)
+            return False
+        trial.report(value, self.STEP)
+        prune = bool(trial.should_prune()) and may_prune
+        if prune:
+            self.study.tell(trial, state=state.PRUNED)
+        else:
+            self.study.tell(trial, value)
+        return prune
+
+    def history(self, value: Optional[float], pruned: bool) -> None:
+        """A finished trial from the journal (resume): its first step competes again."""
+        if value is None:
+            return
+        state = self._optuna.trial.TrialState
+        # SuccessiveHalvingPruner keeps each trial's rung value in a system attribute.
+        attrs = {"completed_rung_0": value} if self.kind == "successive_halving" else {}
+        self.study.add_trial(self._optuna.trial.create_trial(
+            state=state.PRUNED if pruned else state.COMPLETE, value=None if pruned else value,
+            intermediate_values={self.STEP: value}, system_attrs=attrs))
+
+
 STRATEGIES = {"grid": GridStrategy, "random": RandomStrategy, "bayesian": BayesianStrategy}
 
 

@@ -6,6 +6,7 @@ are journalled as they end, so a re-run after a kill resumes without repeating a
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import
 
 from . import TUNER_VERSION
 from .journal import Journal, task_fingerprint
+from .lock import RunLock
 from .measure import measure
+from .noise import decide
 from .objectives import better, score
 from .params import constraints, infeasible_reason
 from .runtimes.base import Runtime, TrialFailure
-from .search import config_key, make_strategy
+from .search import FirstStepPruner, config_key, make_strategy
 from .task import Task
 
 DEFAULT_ID = "default"
@@ -43,7 +46,52 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, Any]) -> dict[str, Any]:
+def _measure_repeats(task: Task, opts: SweepOptions, dep: Any, deadline: float, timings: dict[str, float],
+                     record: dict[str, Any], first_step: Optional[Callable[[float], bool]]) -> list[list[dict]]:
+    """The trial's benchmark, `task.repeats` times on the same server (warm-up before the first
+    only). With `first_step`, a short run (first point, `task.first_step_requests`) goes first and
+    `first_step(value)` may stop the trial there (record["pruned"])."""
+    runtime = opts.runtime
+
+    def bench(spec: Task) -> list[dict[str, Any]]:
+        try:
+            points, warm, measured = measure(spec, dep.base_url, dep.served_name, deadline, opts.request_timeout_s)
+        except TimeoutError as exc:
+            raise TrialFailure("timeout", f"{exc} (timeout_per_iteration {task.timeout_per_iteration:g}s)",
+                               runtime.logs(dep)) from None
+        timings["warmup_s"] += warm
+        timings["bench_s"] += measured
+        dead = runtime.dead_reason(dep)
+        if dead:
+            raise TrialFailure("benchmark_error", f"server died during the benchmark: {dead}", runtime.logs(dep))
+        return points
+
+    warmed = False
+    if first_step is not None:
+        short = dataclasses.replace(task, scenarios=task.scenarios[:1], concurrency=task.concurrency[:1],
+                                    num_requests=task.first_step_requests)
+        points = bench(short)
+        warmed = True
+        scored = score(points, task.metric, task.direction, task.slo, parallel_size(record["vllm_args"])
+                       if opts.gpus else 0)
+        record["first_step"] = {"requests": task.first_step_requests, "value": scored["value"],
+                                "points": points}
+        if first_step(scored["value"]):
+            record["pruned"] = True
+            return []
+    runs = []
+    for k in range(task.repeats):
+        spec = dataclasses.replace(task, warmup_requests=0) if (k or warmed) else task
+        runs.append([{**p, "repeat": k} for p in bench(spec)])
+    return runs
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, Any],
+              first_step: Optional[Callable[[float], bool]] = None) -> dict[str, Any]:
     runtime = opts.runtime
     args = {**opts.base_args, **task.engine_args, **params}
     record: dict[str, Any] = {"id": trial_id, "params": params, "vllm_args": args, "started": _now(),
@@ -54,7 +102,7 @@ def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, A
     t0 = time.monotonic()
     deadline = t0 + task.timeout_per_iteration
     dep = None
-    points: list[dict[str, Any]] = []
+    runs: list[list[dict[str, Any]]] = []
     try:
         dep = runtime.start(trial_id, args)
         record["deployment"] = {k: v for k, v in dep.info.items() if k != "argv"}
@@ -63,15 +111,7 @@ def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, A
         t1 = time.monotonic()
         runtime.wait_ready(dep, max(1.0, deadline - t1))
         timings["ready_s"] = time.monotonic() - t1
-        try:
-            points, timings["warmup_s"], timings["bench_s"] = measure(
-                task, dep.base_url, dep.served_name, deadline, opts.request_timeout_s)
-        except TimeoutError as exc:
-            raise TrialFailure("timeout", f"{exc} (timeout_per_iteration {task.timeout_per_iteration:g}s)",
-                               runtime.logs(dep)) from None
-        dead = runtime.dead_reason(dep)
-        if dead:
-            raise TrialFailure("benchmark_error", f"server died during the benchmark: {dead}", runtime.logs(dep))
+        runs = _measure_repeats(task, opts, dep, deadline, timings, record, first_step)
     except TrialFailure as failure:
         record["status"] = "infeasible"
         record["failure"] = {"kind": failure.kind, "reason": failure.reason,
@@ -94,25 +134,53 @@ def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, A
     record["timings"] = timings
     record["ended"] = _now()
     record["load_avg_end"] = list(os.getloadavg())
-    record["points"] = points
+    record["points"] = [p for run in runs for p in run]
     gpus = 0
     if opts.gpus:
         gpus = parallel_size(args)
-    if record["status"] == "ok":
-        scored = score(points, task.metric, task.direction, task.slo, gpus)
-        record.update(value=scored["value"], raw=scored["raw"], metrics=scored["metrics"],
-                      slo_violations=scored["slo_violations"])
-        if not scored["feasible"]:
+    record.update(value=None, raw=None, metrics={}, slo_violations=[], repeat_values=[])
+    if record.pop("pruned", False):
+        record["status"] = "pruned"
+        record["failure"] = {"kind": "pruned", "log_tail": "",
+                             "reason": f"stopped after the short first step ({task.first_step_requests} requests): "
+                                       f"{task.metric}={record['first_step']['value']:.4g} behind earlier "
+                                       f"trials' first steps ({task.pruner} pruner)"}
+    elif record["status"] == "ok":
+        # Each repeat is scored alone (its value is one sample of the run-to-run spread); the
+        # trial's value and metrics are the means over repeats. One infeasible repeat makes
+        # the trial infeasible: a configuration that fails sometimes is not a winner.
+        scores = [score(run, task.metric, task.direction, task.slo, gpus) for run in runs]
+        bad = next((k for k, sc in enumerate(scores) if not sc["feasible"]), None)
+        keys = sorted({k for sc in scores for k in sc["metrics"]})
+        metrics = {k: (_mean(vals) if vals else None) for k in keys
+                   for vals in [[sc["metrics"][k] for sc in scores if sc["metrics"].get(k) is not None]]}
+        record.update(metrics=metrics, slo_violations=[v for sc in scores for v in sc["slo_violations"]])
+        if bad is not None:
+            sc = scores[bad]
+            where = f"repeat {bad + 1} of {len(scores)}: " if len(scores) > 1 else ""
             record["status"] = "infeasible"
-            record["failure"] = {"kind": "slo_violated" if scored["raw"] is not None else "benchmark_error",
-                                 "reason": scored["reason"], "log_tail": ""}
-            record["value"] = None
-    else:
-        record.update(value=None, raw=None, metrics={}, slo_violations=[])
+            record["failure"] = {"kind": "slo_violated" if sc["raw"] is not None else "benchmark_error",
+                                 "reason": where + sc["reason"], "log_tail": ""}
+        else:
+            record.update(value=_mean([sc["value"] for sc in scores]), raw=_mean([sc["raw"] for sc in scores]),
+                          repeat_values=[sc["value"] for sc in scores])
     return record
 
 
 def run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
+    """Holds the output directory's run lock throughout: a second run there is refused
+    (LockHeld names the first run's pid and start), a dead run's lock is taken over."""
+    with RunLock(opts.output_dir) as lock:
+        note = lock.describe_takeover()
+        if note and not lock.nested:
+            opts.log(note)
+        results = _run_sweep(task, opts)
+        results["run_lock"] = {"path": lock.path, "holder": lock.info, "taken_over": lock.taken_over,
+                               "note": note}
+        return results
+
+
+def _run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
     log = opts.log
     rules = constraints(opts.device, opts.gpus)
     strategy = make_strategy(task.strategy, task.space, task.direction, task.seed,
@@ -126,9 +194,12 @@ def run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
     if stopped:
         log(f"stopped leftovers of an earlier run of this task: {', '.join(stopped)}")
 
+    pruner = FirstStepPruner(task.pruner, task.direction, task.seed) if task.pruner else None
     trials: list[dict[str, Any]] = []
     default_trial: Optional[dict[str, Any]] = None
     for old in finished:
+        if pruner and old.get("first_step"):
+            pruner.history(old["first_step"].get("value"), old.get("status") == "pruned")
         if old["id"] == DEFAULT_ID:
             default_trial = old
         else:
@@ -140,7 +211,9 @@ def run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
 
     if opts.include_default and default_trial is None:
         log("trial default: the untuned configuration (engine and platform defaults)")
-        default_trial = run_trial(task, opts, DEFAULT_ID, {})
+        # The default is never pruned; with a pruner its first step is the first competitor.
+        default_trial = run_trial(task, opts, DEFAULT_ID, {},
+                                  (lambda v: pruner.judge(v, may_prune=False)) if pruner else None)
         journal.record(default_trial)
         log(f"  -> {default_trial['status']} {task.metric}={default_trial.get('value')}")
 
@@ -164,7 +237,7 @@ def run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
             break
         trial_id = f"t{len(trials):03d}"
         log(f"trial {trial_id}: {params}")
-        record = run_trial(task, opts, trial_id, params)
+        record = run_trial(task, opts, trial_id, params, pruner.judge if pruner else None)
         record["key"] = config_key(params)
         strategy.tell(params, record.get("value"))
         journal.record(record)
@@ -176,12 +249,10 @@ def run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
         else:
             since_best += 1
 
-    # The untuned default competes too: when nothing beats it, best.yml says "keep it".
-    feasible = [t for t in trials + ([default_trial] if default_trial else []) if t.get("value") is not None]
-    best = None
-    if feasible:
-        pick = min if task.direction == "minimize" else max
-        best = pick(feasible, key=lambda t: t["value"])
+    # The untuned default competes too: the best trial replaces it only when better beyond
+    # run-to-run noise (noise.decide, compare.py's rule); otherwise best.yml says "keep it".
+    best, verdict = decide(default_trial, trials, task.metric, task.direction)
+    log(f"verdict: {verdict['headline']}")
     return {
         "schema_version": "1",
         "kind": "llmops.platform/sweep",
@@ -206,5 +277,9 @@ def run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
         "default": default_trial,
         "trials": trials,
         "best": best,
+        "verdict": verdict,
+        "repeats": task.repeats,
+        "pruner": task.pruner and {"kind": task.pruner, "first_step_requests": task.first_step_requests,
+                                   "pruned": [t["id"] for t in trials if t.get("status") == "pruned"]},
         "new_trials": sum(1 for t in trials + ([default_trial] if default_trial else []) if not t.get("resumed")),
     }

@@ -2,7 +2,8 @@
 
 Everything is checked up front, before any server starts; each error names the field and
 the fix. Additions over 004 are optional: model.source, runtime, engine_args,
-optimization.seed / early_stop_patience, benchmark.num_requests / warmup_requests, slo.
+optimization.seed / early_stop_patience / pruner, benchmark.num_requests / warmup_requests /
+repeats, slo.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any, Optional
 from .errors import TaskError
 from .params import PARAMS, canonical_name, check_value
 
+PRUNERS = ("none", "median", "successive_halving")
 STRATEGIES = {"grid_search": "grid", "grid": "grid", "random": "random", "random_search": "random",
               "bayesian": "bayesian", "tpe": "bayesian", "optuna": "bayesian"}
 OBJECTIVES = {
@@ -70,6 +72,9 @@ class Task:
     warmup_requests: int
     endpoint: str
     slo: dict[str, Any] = field(default_factory=dict)
+    repeats: int = 1                   # benchmark runs per trial (same server); >= 2 gives a noise estimate
+    pruner: Optional[str] = None       # None | median | successive_halving: stop clearly worse trials early
+    first_step_requests: int = 0       # the pruner's short first step (first point only)
 
     @property
     def grid_size(self) -> int:
@@ -277,11 +282,14 @@ def parse_task(data: Any) -> Task:
     patience = opt.get("early_stop_patience")
     if patience is not None:
         patience = _int(patience, "optimization.early_stop_patience", 1)
+    opt_keys = ("strategy", "objective", "max_iterations", "timeout_per_iteration", "seed",
+                "early_stop_patience", "pruner", "first_step_requests")
     for key in opt:
-        if key not in {"strategy", "objective", "max_iterations", "timeout_per_iteration", "seed",
-                       "early_stop_patience"}:
-            raise TaskError(f"optimization.{key}", "unknown key; allowed: strategy, objective, "
-                                                   "max_iterations, timeout_per_iteration, seed, early_stop_patience")
+        if key not in opt_keys:
+            raise TaskError(f"optimization.{key}", f"unknown key; allowed: {', '.join(opt_keys)}")
+    pruner = opt.get("pruner", "none")
+    if pruner not in PRUNERS:
+        raise TaskError("optimization.pruner", f"{pruner!r}; use one of {', '.join(PRUNERS)}")
 
     bench = data.get("benchmark") or {}
     if not isinstance(bench, dict):
@@ -299,6 +307,9 @@ def parse_task(data: Any) -> Task:
     requests = bench.get("num_requests", bench.get("max_requests_per_iteration", 64))
     num_requests = _int(requests, "benchmark.num_requests", 1)
     warmup = _int(bench.get("warmup_requests", 4), "benchmark.warmup_requests", 0)
+    repeats = _int(bench.get("repeats", 1), "benchmark.repeats", 1)
+    first_step = _int(opt.get("first_step_requests", max(1, num_requests // 4)),
+                      "optimization.first_step_requests", 1)
     endpoint = bench.get("endpoint", "chat")
     if endpoint not in ("chat", "completions"):
         raise TaskError("benchmark.endpoint", f"{endpoint!r}; use chat or completions")
@@ -314,7 +325,8 @@ def parse_task(data: Any) -> Task:
         timeout_per_iteration=timeout, seed=seed, early_stop_patience=patience,
         scenarios=scenarios, concurrency=concurrency,
         additional_params=_additional(bench.get("additional_params")),
-        num_requests=num_requests, warmup_requests=warmup, endpoint=endpoint, slo=slo,
+        num_requests=num_requests, warmup_requests=warmup, endpoint=endpoint, slo=slo, repeats=repeats,
+        pruner=None if pruner == "none" else pruner, first_step_requests=first_step,
     )
 
 

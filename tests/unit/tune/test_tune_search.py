@@ -73,3 +73,73 @@ def test_infeasible_value_none_is_accepted_by_all():
         c = s.ask()
         s.tell(c, None)
         assert s.ask() != c
+
+
+# --- early stop of clearly worse trials (optuna pruners on a short first step) ---------------
+
+def _pruned_sweep(tmp_path, monkeypatch, pruner, values, strategy="grid", kill_after=None):
+    """A synthetic objective: throughput = values[max_num_seqs]; the first step (fewer requests)
+    measures the same. Returns (results, runtime, measure calls per trial)."""
+    from tune_fakes import FakeRuntime, sweep_mod
+
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.sweep import SweepOptions, run_sweep
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.task import parse_task
+
+    rt = FakeRuntime(kill_after=kill_after)
+    calls: dict = {}
+
+    def measure(task, base_url, served, deadline, request_timeout_s=60.0):
+        calls.setdefault(rt.started[-1], []).append(task.num_requests)
+        thr = values[rt.current.get("max_num_seqs")]
+        return [{"valid": True, "invalid_reasons": [], "output_tokens_per_s": thr, "e2e_ms": 1e5 / thr}], 0.0, 1.0
+    monkeypatch.setattr(sweep_mod, "measure", measure)
+    task = {"task_name": "prune", "model": {"name": "m", "source": "generated:tiny-llama"},
+            "parameters": {"max_num_seqs": [k for k in values if k is not None]},
+            "optimization": {"strategy": strategy, "objective": "maximize_throughput", "pruner": pruner,
+                             "first_step_requests": 8},
+            "benchmark": {"num_requests": 64, "repeats": 2}}
+    res = run_sweep(parse_task(task), SweepOptions(output_dir=str(tmp_path / "out"), runtime=rt))
+    return res, rt, calls
+
+
+def test_successive_halving_stops_trials_behind_on_the_first_step(tmp_path, monkeypatch):
+    values = {None: 100.0, 1: 50.0, 2: 150.0, 3: 40.0, 4: 160.0, 5: 30.0}
+    res, rt, calls = _pruned_sweep(tmp_path, monkeypatch, "successive_halving", values)
+    status = {t["params"]["max_num_seqs"]: t["status"] for t in res["trials"]}
+    # Each trial's first step must be in the better half of the first steps seen so far (default first).
+    assert status == {1: "pruned", 2: "ok", 3: "pruned", 4: "ok", 5: "pruned"}
+    assert calls["t000"] == [8] and calls["t001"] == [8, 64, 64]  # pruned: only the short step
+    assert calls["default"] == [8, 64, 64]  # the default is never pruned
+    pruned = next(t for t in res["trials"] if t["id"] == "t000")
+    assert pruned["value"] is None and pruned["failure"]["kind"] == "pruned"
+    assert "first step (8 requests)" in pruned["failure"]["reason"]
+    assert res["best"]["params"] == {"max_num_seqs": 4} and res["pruner"]["pruned"] == ["t000", "t002", "t004"]
+    assert sorted(rt.stopped) == sorted(rt.started)
+
+
+def test_median_pruner_waits_for_two_trials(tmp_path, monkeypatch):
+    values = {None: 100.0, 1: 50.0, 2: 150.0, 3: 40.0, 4: 120.0}
+    res, _rt, _calls = _pruned_sweep(tmp_path, monkeypatch, "median", values)
+    status = [t["status"] for t in res["trials"]]
+    # default and t000 complete the start-up; then below the median of completed first steps is pruned.
+    assert status == ["ok", "ok", "pruned", "ok"]
+
+
+def test_pruning_resumes_with_the_journalled_first_steps(tmp_path, monkeypatch):
+    values = {None: 100.0, 1: 50.0, 2: 150.0, 3: 40.0, 4: 160.0, 5: 30.0}
+    import pytest
+    with pytest.raises(KeyboardInterrupt):
+        _pruned_sweep(tmp_path, monkeypatch, "successive_halving", values, kill_after=3)
+    res, rt, _calls = _pruned_sweep(tmp_path, monkeypatch, "successive_halving", values)
+    assert rt.started == ["t002", "t003", "t004"]
+    assert [t["status"] for t in res["trials"]] == ["pruned", "ok", "pruned", "ok", "pruned"]
+
+
+def test_pruner_option_is_checked():
+    import pytest
+
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.errors import TaskError
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.task import parse_task
+    with pytest.raises(TaskError, match="optimization.pruner"):
+        parse_task({"task_name": "x", "model": {"name": "m"}, "parameters": {"max_num_seqs": [1]},
+                    "optimization": {"pruner": "hyperband"}})
