@@ -1,6 +1,8 @@
 """The router in front of two real vLLM CPU replicas of the tiny model (issue 9 acceptance).
 
-Runtime: 248 s measured (2026-11-23, 2 cores at load ~10; two vLLM starts in parallel). Ports 19600-19612.
+Runtime: 248 s measured (2026-11-23, 2 cores at load ~10; two vLLM starts in parallel).
+Its own port block (BASE_PORT + 600): the session's platform keeps the router, gateway and
+monitoring ports of BASE_PORT's block until the session ends.
 """
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import Platform
+from conftest import BASE_PORT, Platform
 
-ROUTER_PORT = 19600
-MODELS = [{"name": "tiny-chat", "source": "generated:tiny-llama", "replicas": 2, "port": 19610,
+ROUTER_BASE = BASE_PORT + 600
+ROUTER_PORT = ROUTER_BASE - 100
+MODELS = [{"name": "tiny-chat", "source": "generated:tiny-llama", "replicas": 2, "port": ROUTER_BASE + 10,
            "vllm_args": {"max_model_len": 1024, "max_num_seqs": 8}}]
 
 
@@ -33,7 +36,9 @@ def call(url, body=None, timeout=120):
 def served(tmp_path_factory):
     base = tmp_path_factory.mktemp("router")
     plat = Platform(str(base / "home"), str(base / "reports"), str(base / "vars.yml"))
-    plat.write_vars(llm_models=MODELS, router_port=ROUTER_PORT,
+    plat.write_vars(llm_models=MODELS, vllm_base_port=ROUTER_BASE, router_port=ROUTER_PORT,
+                    gateway_port=ROUTER_BASE - 99, monitoring_prometheus_port=ROUTER_BASE - 98,
+                    monitoring_alertmanager_port=ROUTER_BASE - 97,
                     llm_router={"policy": "queue_aware", "poll_interval_s": 0.5, "health_interval_s": 1})
     result = plat.play("playbooks/serving.yml")
     assert result.returncode == 0, result.stdout[-4000:]
