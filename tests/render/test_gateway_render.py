@@ -110,9 +110,9 @@ def test_the_gateway_objects_and_policies(keys):
     # The same pinned image as the model pods, so nodes already have it.
     vllm = yaml.safe_load(open(os.path.join(ROOT, "roles/platform_defaults/defaults/main/versions.yml")))
     assert container["image"] == vllm["platform_versions"]["vllm_gpu_image"]
-    # The vLLM NetworkPolicy admits the gateway by name, and the pods carry the client label.
+    # The router's NetworkPolicy admits the gateway by its component label.
     labels = policy.pod_labels(deployment)
-    assert labels["app.kubernetes.io/name"] == "llm-gateway" and labels["llmops.platform/llm-client"] == "true"
+    assert labels["app.kubernetes.io/name"] == "llm-gateway" and labels["app.kubernetes.io/component"] == "gateway"
 
 
 def test_a_broken_gateway_object_fails_validation_and_policy(keys):
