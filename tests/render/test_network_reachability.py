@@ -106,7 +106,7 @@ def test_a_loosened_policy_is_caught(docs, pods):
     # lets the labelled client in; one without the namespace selector lets nobody new in
     # (a podSelector alone is the policy's own namespace) - both are visible.
     loose = copy.deepcopy(docs)
-    vllm = next(d for d in loose if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "vllm-ingress")
+    vllm = next(d for d in loose if d.get("kind") == "NetworkPolicy" and d["metadata"]["name"] == "vllm-ingress")
     vllm["spec"]["ingress"][0]["from"][0]["podSelector"] = {}
     reach = Cluster(loose).reachers(list(pods.values()) + SOURCES, pods["managed/llama-8b"])
     assert "managed/labelled-client" in reach and "default/impostor-router" not in reach

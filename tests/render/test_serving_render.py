@@ -255,7 +255,7 @@ def test_kube_proxy_baseline_removes_the_router_and_hpa_scales_on_queue_depth():
     pruned = {(o["kind"], o["name"]) for o in serving_render.plan(home, 1, "router")["prune"]}
     assert pruned == {("ConfigMap", "llm-router"), ("ConfigMap", "llm-router-code"),
                       ("Deployment", "llm-router"), ("Service", "llm-router"),
-                      ("PodDisruptionBudget", "llm-router")}
+                      ("PodDisruptionBudget", "llm-router"), ("NetworkPolicy", "llm-router-ingress")}
     hpa = _find(docs, "HorizontalPodAutoscaler", "llama-3b")
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 3)
