@@ -167,7 +167,7 @@ def test_each_arm_has_its_own_plan_and_nothing_is_pruned(runs):
     for arm in ARMS:
         assert _plan(runs, "on_serving", f"compare-{arm}") == sorted(
             [(kind, f"llm-router-{arm}") for kind in ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget")]
-            + [("ConfigMap", f"llm-router-{arm}-code")])
+            + [("ConfigMap", f"llm-router-{arm}-code"), ("NetworkPolicy", f"llm-router-{arm}-ingress")])
     plans = {p.split(".")[0] for p in os.listdir(os.path.join(_rendered(runs, "on_serving"), "plans"))}
     assert {"vllm", "router", "compare-baseline", "compare-managed"} <= plans
     for plan in plans:

@@ -96,7 +96,8 @@ def test_gateway_objects_are_valid_in_1_29_and_current(name):
 def test_the_gateway_objects_and_policies(keys):
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in keys)
     assert kinds == [("ConfigMap", "llm-gateway"), ("ConfigMap", "llm-gateway-code"), ("Deployment", "llm-gateway"),
-                     ("PodDisruptionBudget", "llm-gateway"), ("Service", "llm-gateway")]
+                     ("NetworkPolicy", "llm-gateway-ingress"), ("PodDisruptionBudget", "llm-gateway"),
+                     ("Service", "llm-gateway")]
     assert all(d["metadata"]["namespace"] == "managed" for d in keys)
     assert policy.image_problems(keys) == []
     assert policy.resource_problems(keys) == []
