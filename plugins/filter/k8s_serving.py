@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.llmops.platform.plugins.module_utils.k8s import network_policy, security
+
 
 def k8s_service_url(name: str, namespace: str, port: int, cluster_domain: str = "cluster.local") -> str:
     """In-cluster URL of a Service: http://<name>.<namespace>.svc.<domain>:<port>."""
@@ -35,6 +39,25 @@ def router_k8s_models(models: list[dict[str, Any]], namespace: str, port: int = 
     return entries
 
 
+def k8s_network_policies(workload: str, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The NetworkPolicies guarding one workload (module_utils/k8s/network_policy.py)."""
+    try:
+        return network_policy.policies(workload, settings)
+    except network_policy.NetworkPolicyError as exc:
+        raise AnsibleFilterError(f"Invalid inventory: {exc}") from None
+
+
+def k8s_security_context(kind: str, run_as_user: Any = None, read_only_root: bool = True, fs_group: bool = True,
+                         non_root: bool = True) -> dict[str, Any]:
+    """The platform's `container` or `pod` securityContext (module_utils/k8s/security.py)."""
+    try:
+        return security.security_context(kind, None if run_as_user in (None, "") else int(run_as_user),
+                                         bool(read_only_root), bool(fs_group), bool(non_root))
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
 class FilterModule:
     def filters(self):
-        return {"router_k8s_models": router_k8s_models, "k8s_service_url": k8s_service_url}
+        return {"router_k8s_models": router_k8s_models, "k8s_service_url": k8s_service_url,
+                "k8s_network_policies": k8s_network_policies, "k8s_security_context": k8s_security_context}

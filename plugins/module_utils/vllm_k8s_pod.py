@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils import kvcached
+from ansible_collections.llmops.platform.plugins.module_utils.k8s import security
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import (
     ENTRYPOINT,
     ServerError,
@@ -25,14 +26,15 @@ from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import
 
 CONTAINER_NAME = "vllm"
 PYTHON = "python3"
-# Writable caches for any uid: vLLM's images run as root by default, the pods as vllm_k8s_run_as_user.
+# Writable caches for any uid: vLLM's images run as root by default, the pods as
+# vllm_k8s_run_as_user, with a read-only root filesystem: everything vLLM, torch, triton and
+# numba write goes under /cache or /tmp (emptyDirs).
 CACHE_MOUNT = "/cache"
-CACHE_ENV = {"HOME": "/cache/home", "XDG_CACHE_HOME": "/cache", "VLLM_CACHE_ROOT": "/cache/vllm"}
+CACHE_ENV = {"HOME": "/cache/home", "XDG_CACHE_HOME": "/cache", "VLLM_CACHE_ROOT": "/cache/vllm",
+             "NUMBA_CACHE_DIR": "/cache/numba"}
 # The ConfigMap with roles/vllm/files/download_model.py (roles/vllm/templates/kubernetes/model-cache.yaml.j2).
 DOWNLOAD_CONFIGMAP = "llm-model-download"
 DOWNLOAD_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
-# No privilege, no capability: for every container of the pod, init containers included.
-CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 STARTUP_PERIOD_S = 10
 PROBE_TIMEOUT_S = 5
 
@@ -106,15 +108,10 @@ def probes(settings: KubernetesSettings) -> dict[str, dict[str, Any]]:
     }
 
 
-def pod_security_context(settings: KubernetesSettings) -> dict[str, Any]:
-    """Non-root as vllm_k8s_run_as_user (null keeps the image's user); seccomp always."""
-    context: dict[str, Any] = {}
-    if settings.run_as_user is not None:
-        uid = settings.run_as_user
-        context = {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
-                   "fsGroupChangePolicy": "OnRootMismatch"}
-    context["seccompProfile"] = {"type": "RuntimeDefault"}
-    return context
+def container_security(settings: KubernetesSettings) -> dict[str, Any]:
+    """The platform's container security context (k8s/security.py) for every container of the
+    pod; runAsNonRoot unless vllm_k8s_run_as_user is null (the image's user, the operator's call)."""
+    return security.container_security_context(read_only_root=True, non_root=settings.run_as_user is not None)
 
 
 def resources(settings: KubernetesSettings, gpus: int) -> dict[str, Any]:
@@ -162,10 +159,11 @@ def download_container(model: Mapping[str, Any], settings: KubernetesSettings, i
                                                                 "optional": True}}},
         ],
         "resources": copy.deepcopy(DOWNLOAD_RESOURCES),
-        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+        "securityContext": container_security(settings),
+        # The only container that writes the shared model cache.
         "volumeMounts": [{"name": "model-cache", "mountPath": settings.model_cache_mount},
                          {"name": "download-script", "mountPath": "/opt/llmops", "readOnly": True},
-                         {"name": "cache", "mountPath": CACHE_MOUNT}],
+                         {"name": "cache", "mountPath": CACHE_MOUNT}, dict(security.TMP_MOUNT)],
     }
 
 
@@ -173,10 +171,12 @@ def volumes(model: Mapping[str, Any], settings: KubernetesSettings,
             kv: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(pod volumes, the server's mounts): shared memory, writable caches, then the weights."""
     pod = [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": settings.shm_size}},
-           {"name": "cache", "emptyDir": {}}]
-    mounts = [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "cache", "mountPath": CACHE_MOUNT}]
+           {"name": "cache", "emptyDir": {}}, dict(security.TMP_VOLUME)]
+    mounts = [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "cache", "mountPath": CACHE_MOUNT},
+              dict(security.TMP_MOUNT)]
     if model["source_scheme"] == "hf":
-        mounts.append({"name": "model-cache", "mountPath": settings.model_cache_mount})
+        # Read-only for the server: only the download init container writes the cache.
+        mounts.append({"name": "model-cache", "mountPath": settings.model_cache_mount, "readOnly": True})
         pod += [{"name": "model-cache", "persistentVolumeClaim": {"claimName": settings.model_cache_claim}},
                 {"name": "download-script", "configMap": {"name": DOWNLOAD_CONFIGMAP, "defaultMode": 0o444}}]
     if model["source_scheme"] == "path":
@@ -224,8 +224,10 @@ def k8s_server(model: Mapping[str, Any], target: Mapping[str, Any] | Target,
     init = []
     if kv.get("enabled") and kv["install"] == "pip":
         # First, so a failed build stops the pod before the (long) weights download.
-        init.append(kvcached.install_container(kv, image, settings.image_pull_policy, CONTAINER_SECURITY,
-                                               CACHE_MOUNT, CACHE_ENV["HOME"]))
+        install = kvcached.install_container(kv, image, settings.image_pull_policy, container_security(settings),
+                                             CACHE_MOUNT, CACHE_ENV["HOME"])
+        install["volumeMounts"].append(dict(security.TMP_MOUNT))  # pip's build directory
+        init.append(install)
     if model["source_scheme"] == "hf":
         init.append(download_container(model, settings, image))
     server_probes = probes(settings)
@@ -242,7 +244,7 @@ def k8s_server(model: Mapping[str, Any], target: Mapping[str, Any] | Target,
         # sleep: the sleep action is alpha and off in Kubernetes 1.29.)
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(settings.prestop_sleep_s)]}}},
         "resources": resources(settings, gpus),
-        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+        "securityContext": container_security(settings),
         "volumeMounts": mounts,
     }
     spec: dict[str, Any] = {
@@ -250,7 +252,7 @@ def k8s_server(model: Mapping[str, Any], target: Mapping[str, Any] | Target,
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": settings.termination_grace_s,
-        "securityContext": pod_security_context(settings),
+        "securityContext": security.pod_security_context(settings.run_as_user),
     }
     if settings.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]

@@ -21,6 +21,7 @@ INVENTORIES = os.path.join(ROOT, "tests", "render", "inventories")
 PLAYBOOKS = ["playbooks/serving.yml", "playbooks/monitoring.yml"]
 HF_TOKEN_SENTINEL = "hf_SENTINELtokenNeverRendered0123"
 GRAFANA_SENTINEL = "grafanaSENTINELpasswordNeverRendered"
+GATEWAY_KEY_SENTINEL = "sk-SENTINELserviceKeyNeverRendered7"
 
 SEED_002 = [
     {"name": "llama-8b", "source": "hf:meta-llama/Llama-3.1-8B-Instruct@0e9e39f249a16976918f6564b8830bc894c89659",
@@ -77,6 +78,7 @@ def _env() -> dict[str, str]:
                 ANSIBLE_HOME=os.environ.get("ANSIBLE_HOME", os.path.join(ROOT, ".ansible")),
                 ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                 HF_TOKEN=HF_TOKEN_SENTINEL, GRAFANA_ADMIN_PASSWORD=GRAFANA_SENTINEL,
+                LLMOPS_GATEWAY_API_KEYS=GATEWAY_KEY_SENTINEL,
                 PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
 
 

@@ -18,6 +18,7 @@ import sys
 import tempfile
 
 import k8s_policy as policy
+import netpol_eval
 import pytest
 import serving_render
 from k8s_validate import K8S_VERSIONS, load_documents, validate_paths
@@ -150,24 +151,23 @@ def test_platform_policies_hold_and_selectors_do_not_cross_routers(runs):
 
 def test_the_vllm_network_policy_lets_both_arms_in(runs):
     docs = _docs(runs)
-    (netpol,) = policy.by_kind(docs, "NetworkPolicy")
-    peers = [peer for rule in netpol["spec"]["ingress"] for peer in rule["from"] if "namespaceSelector" not in peer]
-
-    def admitted(labels: dict) -> bool:
-        return any(policy.selector_matches(peer["podSelector"], labels) for peer in peers)
-
+    cluster = netpol_eval.Cluster(docs)
+    pods = {p.name: p for p in netpol_eval.pods(docs)}
+    routers = {f"managed/llm-router-{arm}" for arm in ARMS} | {"managed/llm-router"}
+    for model in MODELS:
+        assert cluster.reachers(pods.values(), pods[f"managed/{model}"]) == routers
     for arm in ARMS:
-        labels = policy.pod_labels(_find(docs, "Deployment", f"llm-router-{arm}"))
+        labels = pods[f"managed/llm-router-{arm}"].labels
         assert labels["llmops.platform/compare-arm"] == arm
-        assert admitted(labels)
-        assert not admitted({k: v for k, v in labels.items() if k != "llmops.platform/llm-client"})
+        # Each arm's router has its own policy: only the gateway (and Prometheus) get in.
+        assert cluster.reachers(pods.values(), pods[f"managed/llm-router-{arm}"]) == {"managed/llm-gateway"}
 
 
 def test_each_arm_has_its_own_plan_and_nothing_is_pruned(runs):
     for arm in ARMS:
         assert _plan(runs, "on_serving", f"compare-{arm}") == sorted(
             [(kind, f"llm-router-{arm}") for kind in ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget")]
-            + [("ConfigMap", f"llm-router-{arm}-code")])
+            + [("ConfigMap", f"llm-router-{arm}-code"), ("NetworkPolicy", f"llm-router-{arm}-ingress")])
     plans = {p.split(".")[0] for p in os.listdir(os.path.join(_rendered(runs, "on_serving"), "plans"))}
     assert {"vllm", "router", "compare-baseline", "compare-managed"} <= plans
     for plan in plans:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 
+import finetune_render
 import k8s_policy as policy
 import pytest
 import yaml
@@ -19,28 +19,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.dirname(sys.executable)
 KEYS_003 = {"BASE_MODEL_PATH", "LORA_OUTPUT_PATH", "MERGED_MODEL_PATH", "DATASET_PATH", "FINETUNING_TYPE",
             "LORA_RANK", "SERVED_MODEL_NAME", "MAX_MODEL_LEN", "TENSOR_PARALLEL_SIZE"}
-SECRET_URI = "https://mlflow-SENTINEL.example:5000"
-
-
-def _render(home: str, extra: dict) -> str:
-    vars_file = os.path.join(home, "vars.json")
-    os.makedirs(home, exist_ok=True)
-    data = {"platform_target": "kubernetes", "platform_apply": False, "llama_factory_k8s_mlflow_uri": SECRET_URI}
-    data.update(extra)
-    with open(vars_file, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    env = dict(os.environ, LLMOPS_HOME=home, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_HOME=os.path.join(ROOT, ".ansible"), PATH=f"{BIN}:{os.environ.get('PATH', '')}")
-    result = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "inventories/local", "playbooks/finetune.yml",
-                             "-e", f"@{vars_file}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-                            check=False)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    return os.path.join(home, "rendered", "finetune")
+SECRET_URI = finetune_render.SECRET_URI
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    return _render(str(tmp_path_factory.mktemp("ft-default")), {})
+def rendered():
+    return finetune_render.default()
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +108,9 @@ def test_same_inputs_same_job_names_changed_input_new_ones(tmp_path, docs):
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "Job"}
     run = _find(docs, "ConfigMap", "llama-factory-config")["metadata"]["labels"]["llmops.io/finetune-run"]
     assert all(name.endswith(run.rsplit("-", 1)[1][:10]) for name in names)
-    lora = [d for _, d in load_documents([_render(str(tmp_path / "b"), {
-        "llama_factory_k8s_serve_lora_adapter": True, "llama_factory_k8s_webui": False,
+    lora = [d for _, d in load_documents([finetune_render.render(str(tmp_path / "b"), {
+        # The WebUI is off unless asked for (llama_factory_k8s_webui).
+        "llama_factory_k8s_serve_lora_adapter": True,
         "llm_finetune": {"base_model": "path:/storage/models/base-model", "dataset": os.path.join(
             ROOT, "roles/llama_factory/files/datasets/alpaca_demo.json"), "method": "qlora", "lora_rank": 32}})])]
     assert not names & {d["metadata"]["name"] for d in lora if d["kind"] == "Job"}
@@ -145,7 +130,7 @@ def test_a_new_run_prunes_the_previous_runs_jobs_and_a_switched_off_webui(tmp_pa
     # into the same directory, the old Jobs (and the WebUI, now off) are planned for deletion.
     home = str(tmp_path / "home")
     shutil.copytree(os.path.dirname(os.path.dirname(rendered)), home, symlinks=True)
-    again = _render(home, {"llama_factory_k8s_webui": False, "llm_finetune": {
+    again = finetune_render.render(home, {"llama_factory_k8s_webui": False, "llm_finetune": {
         "base_model": "path:/storage/models/base-model", "lora_rank": 32,
         "dataset": os.path.join(ROOT, "roles/llama_factory/files/datasets/alpaca_demo.json")}})
     assert "webui.yaml" not in os.listdir(again)
@@ -153,7 +138,8 @@ def test_a_new_run_prunes_the_previous_runs_jobs_and_a_switched_off_webui(tmp_pa
     with open(os.path.join(plans, "finetune.prune.json"), encoding="utf-8") as handle:
         prune = {(o["kind"], o["name"]) for o in json.load(handle)["objects"]}
     old_jobs = {("Job", d["metadata"]["name"]) for d in docs if d["kind"] == "Job"}
-    assert prune == old_jobs | {("Deployment", "llama-factory-webui"), ("Service", "llama-factory-webui")}
+    assert prune == old_jobs | {("Deployment", "llama-factory-webui"), ("Service", "llama-factory-webui"),
+                                ("NetworkPolicy", "llama-factory-webui-ingress")}
     with open(os.path.join(plans, "finetune.json"), encoding="utf-8") as handle:
         kinds = [o["kind"] for o in json.load(handle)["objects"]]
     assert kinds.count("Job") == 2 and "Namespace" in kinds and "PersistentVolumeClaim" in kinds

@@ -96,7 +96,8 @@ def test_gateway_objects_are_valid_in_1_29_and_current(name):
 def test_the_gateway_objects_and_policies(keys):
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in keys)
     assert kinds == [("ConfigMap", "llm-gateway"), ("ConfigMap", "llm-gateway-code"), ("Deployment", "llm-gateway"),
-                     ("PodDisruptionBudget", "llm-gateway"), ("Service", "llm-gateway")]
+                     ("NetworkPolicy", "llm-gateway-ingress"), ("PodDisruptionBudget", "llm-gateway"),
+                     ("Service", "llm-gateway")]
     assert all(d["metadata"]["namespace"] == "managed" for d in keys)
     assert policy.image_problems(keys) == []
     assert policy.resource_problems(keys) == []
@@ -110,9 +111,9 @@ def test_the_gateway_objects_and_policies(keys):
     # The same pinned image as the model pods, so nodes already have it.
     vllm = yaml.safe_load(open(os.path.join(ROOT, "roles/platform_defaults/defaults/main/versions.yml")))
     assert container["image"] == vllm["platform_versions"]["vllm_gpu_image"]
-    # The vLLM NetworkPolicy admits the gateway by name, and the pods carry the client label.
+    # The router's NetworkPolicy admits the gateway by its component label.
     labels = policy.pod_labels(deployment)
-    assert labels["app.kubernetes.io/name"] == "llm-gateway" and labels["llmops.platform/llm-client"] == "true"
+    assert labels["app.kubernetes.io/name"] == "llm-gateway" and labels["app.kubernetes.io/component"] == "gateway"
 
 
 def test_a_broken_gateway_object_fails_validation_and_policy(keys):

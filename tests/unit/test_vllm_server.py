@@ -95,7 +95,10 @@ def test_k8s_hf_server_pins_the_revision_and_reads_the_shared_cache():
     download = {e["name"]: e for e in server["init_containers"][0]["env"]}
     assert download["LLM_MODEL_MARKER"]["value"] == f"/models/.llmops/complete/meta-llama--Llama-3.1-8B-Instruct@{SHA}"
     assert download["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "llm-hf-token", "key": "token", "optional": True}
-    assert {v["name"] for v in server["volumes"]} == {"shm", "cache", "model-cache", "download-script"}
+    assert {v["name"] for v in server["volumes"]} == {"shm", "cache", "tmp", "model-cache", "download-script"}
+    # The server reads the shared cache; only the download init container writes it.
+    assert {"name": "model-cache", "mountPath": "/models", "readOnly": True} in server["volume_mounts"]
+    assert {"name": "model-cache", "mountPath": "/models"} in server["init_containers"][0]["volumeMounts"]
     # A tokenizer of its own keeps its own revision.
     args = k8s_server(hf(vllm_args={"tokenizer": "org/tok"}), GPU)["argv"]
     assert "--tokenizer-revision" not in args and "--revision" in args
@@ -126,10 +129,15 @@ def test_security_context_non_root_seccomp_no_privileges_everywhere():
     assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                                       "fsGroupChangePolicy": "OnRootMismatch", "seccompProfile": {"type": "RuntimeDefault"}}
     for container in pod["containers"] + pod["initContainers"]:
-        assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True,
+            "seccompProfile": {"type": "RuntimeDefault"}, "runAsNonRoot": True}
+        # Read-only root: scratch space is the pod's own emptyDir.
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
     image_user = k8s_server(hf(), {**GPU, "kubernetes": {**K8S, "run_as_user": None}})["pod"]["spec"]
     assert image_user["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert "runAsNonRoot" not in image_user["containers"][0]["securityContext"]
 
 
 def test_probes_cover_slow_loads_and_busy_pods():

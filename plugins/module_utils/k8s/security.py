@@ -1,0 +1,56 @@
+"""The security context of every container and pod the platform renders, in one place.
+
+Python builders (vllm_k8s_pod.py: vLLM, its init containers, the tuner's trials, the
+fine-tuned model's vLLM) call these functions; templates call them through the
+`llmops.platform.k8s_security_context` filter (router, gateway, LLaMA-Factory, the device
+plugin's smoke test). tests/render/test_security_context.py holds every rendered container to
+them and lists the exceptions (the device plugin, dcgm-exporter) with the reason.
+
+- no privilege escalation, every capability dropped, the runtime's default seccomp profile;
+- not root: runAsNonRoot with a numeric uid (null keeps the image's user, then nothing is
+  asserted about it: an operator's explicit choice);
+- a read-only root filesystem, the writable paths (/tmp, caches) being emptyDirs the pod
+  mounts; images that write under their own install tree opt out (`read_only_root=False`);
+- no service account token in pods that never call the Kubernetes API (the pod spec's
+  `automountServiceAccountToken: false`, set by each pod builder).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+SECCOMP = {"type": "RuntimeDefault"}
+# The emptyDir every read-only-root container mounts for scratch files.
+TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - an emptyDir, private to the pod
+
+
+def container_security_context(read_only_root: bool = True, non_root: bool = True) -> dict[str, Any]:
+    """For every container (init containers included)."""
+    context: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                               "readOnlyRootFilesystem": bool(read_only_root), "seccompProfile": dict(SECCOMP)}
+    if non_root:
+        context["runAsNonRoot"] = True
+    return context
+
+
+def pod_security_context(run_as_user: Optional[int], fs_group: bool = True) -> dict[str, Any]:
+    """For every pod: non-root as `run_as_user` (None keeps the image's user), seccomp always;
+    `fs_group` makes mounted volumes writable for that uid."""
+    context: dict[str, Any] = {}
+    if run_as_user is not None:
+        uid = int(run_as_user)
+        context = {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid}
+        if fs_group:
+            context.update({"fsGroup": uid, "fsGroupChangePolicy": "OnRootMismatch"})
+    context["seccompProfile"] = dict(SECCOMP)
+    return context
+
+
+def security_context(kind: str, run_as_user: Optional[int] = None, read_only_root: bool = True,
+                     fs_group: bool = True, non_root: bool = True) -> dict[str, Any]:
+    """`container` or `pod` (the filter's one entry point)."""
+    if kind == "container":
+        return container_security_context(read_only_root, non_root)
+    if kind == "pod":
+        return pod_security_context(run_as_user, fs_group)
+    raise ValueError(f"security context kind {kind!r} is not container or pod")
