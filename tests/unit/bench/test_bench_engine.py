@@ -172,7 +172,9 @@ def test_a_list_of_concurrencies_is_one_step_each_with_a_minimum_duration():
     for step in engine.steps:
         recs = step.repeats[0].records
         assert len(recs) > 4  # the step kept sending (prompts cycle) until min_step_s
-        assert recs[-1].end_s - recs[0].send_s >= 0.4
+        # Sending goes on until 0.4 s after the phase began, so the last request to end (not
+        # the last sent) ends after that; the first send may lag the phase start a little.
+        assert max(r.end_s for r in recs) - min(r.send_s for r in recs) >= 0.4 - 0.02
         assert len({r.index for r in recs}) == len(recs)
     assert results["summary"]["valid"], results["summary"]["invalid_reasons"]
 
