@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-POLICIES = ("round_robin", "least_inflight", "queue_aware", "session_affinity")
+POLICIES = ("round_robin", "least_inflight", "queue_aware", "session_affinity", "prefix_aware")
 # Keys of llm_router that go into the file as they are (apps/router/README.md documents them).
 SETTINGS = ("policy", "poll_interval_s", "metrics_stale_s", "health_interval_s", "health_timeout_s",
             "eject_s", "max_retries", "connect_timeout_s", "upstream_timeout_s", "wait_weight",
-            "kv_weight", "assumed_capacity", "capacity_ttl_s", "session_header", "affinity_max_imbalance")
+            "kv_weight", "assumed_capacity", "capacity_ttl_s", "session_header", "affinity_max_imbalance",
+            "prefix_block_chars", "prefix_max_blocks", "prefix_max_entries", "prefix_ttl_s", "prefix_weight",
+            "prefix_max_imbalance")
 DEFAULTS = {"policy": "queue_aware", "poll_interval_s": 1}
 
 

@@ -152,13 +152,25 @@ options:
       C(U(50,100)/(200,250)); overrides O(prompt_tokens) and O(max_tokens).
     type: str
   dataset:
-    description: Prompt source.
+    description:
+      - Prompt source. C(shared_prefix) is synthetic too - O(prefix_groups) system prompts of
+        O(prefix_tokens) tokens each, and every request is one group's system prompt (seeded
+        choice) plus its own question of O(prompt_tokens); it measures prefix caching and
+        prefix-aware routing.
     type: str
-    choices: [synthetic, sharegpt, alpaca, jsonl]
+    choices: [synthetic, sharegpt, alpaca, jsonl, shared_prefix]
     default: synthetic
   dataset_path:
     description: File for the C(sharegpt), C(alpaca) (JSON) or C(jsonl) datasets.
     type: path
+  prefix_groups:
+    description: Dataset C(shared_prefix) - how many distinct system prompts (groups of users) there are.
+    type: int
+    default: 8
+  prefix_tokens:
+    description: Dataset C(shared_prefix) - tokens of each group's system prompt (exact with O(tokenizer)).
+    type: int
+    default: 256
   tokenizer:
     description: Local model directory or tokenizer.json; synthetic prompts then have exactly the requested token count.
     type: path
@@ -340,8 +352,11 @@ ARGUMENT_SPEC = dict(
     label=dict(type="str"),
     progress_file=dict(type="path"),
     scenario=dict(type="str"),
-    dataset=dict(type="str", default="synthetic", choices=["synthetic", "sharegpt", "alpaca", "jsonl"]),
+    dataset=dict(type="str", default="synthetic",
+                 choices=["synthetic", "sharegpt", "alpaca", "jsonl", "shared_prefix"]),
     dataset_path=dict(type="path"),
+    prefix_groups=dict(type="int", default=8),
+    prefix_tokens=dict(type="int", default=256, no_log=False),
     tokenizer=dict(type="path"),
     percentiles=dict(type="list", elements="float", default=[90.0, 95.0, 99.0, 99.9]),
     slo_ttft_ms=dict(type="float"),

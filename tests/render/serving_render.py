@@ -54,13 +54,17 @@ KVCACHED_IMAGE = {"enabled": True, "install": "image", "image": KVCACHED_IMAGE_R
 ALERT_RECEIVERS = [{"name": "oncall", "webhook_url_secret": {"name": "alert-webhooks", "key": "oncall"}},
                    {"name": "audit", "webhook_url_secret": {"name": "alert-webhooks", "key": "audit"}, "send_resolved": False}]
 
+# Step 1 of seed002 also switches the router to prefix_aware with two of its settings.
+PREFIX_ROUTER = {"policy": "prefix_aware", "poll_interval_s": 1, "prefix_ttl_s": 120, "prefix_max_entries": 50000}
+
 # name -> (inventory, [(extra vars, playbooks) per step]). Steps re-render into the same
 # directory: step 1 of seed002 removes mistral-7b, adds mixtral (tensor parallel over 2 GPUs)
-# and turns on KEDA; step 1 of seed000 switches to the kube_proxy baseline (no router) with HPA,
+# turns on KEDA and switches the router to prefix_aware; step 1 of seed000 switches to the kube_proxy baseline (no router) with HPA,
 # step 2 to a CPU-only cluster.
 RENDERS: dict[str, tuple[str, list[tuple[dict, list[str]]]]] = {
     "seed002": ("k8s_002", [({}, PLAYBOOKS),
-                            ({"llm_models": SEED_002[:2] + [MIXTRAL], "vllm_k8s_autoscaling": KEDA},
+                            ({"llm_models": SEED_002[:2] + [MIXTRAL], "vllm_k8s_autoscaling": KEDA,
+                              "llm_router": PREFIX_ROUTER},
                              ["playbooks/serving.yml"])]),
     "kvcached": ("k8s_002", [({"vllm_kvcached": KVCACHED_PIP}, ["playbooks/serving.yml"]),
                              ({"vllm_kvcached": KVCACHED_IMAGE}, ["playbooks/serving.yml"])]),

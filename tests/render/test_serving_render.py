@@ -209,6 +209,18 @@ def test_router_config_is_what_the_router_reads(seed002):
     assert _find(seed002, "Service", "llm-router")["spec"]["ports"][0]["port"] == raw["port"]
 
 
+def test_prefix_aware_router_settings_reach_the_router():
+    sys.path[:0] = app_code.pythonpath("router", os.path.join(ROOT, "apps")).split(os.pathsep)
+    from llmops_router.config import parse_config  # noqa: E402
+
+    docs = _docs("seed002", 1)
+    config = parse_config(json.loads(_find(docs, "ConfigMap", "llm-router")["data"]["router.json"]))
+    assert config.policy == "prefix_aware"
+    assert (config.prefix_ttl_s, config.prefix_max_entries) == (120, 50000)
+    assert config.prefix_block_chars == 128  # unset: the router's default
+    assert [m.name for m in config.models] == ["llama-8b", "qwen-7b", "mixtral"]
+
+
 def test_seed000_single_gpu_node():
     docs = _docs("seed000")
     deployment = _find(docs, "Deployment", "llama-3b")

@@ -10,7 +10,7 @@ from typing import Any
 from llmops_common.config import ConfigError, base_url, number, read_config
 
 __all__ = ["ConfigError", "RouterConfig", "load_config", "parse_config"]
-POLICIES = ("round_robin", "least_inflight", "queue_aware", "session_affinity")
+POLICIES = ("round_robin", "least_inflight", "queue_aware", "session_affinity", "prefix_aware")
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,19 @@ class RouterConfig:
     # session_affinity leaves its replica when that replica's queue_aware cost exceeds the least
     # loaded replica's by more than this (2 queued requests at the default wait_weight).
     affinity_max_imbalance: float = 4.0
+    # prefix_aware (policies.Chooser.order, prefix.py): prompts are hashed in blocks of
+    # prefix_block_chars characters (the first prefix_max_blocks of them); the router remembers
+    # at most prefix_max_entries block hashes, each for prefix_ttl_s after it was last sent.
+    prefix_block_chars: int = 128
+    prefix_max_blocks: int = 256
+    prefix_max_entries: int = 100_000
+    prefix_ttl_s: float = 300.0
+    # A replica holding the whole prompt costs prefix_weight less (queue_aware units; a part of
+    # the prompt: that fraction of it) ...
+    prefix_weight: float = 3.0
+    # ... unless its queue_aware cost exceeds the least loaded replica's by more than this
+    # (one queued request at the default wait_weight): then it gets no affinity at all.
+    prefix_max_imbalance: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def policy_for(self, model: str) -> str:
@@ -83,6 +96,13 @@ def _slots(value: Any, where: str) -> int | None:
 def _policy(value: Any, where: str) -> str:
     if value not in POLICIES:
         raise ConfigError(f"{where}: unknown policy {value!r}; use one of {', '.join(POLICIES)}")
+    return value
+
+
+def _integer(raw: dict[str, Any], key: str, default: int) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}: must be an integer >= 1, got {value!r}")
     return value
 
 
@@ -149,6 +169,12 @@ def parse_config(raw: dict[str, Any]) -> RouterConfig:
         capacity_ttl_s=number(raw, "capacity_ttl_s", 60.0, 0),
         session_header=str(raw.get("session_header", "x-session-id")).lower(),
         affinity_max_imbalance=number(raw, "affinity_max_imbalance", 4.0, 0),
+        prefix_block_chars=_integer(raw, "prefix_block_chars", 128),
+        prefix_max_blocks=_integer(raw, "prefix_max_blocks", 256),
+        prefix_max_entries=_integer(raw, "prefix_max_entries", 100_000),
+        prefix_ttl_s=number(raw, "prefix_ttl_s", 300.0, 0.001),
+        prefix_weight=number(raw, "prefix_weight", 3.0, 0),
+        prefix_max_imbalance=number(raw, "prefix_max_imbalance", 2.0, 0),
         extra={k: v for k, v in raw.items() if k not in known and k != "models"},
     )
 

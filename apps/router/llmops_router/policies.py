@@ -7,6 +7,7 @@ import time
 from typing import Sequence
 
 from .config import RouterConfig
+from .prefix import PrefixIndex
 from .replicas import Replica
 
 
@@ -14,6 +15,7 @@ class Chooser:
     def __init__(self, config: RouterConfig):
         self.config = config
         self._rr: dict[str, int] = {}
+        self.prefixes = PrefixIndex(config.prefix_max_entries, config.prefix_ttl_s)
 
     def _rotation(self, model: str, replicas: Sequence[Replica]) -> list[Replica]:
         start = self._rr.get(model, 0)
@@ -48,7 +50,7 @@ class Chooser:
         return cfg.wait_weight * queued + (present + 1) / capacity + cfg.kv_weight * kv
 
     def order(self, model: str, replicas: Sequence[Replica], policy: str,
-              session: str | None = None) -> list[Replica]:
+              session: str | None = None, prefix: Sequence[int] = ()) -> list[Replica]:
         now = time.monotonic()
         live = [r for r in replicas if r.routable(now)]
         if not live:
@@ -59,7 +61,10 @@ class Chooser:
             return rotated
         if policy == "least_inflight":
             return sorted(rotated, key=lambda r: r.inflight)
-        by_load = sorted(rotated, key=lambda r: self.load(r, now))
+        loads = {id(r): self.load(r, now) for r in rotated}
+        by_load = sorted(rotated, key=lambda r: loads[id(r)])
+        if policy == "prefix_aware":
+            return self._by_prefix(by_load, loads, prefix, now)
         if policy == "queue_aware" or not session:
             return by_load
         # session_affinity: rendezvous hashing keeps a session on its replica while the set
@@ -69,3 +74,28 @@ class Chooser:
         if self.load(home, now) - self.load(by_load[0], now) > self.config.affinity_max_imbalance:
             return by_load  # overloaded: escape to the least loaded replica
         return [home] + [r for r in by_load if r is not home]
+
+    def _by_prefix(self, by_load: list[Replica], loads: dict[int, float], prefix: Sequence[int],
+                   now: float) -> list[Replica]:
+        """prefix_aware: queue_aware cost minus prefix_weight x the fraction of the prompt's
+        blocks the replica was recently sent. A replica whose cost exceeds the least loaded
+        one's by more than prefix_max_imbalance gets no credit: one hot prefix cannot pin a
+        saturated replica."""
+        if not prefix:
+            return by_load
+        cfg = self.config
+        matched = self.prefixes.matched(prefix, [r.url for r in by_load], now)
+        cap = loads[id(by_load[0])] + cfg.prefix_max_imbalance
+
+        def cost(replica: Replica) -> float:
+            load = loads[id(replica)]
+            if load > cap:
+                return load
+            return load - cfg.prefix_weight * matched[replica.url] / len(prefix)
+
+        return sorted(by_load, key=cost)
+
+    def record(self, replica: Replica, prefix: Sequence[int]) -> None:
+        """prefix_aware: the request with these blocks was sent to `replica`."""
+        if prefix:
+            self.prefixes.record(prefix, replica.url, time.monotonic())

@@ -17,6 +17,7 @@ from llmops_common.service import application
 
 from .config import RouterConfig
 from .policies import Chooser
+from .prefix import prefix_blocks
 from .replicas import Replica
 from .telemetry import RouterMetrics
 from .vllm_metrics import parse_queue_metrics
@@ -51,7 +52,7 @@ class Router:
         return [r for pool in self.pools.values() for r in pool]
 
     def _scrapes(self) -> bool:
-        return any(self.config.policy_for(m) in ("queue_aware", "session_affinity") for m in self.pools)
+        return any(self.config.policy_for(m) in ("queue_aware", "session_affinity", "prefix_aware") for m in self.pools)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, _app: web.Application | None = None) -> None:
@@ -164,13 +165,16 @@ class Router:
                                   f"{', '.join(sorted(self.pools))}",
                                   "invalid_request_error", "model_not_found", "model")
         session = request.headers.get(self.config.session_header) or payload.get("user")
-        candidates = self.chooser.order(model, pool, self.config.policy_for(model),
-                                        str(session) if session else None)
+        policy = self.config.policy_for(model)
+        prefix = (prefix_blocks(model, payload, self.config.prefix_block_chars, self.config.prefix_max_blocks)
+                  if policy == "prefix_aware" else [])
+        candidates = self.chooser.order(model, pool, policy, str(session) if session else None, prefix)
         candidates = candidates[: 1 + self.config.max_retries]
         response: web.StreamResponse | None = None
         for attempt, replica in enumerate(candidates):
             if attempt:
                 self.metrics.retries.labels(model).inc()
+            self.chooser.record(replica, prefix)
             response = await self._forward(request, replica, body, model,
                                            last=attempt == len(candidates) - 1)
             if response is not None:

@@ -32,7 +32,7 @@ MAX_CONCURRENCY = 10000
 PROFILES = ("concurrency", "constant", "poisson", "throughput", "sweep", "slo_search", "trace")
 OPEN_LOOP = ("constant", "poisson", "trace", "throughput")
 RATE_PROFILES = ("constant", "poisson")
-DATASETS = ("synthetic", "sharegpt", "alpaca", "jsonl")
+DATASETS = ("synthetic", "sharegpt", "alpaca", "jsonl", "shared_prefix")
 
 
 class BenchConfigError(ValueError):
@@ -82,6 +82,10 @@ class BenchConfig:
     dataset: str = "synthetic"
     dataset_path: Optional[str] = None
     tokenizer: Optional[str] = None       # local dir or tokenizer.json: exact prompt lengths
+    # dataset shared_prefix: prefix_groups system prompts of prefix_tokens each; every request
+    # is one group's system prompt plus its own question of prompt_tokens (workload.py).
+    prefix_groups: int = 8
+    prefix_tokens: int = 256
     # --- statistics, SLOs, server side ----------------------------------------------------
     percentiles: List[float] = field(default_factory=lambda: [90.0, 95.0, 99.0, 99.9])
     slo_ttft_ms: Optional[float] = None
@@ -175,7 +179,9 @@ class BenchConfig:
                 raise BenchConfigError("scenario", str(exc)) from None
         if self.dataset not in DATASETS:
             raise BenchConfigError("dataset", f"got {self.dataset!r}; use one of {list(DATASETS)}")
-        if self.dataset != "synthetic" and not self.dataset_path:
+        _check_int(self.prefix_groups, "prefix_groups", minimum=1, maximum=100000)
+        _check_int(self.prefix_tokens, "prefix_tokens", minimum=1)
+        if self.dataset not in ("synthetic", "shared_prefix") and not self.dataset_path:
             raise BenchConfigError("dataset_path", f"dataset {self.dataset} needs dataset_path")
         for name in ("dataset_path", "tokenizer", "trace_path"):
             value = getattr(self, name)

@@ -83,12 +83,13 @@ def exact_prompt(tokenizer: Any, seed: int, index: int, tokens: int, salt: str =
 
 
 def request_body(config: BenchConfig, prompt: str,
-                 max_tokens: Optional[int] = None) -> Dict[str, Any]:
+                 max_tokens: Optional[int] = None, system: Optional[str] = None) -> Dict[str, Any]:
     body: Dict[str, Any] = {"model": config.model}
     if config.endpoint == "chat":
-        body["messages"] = [{"role": "user", "content": prompt}]
+        body["messages"] = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": prompt}]
     else:
-        body["prompt"] = prompt
+        body["prompt"] = f"{system}\n\n{prompt}" if system else prompt
     body["max_tokens"] = max_tokens or config.max_tokens
     body["stream"] = True
     # Usage from the server is the only trustworthy token count (no re-tokenising).
@@ -131,6 +132,18 @@ def _dataset_prompts(config: BenchConfig) -> List[Tuple[str, Optional[str]]]:
     return out
 
 
+def shared_prefix_groups(config: BenchConfig, tokenizer: Any = None) -> List[str]:
+    """The shared_prefix dataset's system prompts: `prefix_groups` texts of `prefix_tokens`
+    each (exactly, with a tokenizer). They depend on the seed only, not on the phase, so
+    warmup requests warm the same prefixes the measured ones use, as a live service's
+    traffic would."""
+    if tokenizer is not None:
+        return [exact_prompt(tokenizer, config.seed, g, config.prefix_tokens, "prefix")
+                for g in range(config.prefix_groups)]
+    return [synthetic_prompt(config.seed, g, config.prefix_tokens, "prefix")
+            for g in range(config.prefix_groups)]
+
+
 def build_requests(config: BenchConfig, count: int, salt: str,
                    tokenizer: Any = None,
                    lengths: Optional[List[Tuple[Optional[int], Optional[int]]]] = None
@@ -142,10 +155,15 @@ def build_requests(config: BenchConfig, count: int, salt: str,
             lengths = list(parse_scenario(config.scenario).sample(count, seed))
         else:
             lengths = [(None, None)] * count  # config lengths; datasets may set their own
-    dataset = _dataset_prompts(config) if config.dataset != "synthetic" else None
+    dataset = _dataset_prompts(config) if config.dataset not in ("synthetic", "shared_prefix") else None
     if dataset:
         order = list(range(len(dataset)))
         random.Random(f"{config.seed}:{salt}:dataset").shuffle(order)
+    groups: List[str] = []
+    if config.dataset == "shared_prefix":
+        groups = shared_prefix_groups(config, tokenizer)
+        # Users of all groups arrive interleaved (seeded): a group's requests are not adjacent.
+        pick = random.Random(f"{config.seed}:{salt}:groups")
     specs = []
     for i in range(count):
         want_in, want_out = lengths[i] if i < len(lengths) else (None, None)
@@ -163,7 +181,11 @@ def build_requests(config: BenchConfig, count: int, salt: str,
             exact = want_in
         else:
             prompt = synthetic_prompt(config.seed, i, want_in, salt)
-        body = json.dumps(request_body(config, prompt, out_tokens)).encode()
+        system = None
+        if groups:
+            system = groups[pick.randrange(len(groups))]
+            exact = exact + config.prefix_tokens if exact is not None else None
+        body = json.dumps(request_body(config, prompt, out_tokens, system)).encode()
         specs.append(RequestSpec(i, body, exact, out_tokens))
     return specs
 

@@ -140,3 +140,51 @@ def test_profile_requirements():
         BenchConfig(**BASE, profile="slo_search")
     assert err.value.field == "profile"
     assert BenchConfig(**BASE, percentiles=[99.9, 50, 50]).percentiles == [50.0, 99.9]
+
+
+def _shared(**extra):
+    return BenchConfig(**BASE, dataset="shared_prefix", prefix_groups=3, prefix_tokens=20, prompt_tokens=5,
+                       seed=4, **extra)
+
+
+def test_shared_prefix_chat_groups_share_their_system_prompt():
+    bodies = [json.loads(s.body) for s in build_requests(_shared(), 60, "m")]
+    systems = [b["messages"][0] for b in bodies]
+    assert all(m["role"] == "system" and len(m["content"].split()) == 20 for m in systems)
+    assert len({m["content"] for m in systems}) == 3  # every group is used, and only 3
+    questions = [b["messages"][1]["content"] for b in bodies]
+    assert len(set(questions)) == 60 and all(len(q.split()) == 5 for q in questions)
+    groups = [m["content"] for m in systems]
+    assert len(set(groups[:6])) > 1  # users of the groups arrive interleaved, not group by group
+    # Seeded: the same run again is the same; another seed another set of prefixes.
+    assert bodies == [json.loads(s.body) for s in build_requests(_shared(), 60, "m")]
+    other = build_requests(BenchConfig(**BASE, dataset="shared_prefix", prefix_groups=3, prefix_tokens=20,
+                                       prompt_tokens=5, seed=5), 60, "m")
+    assert not {json.loads(s.body)["messages"][0]["content"] for s in other} & set(groups)
+    # Warmup (another salt) uses the same prefixes with other questions.
+    warm = [json.loads(s.body) for s in build_requests(_shared(), 10, "w")]
+    assert {b["messages"][0]["content"] for b in warm} <= set(groups)
+    assert not {b["messages"][1]["content"] for b in warm} & set(questions)
+
+
+def test_shared_prefix_completions_start_with_the_group_prompt():
+    bodies = [json.loads(s.body) for s in build_requests(_shared(endpoint="completions"), 12, "m")]
+    prefixes = {b["prompt"].split("\n\n")[0] for b in bodies}
+    assert len(prefixes) <= 3 and all(len(p.split()) == 20 for p in prefixes)
+
+
+def test_shared_prefix_exact_lengths_with_a_tokenizer(tiny_tokenizer):
+    path, tok = tiny_tokenizer
+    cfg = _shared(tokenizer=path)
+    for spec in build_requests(cfg, 10, "m", tok):
+        system, user = (m["content"] for m in json.loads(spec.body)["messages"])
+        assert count_tokens(tok, system) == 20 and count_tokens(tok, user) == 5
+        assert spec.prompt_tokens == 25
+
+
+@pytest.mark.parametrize("field,value", [("prefix_groups", 0), ("prefix_tokens", 0), ("prefix_groups", "8"),
+                                         ("prefix_tokens", True)])
+def test_shared_prefix_options_are_checked(field, value):
+    with pytest.raises(BenchConfigError) as err:
+        BenchConfig(**BASE, dataset="shared_prefix", **{field: value})
+    assert err.value.field == field

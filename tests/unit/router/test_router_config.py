@@ -58,3 +58,13 @@ def test_each_replica_carries_its_vllm_batch_size_for_queue_aware():
     assert [r["max_num_seqs"] for r in cfg["models"][0]["replicas"]] == [2, 8]
     parsed = parse_config(cfg)
     assert [r.max_num_seqs for r in parsed.models[0].replicas] == [2, 8] and parsed.capacity_ttl_s == 30
+
+
+def test_prefix_aware_and_its_settings_pass_through():
+    cfg = build({"policy": "prefix_aware", "prefix_block_chars": 64, "prefix_max_entries": 5000,
+                 "prefix_ttl_s": 60, "prefix_weight": 2, "prefix_max_imbalance": 1, "prefix_max_blocks": 64,
+                 "per_model_policy": {"code": "prefix_aware"}})
+    parsed = parse_config(cfg)
+    assert parsed.policy == "prefix_aware" and parsed.policy_for("code") == "prefix_aware"
+    assert (parsed.prefix_block_chars, parsed.prefix_max_entries, parsed.prefix_ttl_s) == (64, 5000, 60)
+    assert (parsed.prefix_weight, parsed.prefix_max_imbalance, parsed.prefix_max_blocks) == (2, 1, 64)

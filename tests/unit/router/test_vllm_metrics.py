@@ -4,7 +4,7 @@ import asyncio
 import aiohttp
 from fake_openai import FakeOpenAI, serving
 
-from llmops_router.vllm_metrics import parse_queue_metrics
+from llmops_router.vllm_metrics import parse_prefix_cache, parse_queue_metrics
 
 CURRENT = """# HELP vllm:num_requests_waiting Number of requests waiting.
 # TYPE vllm:num_requests_waiting gauge
@@ -74,3 +74,54 @@ def test_what_prometheus_client_writes_for_both_generations():
     old = parse_queue_metrics(asyncio.run(scrape(fake)))
     assert (current.waiting, current.running, current.kv_usage) == (2.0, 3.0, 0.5)
     assert old.kv_usage == 0.75
+
+
+PREFIX_V1 = """# HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried tokens.
+# TYPE vllm:prefix_cache_queries_total counter
+vllm:prefix_cache_queries_total{engine="0",model_name="m"} 1000.0
+vllm:prefix_cache_queries_created{engine="0",model_name="m"} 1.7e9
+vllm:prefix_cache_queries_total{engine="1",model_name="m"} 600.0
+# HELP vllm:prefix_cache_hits_total Prefix cache hits, in terms of number of cached tokens.
+# TYPE vllm:prefix_cache_hits_total counter
+vllm:prefix_cache_hits_total{engine="0",model_name="m"} 700.0
+vllm:prefix_cache_hits_total{engine="1",model_name="m"} 100.0
+vllm:external_prefix_cache_hits_total{engine="0",model_name="m"} 5.0
+"""
+
+
+def test_prefix_cache_counters_current_generation():
+    m = parse_prefix_cache(PREFIX_V1)
+    assert (m.queries, m.hits, m.hit_rate) == (1600.0, 800.0, 0.5)
+
+
+def test_prefix_cache_counters_earlier_v1_names_and_current_wins():
+    old = 'vllm:gpu_prefix_cache_queries_total{model_name="m"} 40\nvllm:gpu_prefix_cache_hits_total{model_name="m"} 10\n'
+    m = parse_prefix_cache(old)
+    assert (m.queries, m.hits, m.hit_rate) == (40.0, 10.0, 0.25)
+    assert parse_prefix_cache(old + PREFIX_V1).queries == 1600.0
+
+
+def test_prefix_cache_v0_hit_rate_gauge():
+    m = parse_prefix_cache('# TYPE vllm:gpu_prefix_cache_hit_rate gauge\nvllm:gpu_prefix_cache_hit_rate{model_name="m"} 0.42\n')
+    assert (m.queries, m.hits, m.hit_rate) == (None, None, 0.42)
+
+
+def test_prefix_cache_absent_or_no_queries():
+    assert parse_prefix_cache(CURRENT) is None
+    assert parse_prefix_cache("vllm:prefix_cache_queries_total 0\n").hit_rate is None
+
+
+def test_prefix_cache_names_are_in_the_monitoring_catalog():
+    import os
+
+    import yaml
+
+    from llmops_router import vllm_metrics
+
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+    with open(os.path.join(root, "roles", "monitoring", "files", "metric_names.yml"), encoding="utf-8") as handle:
+        catalog = yaml.safe_load(handle)
+    current = set(catalog["vllm"]["counters"])
+    deprecated = set(catalog["vllm_deprecated"])
+    assert {vllm_metrics.PREFIX_QUERIES[0], vllm_metrics.PREFIX_HITS[0]} <= current
+    assert {vllm_metrics.PREFIX_QUERIES[1], vllm_metrics.PREFIX_HITS[1], vllm_metrics.PREFIX_HIT_RATE} <= deprecated
