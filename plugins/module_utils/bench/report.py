@@ -377,6 +377,13 @@ def prometheus_section(results: Dict[str, Any]) -> List[str]:
         return xy_chart(title, rows, Axis("seconds since start"), axis) if rows else note(f"{title}: no series")
 
     step_s = float(prom.get("step_s") or 1.0)
+    longest = max(len(row["points"]) for rows in series.values() for row in rows)
+    if longest < 2:  # one point per replica draws nothing: say so, keep the engine's samples
+        span = float(prom.get("end", 0.0)) - float(prom.get("start", 0.0))
+        why = (f"Prometheus at {url}: the run ({span:.1f} s) fits in one of its points ({step_s:g} s apart), "
+               "too short to draw per replica")
+        return [head, f'<div class="info">{escape(why)}; the gauges below are the '
+                      "benchmark's own samples of the base URL's /metrics.</div>"] + gauge_section(results)
     ttft = _binned_ttft(results.get("records", []), step_s)
     fresh = "" if prom.get("fresh", True) else " The last scrape after the run had not landed; its end may be missing."
     return [head, f'<p class="sub">{escape(url)}, one point every {step_s:g} s (each at the newest scrape);'
@@ -385,8 +392,10 @@ def prometheus_section(results: Dict[str, Any]) -> List[str]:
             chart("running", "Requests running per replica", Axis("requests", integer=True)),
             chart("waiting", "Requests waiting per replica", Axis("requests", integer=True)),
             chart("kv_cache", "KV cache use per replica", Axis("share of KV cache", fmt=percent, hi=1.0)),
+            # The client's TTFT beside them when it spans two intervals (one would be a lone dot).
             xy_chart("Client TTFT over the run (median per interval, by first token's arrival)",
-                     [Series("TTFT p50", ttft, markers=False)], Axis("seconds since start"), Axis("ms")),
+                     [Series("TTFT p50", ttft, markers=False)], Axis("seconds since start"), Axis("ms"))
+            if len(ttft) >= 2 else "",
             "</div>"]
 
 

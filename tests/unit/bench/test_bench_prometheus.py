@@ -101,3 +101,17 @@ def test_engine_run_records_the_prometheus_window(prom):
     assert any('model_name="fixture"' in q["query"] for q in prom.queries)
     _engine, results, _server = run_engine(num_requests=4)
     assert results["prometheus"] is None
+
+
+def test_a_run_shorter_than_two_points_says_so_and_keeps_the_own_samples(prom):
+    short = promseries.collect(prom.url, "chat", 0.0, 0.5)  # one point per replica at 1 s steps
+    html = "".join(report._server_section(_results(short)))
+    assert "fits in one of its points" in html and "<h2>Server gauges</h2>" in html
+    assert "a single point" not in html
+
+
+def test_client_ttft_in_one_interval_draws_no_lone_dot(prom):
+    results = _results(promseries.collect(prom.url, "chat", 0.0, 20.0))
+    results["records"] = [{"send_s": 0.1, "queue_s": 0.0, "ttft_s": 0.2}]
+    html = "".join(report.prometheus_section(results))
+    assert "Client TTFT over the run" not in html and "a single point" not in html and html.count("<svg") == 3
