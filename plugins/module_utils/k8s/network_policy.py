@@ -89,8 +89,8 @@ def _policy(name: str, namespace: str, labels: Mapping[str, str], pod_selector: 
             "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)}, "spec": spec}
 
 
-def _rule(peers: list[dict[str, Any]], port: Mapping[str, str] = HTTP) -> dict[str, Any]:
-    return {"from": peers, "ports": [dict(port)]}
+def _rule(peers: list[dict[str, Any]], port: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return {"from": peers, "ports": [dict(port or HTTP)]}
 
 
 def policies(workload: str, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
