@@ -28,10 +28,14 @@ class GatewayConfigError(ValueError):
 
 def gateway_upstream(explicit: str | None, router_settings: dict[str, Any] | None, router_url: str) -> str:
     """Where the gateway forwards to: gateway_upstream_url when set, else the router, or ""
-    when llm_router.policy is kube_proxy (no router runs, so there is nothing to stand in front of)."""
+    when llm_router.policy is kube_proxy or llm_router.implementation is gateway_api_inference
+    (no router runs, so there is nothing to stand in front of)."""
     if explicit:
         return str(explicit)
-    policy = (router_settings or {}).get("policy") or ROUTER_DEFAULTS["policy"]
+    settings = router_settings or {}
+    policy = settings.get("policy") or ROUTER_DEFAULTS["policy"]
+    if settings.get("implementation", "llmops") == "gateway_api_inference":
+        return ""
     return "" if policy == "kube_proxy" else router_url
 
 

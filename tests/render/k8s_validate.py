@@ -29,6 +29,8 @@ KNOWN_CRDS: dict[str, set[str]] = {
     "IPPool": {"crd.projectcalico.org/v1", "projectcalico.org/v3"},
     "HelmChart": {"helm.cattle.io/v1"},
     "HelmChartConfig": {"helm.cattle.io/v1"},
+    "InferencePool": {"inference.networking.k8s.io/v1"},
+    "HTTPRoute": {"gateway.networking.k8s.io/v1"},
 }
 
 

@@ -61,7 +61,13 @@ PREFIX_ROUTER = {"policy": "prefix_aware", "poll_interval_s": 1, "prefix_ttl_s":
 # directory: step 1 of seed002 removes mistral-7b, adds mixtral (tensor parallel over 2 GPUs)
 # turns on KEDA and switches the router to prefix_aware; step 1 of seed000 switches to the kube_proxy baseline (no router) with HPA,
 # step 2 to a CPU-only cluster.
+GIE_ROUTER = {"implementation": "gateway_api_inference", "gateway_name": "inference-gateway",
+              "gateway_namespace": "gateways", "gateway_data_plane_namespace": "envoy-gateway-system"}
+
 RENDERS: dict[str, tuple[str, list[tuple[dict, list[str]]]]] = {
+    # Gateway API Inference Extension instead of the router; step 1 renders it again unchanged.
+    "gie": ("k8s_002", [({"llm_router": GIE_ROUTER}, ["playbooks/serving.yml"]),
+                        ({"llm_router": GIE_ROUTER}, ["playbooks/serving.yml"])]),
     "seed002": ("k8s_002", [({}, PLAYBOOKS),
                             ({"llm_models": SEED_002[:2] + [MIXTRAL], "vllm_k8s_autoscaling": KEDA,
                               "llm_router": PREFIX_ROUTER},

@@ -314,3 +314,54 @@ def test_router_code_ships_in_a_configmap_and_runs_from_it(seed002, tmp_path):
     with app_pods.running("llmops_router", str(tmp_path / "router.json"), str(tmp_path), str(tmp_path)) as url:
         status, body = app_pods.get_json(url + "/health")
     assert status == 200 and sorted(body["models"]) == ["llama-8b", "mistral-7b", "qwen-7b"]
+
+
+def test_gateway_api_inference_renders_pools_epps_and_route_instead_of_the_router():
+    home = serving_render.render_all()["gie"]
+    assert validate_paths([os.path.join(home, "rendered-0", "serving")]) == []
+    docs = _docs("gie")
+    assert not [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "llm-router"]
+    models = sorted(d["metadata"]["name"] for d in policy.by_kind(docs, "InferencePool"))
+    assert models == sorted(m["name"] for m in serving_render.SEED_002)
+    for name in models:
+        pool = _find(docs, "InferencePool", name)
+        assert pool["apiVersion"] == "inference.networking.k8s.io/v1"
+        spec = pool["spec"]
+        # The pool selects exactly the model's vLLM pods.
+        vllm = _find(docs, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        assert spec["selector"]["matchLabels"].items() <= vllm.items()
+        assert spec["selector"]["matchLabels"]["llmops.platform/model"] == name
+        port = next(p for p in _find(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["ports"]
+                    if p["name"] == "http")["containerPort"]
+        assert spec["targetPorts"] == [{"number": port}]
+        assert spec["endpointPickerRef"]["name"] == f"{name}-epp"
+        assert spec["endpointPickerRef"]["port"] == {"number": 9002}
+        epp = _find(docs, "Deployment", f"{name}-epp")
+        container = epp["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == VERSIONS["gateway_api_inference_extension_epp_image"]
+        assert f"--pool-name={name}" in container["args"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert epp["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+        service = _find(docs, "Service", f"{name}-epp")
+        assert service["spec"]["ports"][0]["port"] == 9002
+        role = _find(docs, "Role", f"{name}-epp")
+        assert sorted((r["apiGroups"], r["resources"]) for r in role["rules"]) == [
+            ([""], ["pods"]), (["inference.networking.k8s.io"], ["inferencepools"])]
+        assert all(sorted(r["verbs"]) == ["get", "list", "watch"] for r in role["rules"])
+        assert not policy.by_kind(docs, "ClusterRole")
+        netpols = {d["metadata"]["name"]: d for d in policy.by_kind(docs, "NetworkPolicy")}
+        proxies = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}}}
+        assert netpols[f"{name}-epp-vllm-ingress"]["spec"]["ingress"][0]["from"] == [proxies]
+        assert netpols[f"{name}-epp-ingress"]["spec"]["ingress"][0]["ports"] == [{"port": "grpc", "protocol": "TCP"}]
+    route = _find(docs, "HTTPRoute", "llm-router")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                            "name": "inference-gateway", "namespace": "gateways"}]
+    backends = [b for rule in route["spec"]["rules"] for b in rule["backendRefs"]]
+    assert {(b["group"], b["kind"], b["name"]) for b in backends} == {
+        ("inference.networking.k8s.io", "InferencePool", name) for name in models}
+    assert policy.selector_problems(docs) == []
+    # Rendering again changes nothing.
+    first = serving_render.plan(home, 0, "router")["objects"]
+    assert serving_render.plan(home, 1, "router")["objects"] == first
+    assert serving_render.plan(home, 1, "router")["prune"] == []

@@ -29,7 +29,9 @@ PROMETHEUS_LABELS = {NAME_LABEL: "prometheus"}
 # Every container port the platform renders is named http.
 HTTP = {"port": "http", "protocol": "TCP"}
 
-WORKLOADS = ("namespace", "vllm", "router", "gateway", "webui", "inference")
+WORKLOADS = ("namespace", "vllm", "router", "gateway", "webui", "inference", "inference_pool")
+# The endpoint picker's ext-proc port (gRPC, Gateway API Inference Extension).
+EPP_GRPC = {"port": "grpc", "protocol": "TCP"}
 
 
 class NetworkPolicyError(ValueError):
@@ -87,8 +89,8 @@ def _policy(name: str, namespace: str, labels: Mapping[str, str], pod_selector: 
             "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)}, "spec": spec}
 
 
-def _rule(peers: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"from": peers, "ports": [dict(HTTP)]}
+def _rule(peers: list[dict[str, Any]], port: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return {"from": peers, "ports": [dict(port or HTTP)]}
 
 
 def policies(workload: str, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -97,7 +99,8 @@ def policies(workload: str, settings: Mapping[str, Any]) -> list[dict[str, Any]]
     settings: namespace (where the policies live), serving_namespace (the routers' and the
     gateway's), monitoring_namespace (Prometheus), labels (on the policy objects), name (the
     router's or gateway's app.kubernetes.io/name), gateway_clients and admin_clients
-    ({namespaces, cidrs}).
+    ({namespaces, cidrs}); for inference_pool also model (the pool's model name) and
+    data_plane_namespace (where the Gateway's proxy pods run).
     """
     if workload not in WORKLOADS:
         raise NetworkPolicyError(f"workload {workload!r} is not one of {', '.join(WORKLOADS)}")
@@ -132,6 +135,20 @@ def policies(workload: str, settings: Mapping[str, Any]) -> list[dict[str, Any]]
         clients = client_peers(settings.get("gateway_clients"), "platform_k8s_gateway_clients")
         return [_policy(f"{name}-ingress", namespace, {**labels, NAME_LABEL: name}, {NAME_LABEL: name},
                         [_rule(clients)] + scrape)]
+    if workload == "inference_pool":
+        # Gateway API Inference Extension, one pool per model: the Gateway's proxies (every pod
+        # of their namespace) send requests straight to the model's vLLM pods and ask the
+        # endpoint picker (EPP, ext-proc over gRPC) which pod to use. The EPP itself scrapes
+        # vLLM's /metrics: it wears component router, so vllm-ingress admits it already.
+        name = str(settings["name"])
+        data_plane = str(settings.get("data_plane_namespace") or "")
+        if not data_plane:
+            raise NetworkPolicyError("llm_router.gateway_data_plane_namespace (or gateway_namespace) is empty")
+        proxies = namespace_peer([data_plane])
+        model = {NAME_LABEL: "vllm", "llmops.platform/model": str(settings["model"])}
+        return [_policy(f"{name}-vllm-ingress", namespace, {**labels, NAME_LABEL: name}, model, [_rule([proxies])]),
+                _policy(f"{name}-ingress", namespace, {**labels, NAME_LABEL: name}, {NAME_LABEL: name},
+                        [_rule([proxies], EPP_GRPC)])]
     # webui: LLaMA-Factory's WebUI runs training jobs and reads the volume: admins only.
     clients = client_peers(settings.get("admin_clients"), "platform_k8s_admin_clients")
     selector = {NAME_LABEL: "llama-factory", COMPONENT_LABEL: "webui"}

@@ -67,6 +67,9 @@ def test_upstream_is_the_explicit_url_else_the_router_unless_there_is_none():
     assert gateway_upstream("", {"policy": "round_robin"}, ROUTER) == ROUTER
     # The router's own default policy (queue_aware) runs a router.
     assert gateway_upstream(None, {}, ROUTER) == ROUTER
+    # Gateway API Inference Extension: no router Service to forward to.
+    assert gateway_upstream(None, {"implementation": "gateway_api_inference"}, ROUTER) == ""
+    assert gateway_upstream(ROUTER, {"implementation": "gateway_api_inference"}, ROUTER) == ROUTER
     assert gateway_upstream(None, None, ROUTER) == ROUTER
     assert gateway_upstream("", {"policy": "kube_proxy"}, ROUTER) == ""
 

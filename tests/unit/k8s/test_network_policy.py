@@ -9,7 +9,8 @@ from ansible_collections.llmops.platform.plugins.module_utils.k8s import network
 SETTINGS = {"namespace": "llm-platform", "serving_namespace": "llm-platform", "monitoring_namespace": "monitoring",
             "labels": {"app.kubernetes.io/part-of": "llmops-platform"}, "name": "llm-router",
             "gateway_clients": {"namespaces": ["ingress-nginx", "kube-system"], "cidrs": ["10.0.0.0/8"]},
-            "admin_clients": {"namespaces": [], "cidrs": ["192.0.2.7"]}}
+            "admin_clients": {"namespaces": [], "cidrs": ["192.0.2.7"]},
+            "model": "llama-8b", "data_plane_namespace": "envoy-gateway-system"}
 
 
 def _peers(policy):
@@ -62,7 +63,19 @@ def test_the_router_policy_has_no_prometheus_rule_without_a_monitoring_namespace
     assert len(policy["spec"]["ingress"]) == 1
 
 
+def test_an_inference_pool_admits_the_gateway_proxies_to_its_vllm_pods_and_epp_only():
+    vllm, epp = np.policies("inference_pool", {**SETTINGS, "name": "llama-8b-epp"})
+    proxies = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}}}]
+    assert vllm["metadata"]["name"] == "llama-8b-epp-vllm-ingress"
+    assert vllm["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "vllm",
+                                                           "llmops.platform/model": "llama-8b"}}
+    assert vllm["spec"]["ingress"] == [{"from": proxies, "ports": [{"port": "http", "protocol": "TCP"}]}]
+    assert epp["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "llama-8b-epp"}}
+    assert epp["spec"]["ingress"] == [{"from": proxies, "ports": [{"port": "grpc", "protocol": "TCP"}]}]
+
+
 @pytest.mark.parametrize("workload,settings,message", [
+    ("inference_pool", {"data_plane_namespace": ""}, "llm_router.gateway_data_plane_namespace"),
     ("gateway", {"gateway_clients": {"cidrs": ["10.0.0.300/8"]}}, "platform_k8s_gateway_clients.cidrs"),
     ("webui", {"admin_clients": {"namespace": ["x"]}}, "platform_k8s_admin_clients.namespace is unknown"),
     ("database", {}, "workload 'database'"),
