@@ -29,6 +29,8 @@ EXCEPTIONS = {
     ("Job", "llama-factory-train"): ({"read_only_root"}, "LLaMA-Factory writes under its working directory"),
     ("Job", "llama-factory-merge"): ({"read_only_root"}, "LLaMA-Factory writes under its working directory"),
     ("Deployment", "llama-factory-webui"): ({"read_only_root"}, "LLaMA-Factory writes under its working directory"),
+    # Gateway API Inference Extension: one endpoint picker per model.
+    ("Deployment", "<model>-epp"): ({"token"}, "the endpoint picker watches pods and InferencePools through the API"),
 }
 
 
@@ -44,6 +46,8 @@ def _key(obj: dict) -> tuple[str, str]:
     name = obj["metadata"]["name"]
     if obj["kind"] == "Job":
         name = name.rsplit("-", 1)[0]  # the input hash
+    if obj["kind"] == "Deployment" and name.endswith("-epp"):
+        name = "<model>-epp"
     return obj["kind"], name
 
 
