@@ -109,6 +109,9 @@ def monitored(tmp_path_factory, webhook):
         # 4 sequences per replica: the load below fills both replicas' batches.
         llm_models=[{"name": MODEL, "source": "generated:tiny-llama", "replicas": 2, "vllm_args": {"max_num_seqs": 4}}],
         monitoring_scrape_interval=f"{SCRAPE_S}s",
+        # Steps of at least 2 s: the benchmark spans several scrapes, so its report can draw
+        # every replica's series from Prometheus (a shorter run fits in one point).
+        llm_benchmark_min_step_s=2,
         monitoring_evaluation_interval=f"{EVAL_S}s",
         monitoring_alert_target_down_for=f"{DOWN_FOR_S}s",
         monitoring_alertmanager_group_wait="0s",
