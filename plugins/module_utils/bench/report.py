@@ -348,16 +348,17 @@ def _server_section(results: Dict[str, Any]) -> List[str]:
         if flags:
             out.append('<div class="reasons"><strong>Client and server disagree</strong><ul>'
                        + "".join(f"<li>{escape(f)}</li>" for f in flags) + "</ul></div>")
-    prometheus = prometheus_section(results)
-    out += prometheus if prometheus else gauge_section(results)
+    # Both views: Prometheus has every replica at its scrape interval; the engine's own samples
+    # have the base URL's server about 20 times a step, which catches short spikes a 5 s scrape misses.
+    out += prometheus_section(results)
+    out += gauge_section(results)
     return out
 
 
 def prometheus_section(results: Dict[str, Any]) -> List[str]:
     """Server series of every replica from Prometheus for the run's window, next to the
-    client's TTFT over the same seconds; [] without a Prometheus URL (the engine's own
-    samples of the base URL's /metrics are shown then), a sentence and the own samples when
-    Prometheus did not answer or had no series."""
+    client's TTFT over the same seconds; [] without a Prometheus URL, a sentence when
+    Prometheus did not answer, had no series, or the run fits in one of its points."""
     prom = results.get("prometheus")
     if not prom:
         return []
@@ -370,7 +371,7 @@ def prometheus_section(results: Dict[str, Any]) -> List[str]:
         why = (f"did not answer: {prom['error']}" if prom.get("error") else
                f'had no vLLM series with model_name="{model}" for the run\'s window (is it scraping the replicas?)')
         return [head, f'<div class="info">{escape(f"Prometheus at {url} {why}")}; the gauges below are the '
-                      "benchmark's own samples of the base URL's /metrics.</div>"] + gauge_section(results)
+                      "benchmark's own samples of the base URL's /metrics.</div>"]
 
     def chart(kind: str, title: str, axis: Axis) -> str:
         rows = [Series(r["name"], [tuple(p) for p in r["points"]], markers=False) for r in series.get(kind, [])]
@@ -383,7 +384,7 @@ def prometheus_section(results: Dict[str, Any]) -> List[str]:
         why = (f"Prometheus at {url}: the run ({span:.1f} s) fits in one of its points ({step_s:g} s apart), "
                "too short to draw per replica")
         return [head, f'<div class="info">{escape(why)}; the gauges below are the '
-                      "benchmark's own samples of the base URL's /metrics.</div>"] + gauge_section(results)
+                      "benchmark's own samples of the base URL's /metrics.</div>"]
     ttft = _binned_ttft(results.get("records", []), step_s)
     fresh = "" if prom.get("fresh", True) else " The last scrape after the run had not landed; its end may be missing."
     return [head, f'<p class="sub">{escape(url)}, one point every {step_s:g} s (each at the newest scrape);'
