@@ -10,7 +10,7 @@ in one run.
 roles/platform_defaults/defaults/main/versions.yml (vllm_router) into it. --python runs our
 router and gateway (default: this interpreter; they need what the serving venv has).
 
-Everything runs on 127.0.0.1 in ports 19800-19809: the fake OpenAI server with a fixed
+Everything runs on 127.0.0.1 in ports 19800-19819: the fake OpenAI server with a fixed
 latency (tests/fakes/fake_openai.py, own process; its timings are set, so only the proxies'
 overhead is measured), each proxy (own process; the gateway straight in front of the fake),
 and the load generator (this process). Every phase is bounded in request count and time.
@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "fakes"))
 import fake_openai  # noqa: E402
 
 BACKEND_PORT, LLMOPS_PORT, VR_PORT, VR_PROM_PORT, GATEWAY_PORT = 19800, 19801, 19802, 19803, 19804
+POLICY_PORT = 19810  # routers with the other --policies: 19810.. (and 19814.. for --baseline-apps)
 MODEL = "fixture"
 
 
@@ -197,6 +198,8 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs the llmops router and gateway")
     parser.add_argument("--baseline-apps", help="also run the router and gateway from this apps/ folder "
                         "(another checkout, e.g. before a change) in the same rounds")
+    parser.add_argument("--policies", default="queue_aware,prefix_aware,round_robin",
+                        help="router policies to measure, one router each; the first is 'llmops-router'")
     parser.add_argument("--log-dir", default="/tmp/router-bench")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -218,13 +221,20 @@ def main() -> int:
         # (before a change), measured in the same interleaved rounds.
         builds = [("", APPS, 0)] + ([(" (baseline)", os.path.abspath(args.baseline_apps), 4)]
                                     if args.baseline_apps else [])
+        # The router gets two replicas (the same backend twice), so every policy has a choice
+        # to make; the first policy listed is "llmops-router", the others are named by policy.
+        policies = args.policies.split(",")
+        replicas = [{"name": f"backend-{k}", "url": backend} for k in "ab"]
         for suffix, apps, offset in builds:
-            for name, port in (("router", LLMOPS_PORT + offset), ("gateway", GATEWAY_PORT + offset)):
-                config = ({"host": "127.0.0.1", "port": port, "policy": "queue_aware", "poll_interval_s": 1,
-                           "models": [{"name": MODEL, "replicas": [{"name": "backend", "url": backend}]}]}
+            pairs = [("router", LLMOPS_PORT + offset, policies[0], "")] + \
+                [("router", POLICY_PORT + offset + k, policy, f" {policy}") for k, policy in enumerate(policies[1:])] + \
+                [("gateway", GATEWAY_PORT + offset, None, "")]
+            for name, port, policy, tag in pairs:
+                config = ({"host": "127.0.0.1", "port": port, "policy": policy, "poll_interval_s": 1,
+                           "models": [{"name": MODEL, "replicas": replicas}]}
                           if name == "router" else {"host": "127.0.0.1", "port": port, "upstream_url": backend})
-                label = f"llmops-{name}{suffix}"
-                cfg_path = f"{args.log_dir}/{label.replace(' ', '')}.json"
+                label = f"llmops-{name}{tag}{suffix}"
+                cfg_path = f"{args.log_dir}/{label.replace(' ', '-').replace('(', '').replace(')', '')}.json"
                 with open(cfg_path, "w") as handle:
                     json.dump(config, handle)
                 pythonpath = os.pathsep.join(os.path.join(apps, d) for d in (name, "common"))
@@ -293,7 +303,7 @@ def main() -> int:
     print(f"Fake backend: TTFT {args.ttft_ms:.0f} ms; {result['requests_per_target']} streamed requests per "
           f"target at concurrency {args.concurrency}, {args.rounds} interleaved rounds; "
           f"machine: {os.cpu_count()} cores")
-    print(f"{'target':26} {'TTFT p50':>9} {'p99':>8} {'added p50':>10} {'added p99':>10} {'CPU/req':>8} "
+    print(f"{'target':34} {'TTFT p50':>9} {'p99':>8} {'added p50':>10} {'added p99':>10} {'CPU/req':>8} "
           f"{'max streams (0 errors)':>24}")
     for name in targets:
         t, s = result["ttft_ms"][name], result["streams"][name]
@@ -301,7 +311,7 @@ def main() -> int:
         last = s["levels"][-1]
         more = "" if top == levels[-1] else f" (fails at {last['streams']}: {last['first_error']})"
         cpu_text = "-" if t["cpu_ms_per_request"] is None else f"{t['cpu_ms_per_request']:.2f}ms"
-        print(f"{name:26} {t['p50']:7.2f}ms {t['p99']:6.2f}ms {t['added_p50']:+8.2f}ms {t['added_p99']:+8.2f}ms "
+        print(f"{name:34} {t['p50']:7.2f}ms {t['p99']:6.2f}ms {t['added_p50']:+8.2f}ms {t['added_p99']:+8.2f}ms "
               f"{cpu_text:>8} {top:>10}{more}")
     for name, note in notes.items():
         print(f"{name}: {note}")

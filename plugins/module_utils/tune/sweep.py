@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
@@ -70,12 +71,14 @@ def _measure_repeats(task: Task, opts: SweepOptions, dep: Any, deadline: float, 
     if first_step is not None:
         short = dataclasses.replace(task, scenarios=task.scenarios[:1], concurrency=task.concurrency[:1],
                                     num_requests=task.first_step_requests)
+        before = timings["warmup_s"] + timings["bench_s"]
         points = bench(short)
+        step_s = timings["warmup_s"] + timings["bench_s"] - before
         warmed = True
         scored = score(points, task.metric, task.direction, task.slo, parallel_size(record["vllm_args"])
                        if opts.gpus else 0)
         record["first_step"] = {"requests": task.first_step_requests, "value": scored["value"],
-                                "points": points}
+                                "seconds": step_s, "points": points}
         if first_step(scored["value"]):
             record["pruned"] = True
             return []
@@ -90,8 +93,37 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+class Teardown:
+    """Stops finished trials' servers on a background thread, one at a time, so the next
+    trial's server starts meanwhile. `close()` waits for them; `seconds` holds each stop's
+    duration and `errors` its failure, by trial id."""
+
+    def __init__(self, runtime: Runtime, log: Callable[[str], None]) -> None:
+        self.runtime = runtime
+        self.log = log
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trial-teardown")
+        self.seconds: dict[str, float] = {}
+        self.errors: dict[str, str] = {}
+
+    def submit(self, dep: Any, trial_id: str) -> None:
+        self.pool.submit(self._stop, dep, trial_id)
+
+    def _stop(self, dep: Any, trial_id: str) -> None:
+        t0 = time.monotonic()
+        try:
+            self.runtime.stop(dep)
+        except Exception as exc:  # noqa: BLE001 - a failed clean-up is reported, never raised
+            self.errors[trial_id] = str(exc)
+            self.log(f"clean-up of trial {trial_id} failed: {exc}")
+        self.seconds[trial_id] = time.monotonic() - t0
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
 def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, Any],
-              first_step: Optional[Callable[[float], bool]] = None) -> dict[str, Any]:
+              first_step: Optional[Callable[[float], bool]] = None,
+              teardown: Optional[Teardown] = None) -> dict[str, Any]:
     runtime = opts.runtime
     args = {**opts.base_args, **task.engine_args, **params}
     record: dict[str, Any] = {"id": trial_id, "params": params, "vllm_args": args, "started": _now(),
@@ -123,10 +155,13 @@ def run_trial(task: Task, opts: SweepOptions, trial_id: str, params: dict[str, A
     finally:
         t2 = time.monotonic()
         if dep is not None:
-            try:
-                runtime.stop(dep)
-            except Exception as exc:  # noqa: BLE001
-                record.setdefault("warnings", []).append(f"clean-up failed: {exc}")
+            if teardown is not None:
+                teardown.submit(dep, trial_id)  # measured there; the next trial starts now
+            else:
+                try:
+                    runtime.stop(dep)
+                except Exception as exc:  # noqa: BLE001
+                    record.setdefault("warnings", []).append(f"clean-up failed: {exc}")
         timings["stop_s"] = time.monotonic() - t2
     timings["total_s"] = time.monotonic() - t0
     timings["overhead_s"] = timings["total_s"] - timings["bench_s"]
@@ -194,7 +229,21 @@ def _run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
     if stopped:
         log(f"stopped leftovers of an earlier run of this task: {', '.join(stopped)}")
 
-    pruner = FirstStepPruner(task.pruner, task.direction, task.seed) if task.pruner else None
+    pruner = FirstStepPruner(task.pruner, task.direction, task.seed) if task.pruner not in (None, "record") else None
+    # "record": every trial's first step is measured and kept, none is stopped.
+    first_step = pruner.judge if pruner else ((lambda v: False) if task.pruner == "record" else None)
+    teardown = Teardown(opts.runtime, log) if task.overlap_teardown else None
+    try:
+        return _trials(task, opts, strategy, journal, finished, started, pruner, first_step, teardown)
+    finally:
+        if teardown is not None:
+            teardown.close()
+
+
+def _trials(task: Task, opts: SweepOptions, strategy: Any, journal: Journal, finished: list[dict[str, Any]],
+            started: str, pruner: Optional[FirstStepPruner], first_step: Optional[Callable[[float], bool]],
+            teardown: Optional[Teardown]) -> dict[str, Any]:
+    log = opts.log
     trials: list[dict[str, Any]] = []
     default_trial: Optional[dict[str, Any]] = None
     for old in finished:
@@ -213,7 +262,8 @@ def _run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
         log("trial default: the untuned configuration (engine and platform defaults)")
         # The default is never pruned; with a pruner its first step is the first competitor.
         default_trial = run_trial(task, opts, DEFAULT_ID, {},
-                                  (lambda v: pruner.judge(v, may_prune=False)) if pruner else None)
+                                  (lambda v: pruner.judge(v, may_prune=False)) if pruner else first_step,
+                                  teardown)
         journal.record(default_trial)
         log(f"  -> {default_trial['status']} {task.metric}={default_trial.get('value')}")
 
@@ -237,7 +287,7 @@ def _run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
             break
         trial_id = f"t{len(trials):03d}"
         log(f"trial {trial_id}: {params}")
-        record = run_trial(task, opts, trial_id, params, pruner.judge if pruner else None)
+        record = run_trial(task, opts, trial_id, params, first_step, teardown)
         record["key"] = config_key(params)
         strategy.tell(params, record.get("value"))
         journal.record(record)
@@ -251,6 +301,13 @@ def _run_sweep(task: Task, opts: SweepOptions) -> dict[str, Any]:
 
     # The untuned default competes too: the best trial replaces it only when better beyond
     # run-to-run noise (noise.decide, compare.py's rule); otherwise best.yml says "keep it".
+    if teardown is not None:
+        teardown.close()  # every server is gone before the report (and its clean-up time is known)
+        for trial in trials + ([default_trial] if default_trial else []):
+            if trial["id"] in teardown.seconds and not trial.get("resumed"):
+                trial["timings"]["stop_overlapped_s"] = teardown.seconds[trial["id"]]
+            if trial["id"] in teardown.errors and not trial.get("resumed"):
+                trial.setdefault("warnings", []).append(f"clean-up failed: {teardown.errors[trial['id']]}")
     best, verdict = decide(default_trial, trials, task.metric, task.direction)
     log(f"verdict: {verdict['headline']}")
     return {

@@ -17,7 +17,7 @@ from typing import Any, Optional
 from .errors import TaskError
 from .params import PARAMS, canonical_name, check_value
 
-PRUNERS = ("none", "median", "successive_halving")
+PRUNERS = ("none", "median", "successive_halving", "record")
 STRATEGIES = {"grid_search": "grid", "grid": "grid", "random": "random", "random_search": "random",
               "bayesian": "bayesian", "tpe": "bayesian", "optuna": "bayesian"}
 OBJECTIVES = {
@@ -73,8 +73,13 @@ class Task:
     endpoint: str
     slo: dict[str, Any] = field(default_factory=dict)
     repeats: int = 1                   # benchmark runs per trial (same server); >= 2 gives a noise estimate
-    pruner: Optional[str] = None       # None | median | successive_halving: stop clearly worse trials early
+    # None | median | successive_halving: stop clearly worse trials early; record: measure every
+    # trial's first step but never stop one (a surface for replaying pruners offline)
+    pruner: Optional[str] = None
     first_step_requests: int = 0       # the pruner's short first step (first point only)
+    # Stop a finished trial's server in the background while the next one starts (its port
+    # differs; the clean-up is mostly waiting for the process to exit).
+    overlap_teardown: bool = True
 
     @property
     def grid_size(self) -> int:
@@ -118,6 +123,12 @@ def _int(value: Any, field: str, minimum: int) -> int:
     if value < minimum:
         raise TaskError(field, f"must be >= {minimum}, got {value}")
     return int(value)
+
+
+def _bool(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise TaskError(field, f"must be true or false, got {value!r}")
+    return value
 
 
 def _number(value: Any, field: str) -> float:
@@ -283,7 +294,7 @@ def parse_task(data: Any) -> Task:
     if patience is not None:
         patience = _int(patience, "optimization.early_stop_patience", 1)
     opt_keys = ("strategy", "objective", "max_iterations", "timeout_per_iteration", "seed",
-                "early_stop_patience", "pruner", "first_step_requests")
+                "early_stop_patience", "pruner", "first_step_requests", "overlap_teardown")
     for key in opt:
         if key not in opt_keys:
             raise TaskError(f"optimization.{key}", f"unknown key; allowed: {', '.join(opt_keys)}")
@@ -327,6 +338,7 @@ def parse_task(data: Any) -> Task:
         additional_params=_additional(bench.get("additional_params")),
         num_requests=num_requests, warmup_requests=warmup, endpoint=endpoint, slo=slo, repeats=repeats,
         pruner=None if pruner == "none" else pruner, first_step_requests=first_step,
+        overlap_teardown=_bool(opt.get("overlap_teardown", True), "optimization.overlap_teardown"),
     )
 
 

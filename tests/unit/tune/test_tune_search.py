@@ -143,3 +143,75 @@ def test_pruner_option_is_checked():
     with pytest.raises(TaskError, match="optimization.pruner"):
         parse_task({"task_name": "x", "model": {"name": "m"}, "parameters": {"max_num_seqs": [1]},
                     "optimization": {"pruner": "hyperband"}})
+
+
+def test_record_pruner_measures_every_first_step_and_stops_none(tmp_path, monkeypatch):
+    values = {None: 100.0, 1: 50.0, 2: 150.0, 3: 40.0}
+    res, _rt, calls = _pruned_sweep(tmp_path, monkeypatch, "record", values)
+    assert [t["status"] for t in res["trials"]] == ["ok", "ok", "ok"]
+    assert all(c == [8, 64, 64] for c in calls.values())  # the short step, then both full runs
+    assert [t["first_step"]["value"] for t in res["trials"]] == [50.0, 150.0, 40.0]
+    assert all(t["first_step"]["seconds"] >= 0 for t in res["trials"])
+    assert res["pruner"]["pruned"] == []
+
+
+# --- the next trial starts while the previous server is being stopped -------------------------
+
+def _timed_sweep(tmp_path, monkeypatch, overlap):
+    import threading
+    import time
+
+    from tune_fakes import FakeRuntime, surface, sweep_mod
+
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.sweep import SweepOptions, run_sweep
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.task import parse_task
+
+    events: list = []
+    lock = threading.Lock()
+
+    class SlowStop(FakeRuntime):
+        def start(self, trial_id, vllm_args):
+            with lock:
+                events.append(("start", trial_id, time.monotonic()))
+            return super().start(trial_id, vllm_args)
+
+        def stop(self, dep):
+            time.sleep(0.3)
+            with lock:
+                events.append(("stopped", dep.trial_id, time.monotonic()))
+            super().stop(dep)
+
+    monkeypatch.setattr(sweep_mod, "measure", lambda task, *a, **k: ([surface(dict(rt.current))], 0.0, 0.01))
+    rt = SlowStop()
+    task = {"task_name": "overlap", "model": {"name": "m", "source": "generated:tiny-llama"},
+            "parameters": {"max_num_seqs": [4, 8, 16]},
+            "optimization": {"strategy": "grid", "objective": "maximize_throughput", "overlap_teardown": overlap}}
+    res = run_sweep(parse_task(task), SweepOptions(output_dir=str(tmp_path / "out"), runtime=rt, include_default=False))
+    at = {(kind, trial): t for kind, trial, t in events}
+    return res, rt, at
+
+
+def test_overlapped_teardown_starts_the_next_trial_before_the_stop_ends(tmp_path, monkeypatch):
+    res, rt, at = _timed_sweep(tmp_path, monkeypatch, True)
+    assert at[("start", "t001")] < at[("stopped", "t000")]
+    assert at[("start", "t002")] < at[("stopped", "t001")]
+    assert sorted(rt.stopped) == ["t000", "t001", "t002"]  # every server is gone when the sweep returns
+    for trial in res["trials"]:
+        assert trial["timings"]["stop_overlapped_s"] >= 0.3
+        assert trial["timings"]["stop_s"] < 0.3  # the trial itself did not wait for it
+
+
+def test_teardown_in_line_when_overlap_is_off(tmp_path, monkeypatch):
+    res, _rt, at = _timed_sweep(tmp_path, monkeypatch, False)
+    assert at[("stopped", "t000")] < at[("start", "t001")]
+    assert all(t["timings"]["stop_s"] >= 0.3 and "stop_overlapped_s" not in t["timings"] for t in res["trials"])
+
+
+def test_overlap_teardown_must_be_a_boolean():
+    import pytest
+
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.errors import TaskError
+    from ansible_collections.llmops.platform.plugins.module_utils.tune.task import parse_task
+    with pytest.raises(TaskError, match="optimization.overlap_teardown.*true or false"):
+        parse_task({"task_name": "x", "model": {"name": "m"}, "parameters": {"max_num_seqs": [1]},
+                    "optimization": {"overlap_teardown": "yes"}})
