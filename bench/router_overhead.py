@@ -226,8 +226,9 @@ def main() -> int:
         policies = args.policies.split(",")
         replicas = [{"name": f"backend-{k}", "url": backend} for k in "ab"]
         for suffix, apps, offset in builds:
-            pairs = [("router", LLMOPS_PORT + offset, policies[0], "")] + \
-                [("router", POLICY_PORT + offset + k, policy, f" {policy}") for k, policy in enumerate(policies[1:])] + \
+            others = [("router", POLICY_PORT + offset + k, policy, f" {policy}")
+                      for k, policy in enumerate(policies[1:])]
+            pairs = [("router", LLMOPS_PORT + offset, policies[0], "")] + others + \
                 [("gateway", GATEWAY_PORT + offset, None, "")]
             for name, port, policy, tag in pairs:
                 config = ({"host": "127.0.0.1", "port": port, "policy": policy, "poll_interval_s": 1,
