@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import json
 import time
 from collections import deque
 from typing import Any, Dict, List, Optional, Tuple
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 
 from .config import BenchConfig
 from .records import RequestRecord, RunResult
@@ -110,13 +112,39 @@ def _spread_gaps(gaps: List[float], first: int) -> None:
         gaps[first:] = [share] * count
 
 
+class StampedHandler(ResponseHandler):
+    """aiohttp's connection protocol, noting when bytes last reached the process. When many
+    streams' chunks arrive at once (64 first tokens in one burst), the event loop hands every
+    socket's bytes to its protocol first (cheap) and only then resumes the readers one by
+    one: the protocol's clock is the chunk's arrival, the reader's would add the time spent
+    on the other streams before it."""
+
+    rx_last: float = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        if data:
+            self.rx_last = time.perf_counter()
+        super().data_received(data)
+
+
+def _arrival(proto: Any) -> float:
+    """When the bytes just read had all arrived: the latest byte's arrival on this connection
+    (one response at a time per connection, so never earlier than any event in this read,
+    never later than now); without a stamping protocol, now."""
+    now = time.perf_counter()
+    stamp = getattr(proto, "rx_last", 0.0)
+    return stamp if 0.0 < stamp < now else now
+
+
 async def _consume_stream(resp: aiohttp.ClientResponse, rec: RequestRecord, start: float) -> None:
     buffer = b""
     done = False
-    # iter_any hands over whatever arrived; one timestamp per network read is the honest
-    # arrival time for every event in it. Bounded by the request's total timeout.
+    proto = resp.connection.protocol if resp.connection is not None else None
+    # iter_any hands over whatever arrived; one timestamp per network read (when its last
+    # byte arrived) is the honest arrival time for every event in it. Bounded by the
+    # request's total timeout.
     async for data in resp.content.iter_any():
-        now = time.perf_counter() - start
+        now = _arrival(proto) - start
         buffer += data
         *lines, buffer = buffer.split(b"\n")
         gaps_before = len(rec.itl_s)
@@ -430,6 +458,11 @@ def open_session(config: BenchConfig) -> aiohttp.ClientSession:
     # limit=0: aiohttp's default pool caps at 100 connections, which would queue requests
     # inside the client and show up as server TTFT above 100 streams.
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    factory = getattr(connector, "_factory", None)
+    if isinstance(factory, functools.partial) and factory.func is ResponseHandler:
+        # Arrival stamps at the protocol (StampedHandler); an aiohttp without this hook
+        # point falls back to the reader's clock.
+        connector._factory = functools.partial(StampedHandler, *factory.args, **factory.keywords)
     timeout = aiohttp.ClientTimeout(total=config.request_timeout_s)
     # trust_env=False: an HTTP(S)_PROXY in the environment must not reroute benchmark traffic.
     return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False,
