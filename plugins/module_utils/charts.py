@@ -212,7 +212,10 @@ def xy_chart(title: str, series: Sequence[Series], x: Axis, y: Axis,
                 tip = f"<title>{escape(label)}</title>" if label else ""
                 parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="{s.color}">{tip}</circle>')
             if label:
-                parts.append(f'<text x="{cx + 7:.1f}" y="{cy - 6:.1f}" class="tk">{escape(label)}</text>')
+                # Labels of points in the right quarter go to their left, inside the frame.
+                right = cx > LEFT + 0.75 * (W - LEFT - RIGHT)
+                anchor = f'x="{cx - 7:.1f}" text-anchor="end"' if right else f'x="{cx + 7:.1f}"'
+                parts.append(f'<text {anchor} y="{cy - 6:.1f}" class="tk">{escape(label)}</text>')
     return frame.svg()
 
 

@@ -166,7 +166,8 @@ def render_report(results: dict[str, Any]) -> str:
                           [t["id"] for t in ok])
     values = [t.get("value") for t in results["trials"]]
     over = overhead_summary(results)
-    over_text = "" if not over else (
+    # A clock too short to split (fake or instant trials) gives no meaningful shares.
+    over_text = "" if not over or over["mean_trial_s"] < 1.0 else (
         f"<p class=sub>Per-trial overhead (start, readiness, warm-up, clean-up): "
         f"{over['overhead_share']:.0%} of {over['mean_trial_s']:.0f}s mean trial time; "
         + ", ".join(f"{k[:-2]} {v:.0%}" for k, v in over["shares"].items()) + ".</p>")
