@@ -8,7 +8,10 @@ needs a server whose timing and failures are known:
   token every `itl` seconds (deadlines, so write time does not stretch them); `tokens` fixes
   the count, else the body's `max_tokens`; `answer` streams that text one word per token;
 - batching: `slots` requests run at once (vLLM's max_num_seqs), the rest wait, and /metrics
-  shows the live running/waiting counts;
+  shows the live running/waiting counts; `admit_s` keeps each request that long in `waiting`
+  before it may join the batch (vLLM admits at its next scheduler step), `batch_itl` adds that
+  many seconds to every token per other running sequence (a CPU decode step grows with the
+  batch);
 - errors: `mode` ok | failNNN (HTTP NNN with an OpenAI error body) | flaky (every third request
   fails with 500) | reset (connection dropped before an answer) | cut (dropped after `cut_after`
   tokens) | nodone (clean end without usage and [DONE]) | slow (waits `slow_s` first, as does
@@ -79,10 +82,11 @@ class FakeOpenAI:
                  tokens: Optional[int] = None, answer: Optional[str] = None,
                  models: Sequence[str] = ("fixture",), slots: Optional[int] = None,
                  slow_s: float = 3.0, slow_models: Sequence[str] = ("slow",),
-                 replica_header: bool = False) -> None:
+                 replica_header: bool = False, admit_s: float = 0.0, batch_itl: float = 0.0) -> None:
         self.name, self.ttft, self.itl, self.tokens, self.answer = name, ttft, itl, tokens, answer
         self.models, self.slots, self.slow_s, self.slow_models = list(models), slots, slow_s, set(slow_models)
         self.replica_header = replica_header  # send X-Llmops-Replica: name, as the router does
+        self.admit_s, self.batch_itl = admit_s, batch_itl
         self.port, self.url = 0, ""  # set by start()
         self.mode = "ok"
         self.cut_after = 2
@@ -121,6 +125,8 @@ class FakeOpenAI:
 
     @contextlib.asynccontextmanager
     async def _batch_slot(self):
+        if self.admit_s > 0:
+            await asyncio.sleep(self.admit_s)
         if self.slots is not None:
             if self._slots is None:
                 self._slots = asyncio.Semaphore(self.slots)
@@ -219,8 +225,11 @@ class FakeOpenAI:
                 if chat:  # vLLM opens chat streams with a role-only chunk: not a token
                     await send({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
                 await resp.write(b": keep-alive comment\n\n")
+                due = started + self.ttft
                 for i, piece in enumerate(pieces):
-                    delay = started + self.ttft + i * self.itl - time.perf_counter()
+                    if i:
+                        due += self.itl + self.batch_itl * max(self.live_running - 1, 0)
+                    delay = due - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
                     if mode == "cut" and i == self.cut_after:
