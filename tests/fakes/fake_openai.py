@@ -17,8 +17,9 @@ needs a server whose timing and failures are known:
   tokens) | nodone (clean end without usage and [DONE]) | slow (waits `slow_s` first, as does
   any model in `slow_models`). A path prefix picks the mode per request: /fail500/v1/...;
 - /metrics in vLLM's names (prometheus_client): queue gauges (the current KV-cache name or,
-  with `deprecated_names`, the old one), TTFT and E2E histograms from its own clock, and the
-  generation token counter; /health (`healthy`, `health_body`); /v1/models.
+  with `deprecated_names`, the old one), TTFT and E2E histograms from its own clock, the
+  generation token counter and prefix-cache counters (queries: prompt words; hits: all of them
+  when the prompt's first `prefix_words` words were seen before); /health (`healthy`, `health_body`); /v1/models.
 
 The bench scripts use it only to measure client or proxy overhead against a known server;
 its numbers are never results about a model.
@@ -115,6 +116,15 @@ class FakeOpenAI:
                                    registry=self.registry)
         self._tokens = Counter("vllm:generation_tokens", "generated tokens", labels, registry=self.registry)
         self.registry.register(_EngineGauges(self))
+        self.prefix_words = 16
+        self._prefixes: set = set()
+        self._cache_queries = Counter("vllm:prefix_cache_queries", "prompt tokens looked up", labels,
+                                      registry=self.registry)
+        self._cache_hits = Counter("vllm:prefix_cache_hits", "prompt tokens found cached", labels,
+                                   registry=self.registry)
+        for model in self.models:  # vLLM exposes them from the start, at 0
+            self._cache_queries.labels(model)
+            self._cache_hits.labels(model)
 
     # -- queue state ---------------------------------------------------------------------
     def running_now(self) -> float:
@@ -172,6 +182,7 @@ class FakeOpenAI:
         self.last_headers = dict(request.headers)
         self.inflight += 1
         self.max_inflight = max(self.max_inflight, self.inflight)
+        self._prefix_cache(body)
         try:
             if mode == "reset":
                 request.transport.close()
@@ -187,6 +198,20 @@ class FakeOpenAI:
             return await self._stream(request, body, mode, arrived)
         finally:
             self.inflight -= 1
+
+    def _prefix_cache(self, body: dict) -> None:
+        if not isinstance(body, dict):
+            return
+        model, tokens = str(body.get("model")), self._prompt_tokens(body)
+        if "messages" in body:
+            text = " ".join(str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict))
+        else:
+            text = str(body.get("prompt", ""))
+        head = " ".join(text.split()[: self.prefix_words])
+        self._cache_queries.labels(model).inc(tokens)
+        if head in self._prefixes:
+            self._cache_hits.labels(model).inc(tokens)
+        self._prefixes.add(head)
 
     def _usage(self, body: dict, completion: int) -> dict:
         prompt = self._prompt_tokens(body)
