@@ -37,8 +37,9 @@ sys.path.insert(0, os.path.join(ROOT, "apps", "common"))
 sys.path.insert(0, _SRC or os.path.join(ROOT, "apps", "router"))
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from llmops_router.config import parse_config  # noqa: E402
+
 from llmops_common.service import SERVICE  # noqa: E402
+from llmops_router.config import parse_config  # noqa: E402
 from llmops_router.server import create_app  # noqa: E402
 
 POLICIES = ("round_robin", "least_inflight", "queue_aware", "prefix_aware")

@@ -52,7 +52,8 @@ counters:
   returned: always
   type: dict
 prefix_cache:
-  description: With O(before) - C(queries), C(hits), C(hit_rate_pct) over the run, per C(replicas) and the C(skipped) URLs.
+  description:
+    - With O(before) - C(queries), C(hits) and C(hit_rate_pct) over the run, per C(replicas), and the C(skipped) URLs.
   returned: when before is given
   type: dict
 """

@@ -78,7 +78,8 @@ class Chooser:
         # a queued request waits for a running one to finish, a whole E2E on a small replica.
         by_load = sorted(rotated, key=lambda r: prices[id(r)])
         if policy == "prefix_aware":
-            return self._by_prefix(by_load, loads, prefix, now)
+            full = {key: is_full for key, (is_full, _) in prices.items()}
+            return self._by_prefix(by_load, loads, full, prefix, now)
         if policy == "queue_aware" or not session:
             return by_load
         # session_affinity: rendezvous hashing keeps a session on its replica while the set
@@ -89,12 +90,13 @@ class Chooser:
             return by_load  # overloaded: escape to the least loaded replica
         return [home] + [r for r in by_load if r is not home]
 
-    def _by_prefix(self, by_load: list[Replica], loads: dict[int, float], prefix: Sequence[int],
-                   now: float) -> list[Replica]:
+    def _by_prefix(self, by_load: list[Replica], loads: dict[int, float], full: dict[int, bool],
+                   prefix: Sequence[int], now: float) -> list[Replica]:
         """prefix_aware: queue_aware cost minus prefix_weight x the fraction of the prompt's
         blocks the replica was recently sent. A replica whose cost exceeds the least loaded
         one's by more than prefix_max_imbalance gets no credit: one hot prefix cannot pin a
-        saturated replica."""
+        saturated replica. As in queue_aware, a replica where the request would queue never
+        beats one with a free slot, whatever its prefix credit."""
         if not prefix:
             return by_load
         cfg = self.config
@@ -107,7 +109,7 @@ class Chooser:
                 return load
             return load - cfg.prefix_weight * matched[replica.url] / len(prefix)
 
-        return sorted(by_load, key=cost)
+        return sorted(by_load, key=lambda r: (full[id(r)], cost(r)))
 
     def record(self, replica: Replica, prefix: Sequence[int]) -> None:
         """prefix_aware: the request with these blocks was sent to `replica`."""
