@@ -133,6 +133,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policies", default=",".join(POLICIES[:3]))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=123, help="prompt seed of the first repeat (+1 per repeat)")
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--tokens", type=int, default=64)
@@ -152,7 +153,7 @@ def main() -> int:
     rows = []
     for k in range(args.repeats):
         for policy in policies if k % 2 == 0 else policies[::-1]:
-            row = asyncio.run(run_once(policy, args, seed=123 + k))
+            row = asyncio.run(run_once(policy, args, seed=args.seed + k))
             rows.append(row)
             print(json.dumps({key: (round(v, 1) if isinstance(v, float) else v) for key, v in row.items()}),
                   file=sys.stderr)
