@@ -58,7 +58,7 @@ comparison:
   returned: success
   type: dict
 verdicts:
-  description: One line per model, C(MODEL: VERDICT), then C(ARM, MODEL: VERDICT) for each arm of I(others).
+  description: "One line per model, C(MODEL: VERDICT), then C(ARM, MODEL: VERDICT) for each arm of I(others)."
   returned: success
   type: list
   elements: str
