@@ -5,14 +5,17 @@ Read from each replica's /metrics: `vllm:prefix_cache_queries` / `vllm:prefix_ca
 else the earlier V1 names `vllm:gpu_prefix_cache_queries` / `vllm:gpu_prefix_cache_hits`
 (the same pairs as apps/router/llmops_router/vllm_metrics.parse_prefix_cache). The V0 engine's
 `vllm:gpu_prefix_cache_hit_rate` gauge has no counts, so no delta: such a replica reports None.
-Values are summed over label sets. Pure Python (urllib), no prometheus_client.
+Values are summed over label sets. No prometheus_client (a module runs on any target).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
-import urllib.request
 from typing import Any, Dict, List, Optional
+
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+from ansible.module_utils.urls import open_url
 
 # (queries, hits): the current generation first.
 GENERATIONS = (("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total"),
@@ -34,7 +37,7 @@ def _value(line: str, name: str) -> Optional[float]:
         value = float(parts[0]) if parts else None
     except ValueError:
         return None
-    return value if value is not None and value == value else None  # drop NaN
+    return None if value is None or math.isnan(value) else value
 
 
 def parse_counters(text: str) -> Optional[Dict[str, float]]:
@@ -64,9 +67,12 @@ def scrape(urls: List[str], timeout: float = 5.0) -> Dict[str, Optional[Dict[str
     out: Dict[str, Optional[Dict[str, float]]] = {}
     for url in urls:
         try:
-            with urllib.request.urlopen(metrics_url(url), timeout=timeout) as response:  # noqa: S310 (replica URLs)
+            response = open_url(metrics_url(url), timeout=timeout)
+            try:
                 out[url] = parse_counters(response.read().decode("utf-8", "replace"))
-        except (OSError, ValueError):
+            finally:
+                response.close()
+        except (OSError, ValueError, UrlConnectionError):
             out[url] = None
     return out
 
