@@ -1,6 +1,9 @@
 """Baseline-vs-managed comparison over benchmark results (playbooks/compare.yml).
 
-Layout read: <root>/<arm>/run<k>/<model>/results.json (the benchmark engine's files).
+Layout read: <root>/<arm>/run<k>/<model>/results.json (the benchmark engine's files), and
+prefix_cache.json next to it when the replicas' prefix-cache counters were scraped around the
+run (module_utils/prefix_cache.py): its hit rate is one more metric. Arms beyond the managed
+one (`others`, e.g. a prefix_aware arm) are each compared with the baseline the same way.
 Each metric is compared on its mean over repeated runs; the difference "exceeds noise" only
 when it is larger than twice the larger run-to-run standard deviation AND the two arms'
 ranges do not overlap, so a single lucky run cannot decide the verdict. Pure Python.
@@ -21,6 +24,8 @@ METRICS: list[tuple[str, str, bool]] = [
     ("throughput.requests_per_s", "requests/s", True),
     ("throughput.output_tokens_per_s", "output tokens/s", True),
     ("requests.success_rate", "success rate", True),
+    # Only with prefix_cache.json (replicas scraped around the run); next to TTFT, which it shortens.
+    ("prefix_cache.hit_rate_pct", "prefix-cache hit rate (%)", True),
 ] + [(f"{m}_ms.{s}", f"{m.upper()} {s} (ms)", False)
      for m in ("ttft", "itl", "e2e") for s in ("mean", "median", "p95", "p99")]
 
@@ -49,7 +54,12 @@ def load_runs(root: str) -> dict[str, dict[str, list[dict]]]:
                 path = os.path.join(rep_dir, model, "results.json")
                 if os.path.isfile(path):
                     with open(path, encoding="utf-8") as handle:
-                        runs.setdefault(arm, {}).setdefault(model, []).append(json.load(handle)["summary"])
+                        summary = json.load(handle)["summary"]
+                    cache = os.path.join(rep_dir, model, "prefix_cache.json")
+                    if os.path.isfile(cache):
+                        with open(cache, encoding="utf-8") as handle:
+                            summary = {**summary, "prefix_cache": json.load(handle)}
+                    runs.setdefault(arm, {}).setdefault(model, []).append(summary)
     return runs
 
 
@@ -76,7 +86,9 @@ def judge(baseline: list[float], managed: list[float], higher: bool) -> dict[str
             "noise": noise, "exceeds_noise": exceeds, "separated": separated}
 
 
-def compare(runs: dict[str, dict[str, list[dict]]], baseline: str, managed: str) -> dict[str, Any]:
+def compare(runs: dict[str, dict[str, list[dict]]], baseline: str, managed: str,
+            side: str = "managed") -> dict[str, Any]:
+    """`side`: what the verdicts call the managed arm (another arm's name for `others`)."""
     if baseline not in runs or managed not in runs:
         raise ValueError(f"need results for arms {baseline!r} and {managed!r}, found {sorted(runs)}")
     models = sorted(set(runs[baseline]) & set(runs[managed]))
@@ -93,17 +105,17 @@ def compare(runs: dict[str, dict[str, list[dict]]], baseline: str, managed: str)
         worse = [r["label"] for r in rows if r["exceeds_noise"] and not r["managed_better"]]
         out["models"][model] = {"repeats": {baseline: len(runs[baseline][model]), managed: len(runs[managed][model])},
                                 "metrics": rows, "managed_better": better, "managed_worse": worse,
-                                "verdict": _verdict(better, worse, rows)}
+                                "verdict": _verdict(better, worse, rows, side)}
     return out
 
 
-def _verdict(better: list[str], worse: list[str], rows: list[dict]) -> str:
+def _verdict(better: list[str], worse: list[str], rows: list[dict], side: str = "managed") -> str:
     if rows and all(r["exceeds_noise"] is None for r in rows):
         return "one run per arm: no noise estimate, repeat runs (compare_repeats >= 2) to decide"
     if better and not worse:
-        return f"managed better beyond noise on {len(better)} metric(s): {', '.join(better)}"
+        return f"{side} better beyond noise on {len(better)} metric(s): {', '.join(better)}"
     if worse and not better:
-        return f"managed WORSE beyond noise on {len(worse)} metric(s): {', '.join(worse)}"
+        return f"{side} WORSE beyond noise on {len(worse)} metric(s): {', '.join(worse)}"
     if better and worse:
         return f"mixed: better on {', '.join(better)}; worse on {', '.join(worse)}"
     return "no difference beyond run-to-run noise"
@@ -116,6 +128,15 @@ def _fmt(value: float | None) -> str:
 def render_markdown(result: dict[str, Any], notes: list[str] | None = None) -> str:
     b, m = result["baseline"], result["managed"]
     lines = [f"# {b} vs {m}", ""] + [f"- {n}" for n in notes or []] + [""]
+    lines += _markdown_models(result)
+    for other in (result.get("others") or {}).values():
+        lines += [f"# {other['baseline']} vs {other['managed']}", ""] + _markdown_models(other)
+    return "\n".join(lines)
+
+
+def _markdown_models(result: dict[str, Any]) -> list[str]:
+    b, m = result["baseline"], result["managed"]
+    lines: list[str] = []
     for model, data in result["models"].items():
         lines += [f"## {model} ({data['repeats'][b]} x {b}, {data['repeats'][m]} x {m})", "",
                   f"**{data['verdict']}**", "",
@@ -130,7 +151,7 @@ def render_markdown(result: dict[str, Any], notes: list[str] | None = None) -> s
                          f"{'-' if r['diff_pct'] is None else format(r['diff_pct'], '+.1f')} | "
                          f"{_fmt(r['noise'])} | {flag} |")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def render_html(result: dict[str, Any], notes: list[str] | None = None) -> str:
@@ -144,6 +165,16 @@ def render_html(result: dict[str, Any], notes: list[str] | None = None) -> str:
              f"<h1>{html.escape(b)} vs {html.escape(m)}</h1><ul>"]
     parts += [f"<li>{html.escape(n)}</li>" for n in notes or []]
     parts.append("</ul>")
+    parts += _html_models(result, result.get("percentiles") or {})
+    for other in (result.get("others") or {}).values():
+        parts.append(f"<h1>{html.escape(other['baseline'])} vs {html.escape(other['managed'])}</h1>")
+        parts += _html_models(other, {})  # the overlays above already hold every arm
+    return "\n".join(parts) + "\n"
+
+
+def _html_models(result: dict[str, Any], percentiles: dict[str, Any]) -> list[str]:
+    b, m = result["baseline"], result["managed"]
+    parts: list[str] = []
     for model, data in result["models"].items():
         parts.append(f"<h2>{html.escape(model)}</h2><p><b>{html.escape(data['verdict'])}</b></p><table>"
                      f"<tr><th>metric</th><th>{html.escape(b)}</th><th>{html.escape(m)}</th><th>diff %</th>"
@@ -161,15 +192,21 @@ def render_html(result: dict[str, Any], notes: list[str] | None = None) -> str:
                          f"<td>{_fmt(r['noise'])}</td><td>{beyond}</td></tr>")
         parts.append("</table>")
         # Overlay: every repeat of both arms over the latency percentiles (the spread is visible).
-        parts.append(render_plots(result.get("percentiles") or {}, model))
-    return "\n".join(parts) + "\n"
+        parts.append(render_plots(percentiles, model))
+    return parts
 
 
-def write_comparison(root: str, baseline: str, managed: str, notes: list[str] | None = None) -> dict[str, Any]:
+def write_comparison(root: str, baseline: str, managed: str, notes: list[str] | None = None,
+                     others: list[str] | None = None) -> dict[str, Any]:
+    """`others`: further arms, each compared with the baseline too (result["others"][arm]);
+    without them the result and the pages are exactly the two-arm comparison."""
     runs = load_runs(root)
     result = compare(runs, baseline, managed)
+    others = [arm for arm in others or [] if arm not in (baseline, managed)]
+    if others:
+        result["others"] = {arm: compare(runs, baseline, arm, side=arm) for arm in others}
     result["notes"] = list(notes or [])
-    result["percentiles"] = percentile_series(runs, [baseline, managed])
+    result["percentiles"] = percentile_series(runs, [baseline, managed, *others])
     paths = {"json": os.path.join(root, "comparison.json"), "markdown": os.path.join(root, "comparison.md"),
              "html": os.path.join(root, "comparison.html")}
     with open(paths["json"], "w", encoding="utf-8") as handle:
@@ -204,6 +241,9 @@ def write_index(compare_dir: str) -> str:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
         verdicts = "<br>".join(f"{html.escape(m)}: {html.escape(d['verdict'])}" for m, d in data["models"].items())
+        for arm, other in (data.get("others") or {}).items():
+            verdicts += "".join(f"<br>{html.escape(arm)}, {html.escape(m)}: {html.escape(d['verdict'])}"
+                                for m, d in other["models"].items())
         rows.append(f"<tr><td><a href='{html.escape(run)}/comparison.html'>{html.escape(run)}</a></td>"
                     f"<td>{verdicts}</td></tr>")
     page = ("<!doctype html><meta charset=utf-8><title>Routing comparisons</title>"

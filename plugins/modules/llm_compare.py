@@ -11,6 +11,11 @@ description:
     median, p95, p99) between I(baseline) and I(managed), and says whether each difference
     exceeds run-to-run noise (more than twice the larger standard deviation across repeats,
     and non-overlapping ranges).
+  - Each arm in I(others) (for example a prefix-aware router) is compared with I(baseline) the
+    same way, in a section of its own (C(others) in the result); without I(others) the output
+    is the two-arm comparison.
+  - A run directory holding C(prefix_cache.json) (written by M(llmops.platform.llm_prefix_cache))
+    adds the replicas' prefix-cache hit rate over that run as a metric, next to TTFT.
   - Writes comparison.json, comparison.md and comparison.html into I(root).
 options:
   root:
@@ -25,6 +30,11 @@ options:
     description: Arm name of the managed side.
     type: str
     default: managed
+  others:
+    description: Further arm names, each compared with I(baseline).
+    type: list
+    elements: str
+    default: []
   notes:
     description: Lines shown at the top of the report (what was deployed, how replicas differ).
     type: list
@@ -42,9 +52,16 @@ EXAMPLES = r"""
 
 RETURN = r"""
 comparison:
-  description: Per model, every metric with both arms' mean/min/max/stdev, diff, diff_pct, exceeds_noise, and a verdict.
+  description:
+    - Per model, every metric with both arms' mean/min/max/stdev, diff, diff_pct, exceeds_noise, and a verdict.
+    - With I(others), C(others) maps each further arm to the same structure against the baseline.
   returned: success
   type: dict
+verdicts:
+  description: "One line per model, C(MODEL: VERDICT), then C(ARM, MODEL: VERDICT) for each arm of I(others)."
+  returned: success
+  type: list
+  elements: str
 paths:
   description: Paths of comparison.json, comparison.md and comparison.html.
   returned: success
@@ -61,15 +78,20 @@ def main() -> None:
         argument_spec={"root": {"type": "path", "required": True},
                        "baseline": {"type": "str", "default": "baseline"},
                        "managed": {"type": "str", "default": "managed"},
+                       "others": {"type": "list", "elements": "str", "default": []},
                        "notes": {"type": "list", "elements": "str", "default": []}},
         supports_check_mode=False,
     )
     p = module.params
     try:
-        out = write_comparison(p["root"], p["baseline"], p["managed"], p["notes"])
+        out = write_comparison(p["root"], p["baseline"], p["managed"], p["notes"], p["others"])
     except (OSError, ValueError, KeyError) as exc:
         module.fail_json(msg=f"cannot compare runs in {p['root']}: {exc}")
-    module.exit_json(changed=True, **out)
+    result = out["comparison"]
+    verdicts = [f"{model}: {data['verdict']}" for model, data in result["models"].items()]
+    for arm, other in (result.get("others") or {}).items():
+        verdicts += [f"{arm}, {model}: {data['verdict']}" for model, data in other["models"].items()]
+    module.exit_json(changed=True, verdicts=verdicts, **out)
 
 
 if __name__ == "__main__":

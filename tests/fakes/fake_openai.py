@@ -8,14 +8,18 @@ needs a server whose timing and failures are known:
   token every `itl` seconds (deadlines, so write time does not stretch them); `tokens` fixes
   the count, else the body's `max_tokens`; `answer` streams that text one word per token;
 - batching: `slots` requests run at once (vLLM's max_num_seqs), the rest wait, and /metrics
-  shows the live running/waiting counts;
+  shows the live running/waiting counts; `admit_s` keeps each request that long in `waiting`
+  before it may join the batch (vLLM admits at its next scheduler step), `batch_itl` adds that
+  many seconds to every token per other running sequence (a CPU decode step grows with the
+  batch);
 - errors: `mode` ok | failNNN (HTTP NNN with an OpenAI error body) | flaky (every third request
   fails with 500) | reset (connection dropped before an answer) | cut (dropped after `cut_after`
   tokens) | nodone (clean end without usage and [DONE]) | slow (waits `slow_s` first, as does
   any model in `slow_models`). A path prefix picks the mode per request: /fail500/v1/...;
 - /metrics in vLLM's names (prometheus_client): queue gauges (the current KV-cache name or,
-  with `deprecated_names`, the old one), TTFT and E2E histograms from its own clock, and the
-  generation token counter; /health (`healthy`, `health_body`); /v1/models.
+  with `deprecated_names`, the old one), TTFT and E2E histograms from its own clock, the
+  generation token counter and prefix-cache counters (queries: prompt words; hits: all of them
+  when the prompt's first `prefix_words` words were seen before); /health (`healthy`, `health_body`); /v1/models.
 
 The bench scripts use it only to measure client or proxy overhead against a known server;
 its numbers are never results about a model.
@@ -79,10 +83,11 @@ class FakeOpenAI:
                  tokens: Optional[int] = None, answer: Optional[str] = None,
                  models: Sequence[str] = ("fixture",), slots: Optional[int] = None,
                  slow_s: float = 3.0, slow_models: Sequence[str] = ("slow",),
-                 replica_header: bool = False) -> None:
+                 replica_header: bool = False, admit_s: float = 0.0, batch_itl: float = 0.0) -> None:
         self.name, self.ttft, self.itl, self.tokens, self.answer = name, ttft, itl, tokens, answer
         self.models, self.slots, self.slow_s, self.slow_models = list(models), slots, slow_s, set(slow_models)
         self.replica_header = replica_header  # send X-Llmops-Replica: name, as the router does
+        self.admit_s, self.batch_itl = admit_s, batch_itl
         self.port, self.url = 0, ""  # set by start()
         self.mode = "ok"
         self.cut_after = 2
@@ -111,6 +116,15 @@ class FakeOpenAI:
                                    registry=self.registry)
         self._tokens = Counter("vllm:generation_tokens", "generated tokens", labels, registry=self.registry)
         self.registry.register(_EngineGauges(self))
+        self.prefix_words = 16
+        self._prefixes: set = set()
+        self._cache_queries = Counter("vllm:prefix_cache_queries", "prompt tokens looked up", labels,
+                                      registry=self.registry)
+        self._cache_hits = Counter("vllm:prefix_cache_hits", "prompt tokens found cached", labels,
+                                   registry=self.registry)
+        for model in self.models:  # vLLM exposes them from the start, at 0
+            self._cache_queries.labels(model)
+            self._cache_hits.labels(model)
 
     # -- queue state ---------------------------------------------------------------------
     def running_now(self) -> float:
@@ -121,6 +135,8 @@ class FakeOpenAI:
 
     @contextlib.asynccontextmanager
     async def _batch_slot(self):
+        if self.admit_s > 0:
+            await asyncio.sleep(self.admit_s)
         if self.slots is not None:
             if self._slots is None:
                 self._slots = asyncio.Semaphore(self.slots)
@@ -166,6 +182,7 @@ class FakeOpenAI:
         self.last_headers = dict(request.headers)
         self.inflight += 1
         self.max_inflight = max(self.max_inflight, self.inflight)
+        self._prefix_cache(body)
         try:
             if mode == "reset":
                 request.transport.close()
@@ -181,6 +198,20 @@ class FakeOpenAI:
             return await self._stream(request, body, mode, arrived)
         finally:
             self.inflight -= 1
+
+    def _prefix_cache(self, body: dict) -> None:
+        if not isinstance(body, dict):
+            return
+        model, tokens = str(body.get("model")), self._prompt_tokens(body)
+        if "messages" in body:
+            text = " ".join(str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict))
+        else:
+            text = str(body.get("prompt", ""))
+        head = " ".join(text.split()[: self.prefix_words])
+        self._cache_queries.labels(model).inc(tokens)
+        if head in self._prefixes:
+            self._cache_hits.labels(model).inc(tokens)
+        self._prefixes.add(head)
 
     def _usage(self, body: dict, completion: int) -> dict:
         prompt = self._prompt_tokens(body)
@@ -219,8 +250,11 @@ class FakeOpenAI:
                 if chat:  # vLLM opens chat streams with a role-only chunk: not a token
                     await send({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
                 await resp.write(b": keep-alive comment\n\n")
+                due = started + self.ttft
                 for i, piece in enumerate(pieces):
-                    delay = started + self.ttft + i * self.itl - time.perf_counter()
+                    if i:
+                        due += self.itl + self.batch_itl * max(self.live_running - 1, 0)
+                    delay = due - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
                     if mode == "cut" and i == self.cut_after:

@@ -50,8 +50,8 @@ class RouterConfig:
     connect_timeout_s: float = 5.0
     # Time until upstream response headers; streaming bodies are not time-limited.
     upstream_timeout_s: float = 600.0
-    # queue_aware cost = wait_weight * queued + (present + 1) / capacity + kv_weight * kv_usage
-    # (policies.Chooser.load): one queued request costs wait_weight, a full batch costs 1.
+    # queue_aware cost = wait_weight * queued / capacity + (present + 1) / capacity + kv_weight * kv_usage
+    # (policies.Chooser.price): a generation of waiting costs wait_weight, a full batch costs 1.
     wait_weight: float = 2.0
     kv_weight: float = 4.0
     # Batch size assumed for a replica whose capacity is neither configured nor yet learned
@@ -61,7 +61,7 @@ class RouterConfig:
     capacity_ttl_s: float = 60.0
     session_header: str = "x-session-id"
     # session_affinity leaves its replica when that replica's queue_aware cost exceeds the least
-    # loaded replica's by more than this (2 queued requests at the default wait_weight).
+    # loaded replica's by more than this (two generations of waiting at the default wait_weight).
     affinity_max_imbalance: float = 4.0
     # prefix_aware (policies.Chooser.order, prefix.py): prompts are hashed in blocks of
     # prefix_block_chars characters (the first prefix_max_blocks of them); the router remembers
@@ -74,7 +74,7 @@ class RouterConfig:
     # the prompt: that fraction of it) ...
     prefix_weight: float = 3.0
     # ... unless its queue_aware cost exceeds the least loaded replica's by more than this
-    # (one queued request at the default wait_weight): then it gets no affinity at all.
+    # (one generation of waiting at the default wait_weight): then it gets no affinity at all.
     prefix_max_imbalance: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
 

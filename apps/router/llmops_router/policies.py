@@ -8,7 +8,7 @@ from typing import Sequence
 
 from .config import RouterConfig
 from .prefix import PrefixIndex
-from .replicas import Replica
+from .replicas import KV_FULL, Replica
 
 
 class Chooser:
@@ -24,30 +24,41 @@ class Chooser:
         return list(replicas[k:]) + list(replicas[:k])
 
     def load(self, replica: Replica, now: float) -> float:
-        """queue_aware's cost of sending one more request to a replica.
+        """queue_aware's cost of sending one more request to a replica."""
+        return self.price(replica, now)[1]
+
+    def price(self, replica: Replica, now: float) -> tuple[bool, float]:
+        """(full, cost): whether one more request would wait for a batch slot, and its cost.
 
         `present` is what the replica holds: the last scrape's running + waiting plus what
-        the router sent since (a burst between polls), never below the router's own
-        in-flight count. With a known capacity, the requests beyond it are queued: each
-        costs `wait_weight`, because a queued request waits for a whole generation, while
-        joining a batch with free slots only costs its share of the batch (present+1)/capacity.
-        Without a known capacity the scraped queue is the queued part and the batch share
-        uses `assumed_capacity`. KV-cache pressure adds `kv_weight * usage`.
+        the router sent after that scrape went out (a burst between polls), never below the
+        router's own in-flight count. With a known capacity, the requests beyond it are queued.
+        A queued request waits until that many of the running ones finish: about
+        queued/capacity generations, so it costs `wait_weight` per generation of waiting —
+        one request behind a full 2-slot batch waits half a generation, behind a full
+        16-slot batch a sixteenth. Joining a batch with free slots costs its share of the
+        batch (present+1)/capacity. Without a known capacity the scraped queue is the queued
+        part, drained by the running batch, and the share uses `assumed_capacity`.
+        KV-cache pressure adds `kv_weight * usage`. `full`: the request would queue (or the
+        KV cache is nearly full); order() never prefers a full replica to one with room.
         """
         cfg = self.config
         metrics = replica.fresh_metrics(cfg.metrics_stale_s, now)
         capacity = replica.capacity(cfg.capacity_ttl_s, now)
         if metrics is None:  # stale or never scraped: only what the router itself knows
-            present, waiting, kv = float(replica.inflight), 0.0, 0.0
+            present, waiting, running, kv = float(replica.inflight), 0.0, 0.0, 0.0
         else:
             present = max(metrics.running + metrics.waiting + replica.new_inflight, float(replica.inflight))
-            waiting, kv = metrics.waiting, metrics.kv_usage
+            waiting, running, kv = metrics.waiting, metrics.running, metrics.kv_usage
         if capacity:
             queued = max(0.0, present + 1 - capacity)
+            drain = float(capacity)
         else:
             queued = waiting
+            drain = max(running, 1.0)
             capacity = cfg.assumed_capacity
-        return cfg.wait_weight * queued + (present + 1) / capacity + cfg.kv_weight * kv
+        cost = cfg.wait_weight * queued / drain + (present + 1) / capacity + cfg.kv_weight * kv
+        return queued > 0 or kv >= KV_FULL, cost
 
     def order(self, model: str, replicas: Sequence[Replica], policy: str,
               session: str | None = None, prefix: Sequence[int] = ()) -> list[Replica]:
@@ -61,10 +72,14 @@ class Chooser:
             return rotated
         if policy == "least_inflight":
             return sorted(rotated, key=lambda r: r.inflight)
-        loads = {id(r): self.load(r, now) for r in rotated}
-        by_load = sorted(rotated, key=lambda r: loads[id(r)])
+        prices = {id(r): self.price(r, now) for r in rotated}
+        loads = {key: cost for key, (_, cost) in prices.items()}
+        # A replica with a free batch slot always beats one where the request would queue:
+        # a queued request waits for a running one to finish, a whole E2E on a small replica.
+        by_load = sorted(rotated, key=lambda r: prices[id(r)])
         if policy == "prefix_aware":
-            return self._by_prefix(by_load, loads, prefix, now)
+            full = {key: is_full for key, (is_full, _) in prices.items()}
+            return self._by_prefix(by_load, loads, full, prefix, now)
         if policy == "queue_aware" or not session:
             return by_load
         # session_affinity: rendezvous hashing keeps a session on its replica while the set
@@ -75,12 +90,13 @@ class Chooser:
             return by_load  # overloaded: escape to the least loaded replica
         return [home] + [r for r in by_load if r is not home]
 
-    def _by_prefix(self, by_load: list[Replica], loads: dict[int, float], prefix: Sequence[int],
-                   now: float) -> list[Replica]:
+    def _by_prefix(self, by_load: list[Replica], loads: dict[int, float], full: dict[int, bool],
+                   prefix: Sequence[int], now: float) -> list[Replica]:
         """prefix_aware: queue_aware cost minus prefix_weight x the fraction of the prompt's
         blocks the replica was recently sent. A replica whose cost exceeds the least loaded
         one's by more than prefix_max_imbalance gets no credit: one hot prefix cannot pin a
-        saturated replica."""
+        saturated replica. As in queue_aware, a replica where the request would queue never
+        beats one with a free slot, whatever its prefix credit."""
         if not prefix:
             return by_load
         cfg = self.config
@@ -93,7 +109,7 @@ class Chooser:
                 return load
             return load - cfg.prefix_weight * matched[replica.url] / len(prefix)
 
-        return sorted(by_load, key=cost)
+        return sorted(by_load, key=lambda r: (full[id(r)], cost(r)))
 
     def record(self, replica: Replica, prefix: Sequence[int]) -> None:
         """prefix_aware: the request with these blocks was sent to `replica`."""

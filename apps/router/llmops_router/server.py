@@ -123,6 +123,7 @@ class Router:
         if not replica.healthy:
             return
         timeout = aiohttp.ClientTimeout(total=max(0.2, min(self.config.poll_interval_s, 2.0)))
+        sent_at = time.monotonic()
         try:
             async with self.session.get(replica.url + "/metrics", timeout=timeout) as resp:
                 if resp.status != 200:
@@ -130,7 +131,7 @@ class Router:
                 text = (await resp.read()).decode("utf-8", "replace")
         except UPSTREAM_ERRORS:
             return  # the old scrape ages out after metrics_stale_s
-        replica.record_scrape(parse_queue_metrics(text), time.monotonic())
+        replica.record_scrape(parse_queue_metrics(text), time.monotonic(), sent_at)
 
     async def scrape_once(self) -> None:
         await asyncio.gather(*(self._scrape(r) for r in self.replicas))
@@ -190,7 +191,7 @@ class Router:
     async def _forward(self, request: web.Request, replica: Replica, body: bytes, model: str,
                        last: bool) -> web.StreamResponse | None:
         """Send to one replica. None means it failed before anything reached the client."""
-        epoch = replica.start_request()
+        token = replica.start_request()
         self.metrics.choices.labels(model, replica.name).inc()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         sent = time.monotonic()
@@ -220,7 +221,7 @@ class Router:
                 self.metrics.errors.labels(model, replica.name, "client_disconnected").inc()
             return relayed.response
         finally:
-            replica.end_request(epoch)
+            replica.end_request(token)
 
     def _eject(self, replica: Replica, model: str, kind: str, exc: BaseException, what: str) -> None:
         self.metrics.errors.labels(model, replica.name, kind).inc()

@@ -201,3 +201,66 @@ def test_learned_capacity_routes_away_from_a_saturated_replica():
         choice.start_request()
         picks[choice.name] += 1
     assert picks == {"r1": 6}
+
+
+def test_waiting_below_configured_capacity_with_free_kv_cache_teaches_no_capacity():
+    # The 16-slot replica of the compare fleet at 8 running with one request between scheduler
+    # steps, twice in a row: no evidence of an 8-slot batch while the KV cache has room.
+    _, reps = make(1)
+    rep = reps[0]
+    rep.configured_capacity = 16
+    for _ in range(3):
+        scrape(rep, running=8, waiting=1, kv=0.3)
+    assert rep.learned_capacity is None and rep.capacity(60, time.monotonic()) == 16
+    for _ in range(2):  # a full KV cache does hold requests back below max_num_seqs
+        scrape(rep, running=8, waiting=1, kv=0.95)
+    assert rep.capacity(60, time.monotonic()) == 8
+
+
+def test_transient_waiting_on_the_big_replica_keeps_requests_off_the_full_small_one():
+    # 2 vs 16 slots, 10 in flight: r0 full (2), r1 at 8 with a request between steps.
+    chooser, reps = make(2)
+    reps[0].configured_capacity, reps[1].configured_capacity = 2, 16
+    for _ in range(2):
+        scrape(reps[0], running=2)
+        scrape(reps[1], running=8, waiting=1)
+    reps[0].inflight, reps[1].inflight = 2, 9
+    assert all(chooser.order("m", reps, "queue_aware")[0].name == "r1" for _ in range(4))
+
+
+def test_requests_sent_after_the_scrape_went_out_stay_counted():
+    # The replica answered /metrics late: its numbers predate a request the router sent
+    # while the scrape was under way, so that request stays on top of the scrape.
+    _, reps = make(1)
+    rep = reps[0]
+    sent_at = time.monotonic()
+    token = rep.start_request(now=sent_at + 0.05)
+    rep.record_scrape(QueueMetrics(0.0, 0.0, 0.0), sent_at + 0.1, sent_at=sent_at)
+    assert rep.new_inflight == 1
+    rep.end_request(token)
+    assert (rep.new_inflight, rep.inflight) == (0, 0)
+    rep.start_request(now=sent_at - 0.05)  # sent before the scrape went out: the scrape knows it
+    assert rep.new_inflight == 0
+
+
+def test_a_replica_with_a_free_slot_beats_a_queue_whatever_the_kv_pressure():
+    # r1 has free slots but a warm KV cache (0.7 x kv_weight 4 = 2.8): the old cost sent the
+    # next request into the full 2-slot r0's queue, where it waits for a running generation.
+    chooser, reps = make(2)
+    reps[0].configured_capacity, reps[1].configured_capacity = 2, 16
+    scrape(reps[0], running=2, kv=0.1)
+    scrape(reps[1], running=8, kv=0.7)
+    assert chooser.load(reps[1], time.monotonic()) > chooser.load(reps[0], time.monotonic())
+    assert chooser.order("m", reps, "queue_aware")[0].name == "r1"
+
+
+def test_a_queued_request_is_priced_by_the_generations_it_waits():
+    # Both full: one more waits behind 2 running on r0 (about half a generation) or behind 16
+    # on r1 (a sixteenth): r1 takes the queue, up to about 8 times r0's.
+    chooser, reps = make(2)
+    reps[0].configured_capacity, reps[1].configured_capacity = 2, 16
+    scrape(reps[0], running=2)
+    scrape(reps[1], running=16, waiting=3)
+    assert chooser.order("m", reps, "queue_aware")[0].name == "r1"
+    scrape(reps[1], running=16, waiting=16)
+    assert chooser.order("m", reps, "queue_aware")[0].name == "r0"

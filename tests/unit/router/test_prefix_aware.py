@@ -194,3 +194,17 @@ def test_prefix_aware_is_a_policy_with_defaults():
     cfg = parse_config({"models": [{"name": "m", "policy": "prefix_aware"}]})
     assert cfg.policy_for("m") == "prefix_aware"
     assert (cfg.prefix_block_chars, cfg.prefix_max_entries, cfg.prefix_ttl_s) == (128, 100_000, 300.0)
+
+
+def test_prefix_credit_never_sends_a_request_into_a_full_small_replicas_queue():
+    # The compare fleet: r0 (2 slots) holds the prompt but is full, r1 (16 slots) runs 8.
+    # Queued behind two running generations, the request would wait longer than any prefill
+    # a cache hit saves; r1 has free slots, so it goes there.
+    chooser, reps = make(2)
+    reps[0].configured_capacity, reps[1].configured_capacity = 2, 16
+    route(chooser, chat("first"), [reps[0]])  # r0 was sent this system prompt
+    reps[1].record_scrape(QueueMetrics(waiting=0, running=8, kv_usage=0.0), time.monotonic())
+    reps[0].record_scrape(QueueMetrics(waiting=0, running=1, kv_usage=0.0), time.monotonic())
+    assert route(chooser, chat("second"), reps) is reps[0]  # a free slot there: the prefix wins
+    reps[0].record_scrape(QueueMetrics(waiting=0, running=2, kv_usage=0.0), time.monotonic())
+    assert route(chooser, chat("third"), reps) is reps[1]
