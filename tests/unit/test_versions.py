@@ -40,7 +40,7 @@ def test_app_dockerfiles_pin_what_the_apps_are_tested_with(app):
     text = open(os.path.join(ROOT, "apps", app, "Dockerfile")).read()
     assert "latest" not in text
     serving = _lock("serving")
-    for package in ("aiohttp", "prometheus-client"):
+    for package in ("aiohttp", "prometheus-client", "uvloop"):
         assert f"{package.replace('-', '_')}=={serving[package]}" in text.replace("-", "_")
     # Every package the app ships is copied (build context apps/).
     for root in ("common", app):
@@ -49,5 +49,5 @@ def test_app_dockerfiles_pin_what_the_apps_are_tested_with(app):
 
 def test_control_and_serving_pin_the_same_app_libraries():
     control, serving = _lock("control"), _lock("serving")
-    for package in ("aiohttp", "prometheus-client"):
+    for package in ("aiohttp", "prometheus-client", "uvloop"):
         assert control[package] == serving[package], package
