@@ -68,11 +68,14 @@ echo "venv.sh: building $name venv in $dir with $python (one-time; cached by loc
 start=$(date +%s)
 "$python" -m venv "$dir"
 pip=("$dir/bin/python" -m pip --disable-pip-version-check -q)
+# A lock whose pins carry --hash=sha256: (scripts/lock_hashes.py) installs only those files.
+hashes=()
+if grep -q -- '--hash=sha256:' "$lock"; then hashes=(--require-hashes); fi
 if [ "$name" = serving ]; then
   # torch first and alone: the CPU wheel on disk satisfies it; anything else pulls CUDA.
-  "${pip[@]}" install "$(grep -E '^torch==' "$lock")" >&2
+  "${pip[@]}" install "$(grep -E '^torch==' "$lock" | cut -d' ' -f1)" >&2
 fi
-"${pip[@]}" install --no-deps -r "$lock" >&2
+"${pip[@]}" install --no-deps "${hashes[@]}" -r "$lock" >&2
 "${pip[@]}" check >&2 || echo "venv.sh: pip check reported issues (see above)" >&2
 touch "$dir/.complete"
 echo "venv.sh: $name venv ready in $(( $(date +%s) - start ))s" >&2
