@@ -74,7 +74,7 @@ def result(checkov, rendered):
 
 def test_the_scanner_is_the_pinned_one(checkov):
     with open(SCAN_LOCK, encoding="utf-8") as handle:
-        pinned = re.search(r"^checkov==(\S+)$", handle.read(), re.M).group(1)
+        pinned = re.search(r"^checkov==([^\s;]+)", handle.read(), re.M).group(1)
     out = subprocess.run([checkov, "--version"], capture_output=True, text=True, timeout=120, check=True).stdout
     assert out.strip() == pinned
 
