@@ -14,7 +14,7 @@ CONTROL_VENV = $(shell scripts/venv.sh path control)
 BIN = $(CONTROL_VENV)/bin
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: help bootstrap control serving monitoring-tools test-deps demo test lint unit integration molecule clean lock bench-scripts dashboard
+.PHONY: help bootstrap control serving scan-tools monitoring-tools test-deps demo test lint unit integration molecule clean lock bench-scripts dashboard
 
 help:
 	@echo "make demo   - bootstrap, then ansible-playbook site.yml on the local inventory"
@@ -30,6 +30,11 @@ control:
 
 serving:
 	@scripts/venv.sh ensure serving >/dev/null
+
+# The policy scanner (checkov, pinned in requirements/scan.lock) in its own cached venv:
+# tests/render/test_policy_scan.py runs it over every rendered Kubernetes object.
+scan-tools:
+	@scripts/venv.sh ensure scan >/dev/null
 
 # Debian's prometheus (promtool) and prometheus-alertmanager at the pinned revisions: the rule
 # tests and the local monitoring target need them (apt-get; a no-op once installed).
@@ -58,7 +63,7 @@ lint: control
 	$(BIN)/ruff check .
 	scripts/sanity.sh
 
-unit: control monitoring-tools
+unit: control monitoring-tools scan-tools
 	PATH="$(BIN):$$PATH" python -m pytest tests/unit tests/render -q
 
 # The cluster check-mode tests need dockerd and the Molecule image: `make molecule` runs them.
@@ -73,7 +78,7 @@ integration: bootstrap monitoring-tools test-deps
 molecule: control
 	LLMOPS_DOCKER_PYTEST="$(DOCKER_TESTS)" scripts/molecule-test.sh
 
-test: bootstrap monitoring-tools lint unit integration molecule
+test: bootstrap scan-tools monitoring-tools lint unit integration molecule
 
 clean: control
 	-PATH="$(BIN):$$PATH" ansible-playbook playbooks/teardown.yml
@@ -87,6 +92,7 @@ dashboard: control
 lock:
 	scripts/lock.sh control
 	scripts/lock.sh serving
+	scripts/lock.sh scan
 
 # Performance claims live here, measured side by side in one run (docs/benchmark.md).
 bench-scripts: bootstrap

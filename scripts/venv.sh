@@ -3,7 +3,8 @@
 #   scripts/venv.sh path   NAME   -> print the venv directory (no side effects)
 #   scripts/venv.sh ensure NAME   -> build it if missing, then print the directory
 #   scripts/venv.sh python NAME   -> print the interpreter the venv is (or would be) built with
-# NAME is control (Python >= 3.12, ansible and the tools) or serving (Python 3.11, vLLM CPU).
+# NAME is control (Python >= 3.12, ansible and the tools), serving (Python 3.11, vLLM CPU),
+# finetune, mlflow, or scan (the policy scanner of the rendered Kubernetes objects).
 # Venvs live under $LLMOPS_CACHE (default ~/.cache/llmops), outside the clone, so a fresh
 # clone on the same machine reuses them; a changed lock file builds a new one.
 set -euo pipefail
@@ -44,7 +45,8 @@ case "$name" in
   serving) python=$(find_python 11) || { echo "venv.sh: need Python 3.11 for the vLLM CPU venv (the CPU torch 2.13.0 wheel is cp311)" >&2; exit 3; } ;;
   finetune) python=$(find_python 11) || { echo "venv.sh: need Python 3.11 for the fine-tuning venv (the CPU torch 2.13.0 wheel is cp311)" >&2; exit 3; } ;;
   mlflow) python=$(find_python 11 12) || { echo "venv.sh: need Python 3.11 or 3.12 for the MLflow venv" >&2; exit 3; } ;;
-  *) echo "venv.sh: unknown venv $name (control or serving)" >&2; exit 2 ;;
+  scan) python=$(find_python 12 13 11) || { echo "venv.sh: need Python 3.11, 3.12 or 3.13 for the policy scanner's venv" >&2; exit 3; } ;;
+  *) echo "venv.sh: unknown venv $name (control, serving, finetune, mlflow or scan)" >&2; exit 2 ;;
 esac
 
 key=$( { cat "$lock"; "$python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-16)
@@ -66,11 +68,14 @@ echo "venv.sh: building $name venv in $dir with $python (one-time; cached by loc
 start=$(date +%s)
 "$python" -m venv "$dir"
 pip=("$dir/bin/python" -m pip --disable-pip-version-check -q)
+# A lock whose pins carry --hash=sha256: (scripts/lock_hashes.py) installs only those files.
+hashes=()
+if grep -q -- '--hash=sha256:' "$lock"; then hashes=(--require-hashes); fi
 if [ "$name" = serving ]; then
   # torch first and alone: the CPU wheel on disk satisfies it; anything else pulls CUDA.
-  "${pip[@]}" install "$(grep -E '^torch==' "$lock")" >&2
+  "${pip[@]}" install "$(grep -E '^torch==' "$lock" | cut -d' ' -f1)" >&2
 fi
-"${pip[@]}" install --no-deps -r "$lock" >&2
+"${pip[@]}" install --no-deps "${hashes[@]}" -r "$lock" >&2
 "${pip[@]}" check >&2 || echo "venv.sh: pip check reported issues (see above)" >&2
 touch "$dir/.complete"
 echo "venv.sh: $name venv ready in $(( $(date +%s) - start ))s" >&2

@@ -5,7 +5,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.llmops.platform.plugins.module_utils.k8s import network_policy, security
+from ansible_collections.llmops.platform.plugins.module_utils.k8s import images, network_policy, security
 
 
 def k8s_service_url(name: str, namespace: str, port: int, cluster_domain: str = "cluster.local") -> str:
@@ -57,7 +57,26 @@ def k8s_security_context(kind: str, run_as_user: Any = None, read_only_root: boo
         raise AnsibleFilterError(str(exc)) from None
 
 
+def k8s_scan_annotations(skips: Any = None, exception: Any = None) -> dict[str, str]:
+    """The policy scanner's suppressions for one object, each with its reason: the checks the
+    security-context `exception` fails (module_utils/k8s/security.py) and `skips` (ID -> reason)."""
+    try:
+        return security.scan_annotations(exception or None, skips or {})
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def platform_images(versions: dict[str, Any], registry: Any = "", digests: Any = None) -> dict[str, str]:
+    """Every image of platform_versions as rendered: from `registry` (a mirror; empty keeps
+    upstream), pinned to its digest in `digests` when it has one (module_utils/k8s/images.py)."""
+    try:
+        return images.platform_images(versions, registry or "", digests or {})
+    except images.ImageError as exc:
+        raise AnsibleFilterError(f"Invalid inventory: {exc}") from None
+
+
 class FilterModule:
     def filters(self):
         return {"router_k8s_models": router_k8s_models, "k8s_service_url": k8s_service_url,
-                "k8s_network_policies": k8s_network_policies, "k8s_security_context": k8s_security_context}
+                "k8s_network_policies": k8s_network_policies, "k8s_security_context": k8s_security_context,
+                "k8s_scan_annotations": k8s_scan_annotations, "platform_images": platform_images}

@@ -109,7 +109,8 @@ def test_device_plugin_runs_only_on_gpu_nodes(renders, variant):
     assert daemonset["spec"]["template"]["spec"]["runtimeClassName"] == runtime_class["metadata"]["name"]
     smoke = _by_kind(renders[variant], "nvidia-device-plugin", "Pod")[0]
     assert smoke["spec"]["containers"][0]["command"] == ["nvidia-smi"]
-    assert smoke["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    limits = smoke["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == 1 and {"cpu", "memory"} <= set(limits)
     assert device_plugin_violations({"spec": {"template": {"spec": smoke["spec"]}}},
                                     cluster["cluster_gpu_node_labels"], cluster["cluster_gpu_node_taints"]) == []
 

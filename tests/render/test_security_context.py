@@ -17,20 +17,22 @@ import pytest
 import serving_render
 from k8s_validate import load_documents
 
+from ansible_collections.llmops.platform.plugins.module_utils.k8s import security
+
 POD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "Job", "Pod")
 VLLM_CONTAINERS = ("vllm", "model-download", "kvcached-install")
-# (kind, name) -> the checks it is excused from, and why (the same reason is in its template).
+# (kind, name) -> the checks it is excused from, and why: the reasons are security.EXCEPTIONS',
+# the same the rendered objects carry for the policy scanner (test_policy_scan.py).
+REASON = {name: reason for name, (reason, _) in security.EXCEPTIONS.items()}
 EXCEPTIONS = {
     ("DaemonSet", "dcgm-exporter"): ({"non_root", "seccomp", "read_only_root", "token", "capabilities"},
-                                     "DCGM's profiling counters need root and SYS_ADMIN"),
-    ("DaemonSet", "nvidia-device-plugin"): ({"non_root", "seccomp", "read_only_root", "token"},
-                                            "its socket goes into the kubelet's root-owned device-plugins dir"),
-    # LLaMA-Factory writes caches and saves under its working directory in the image.
-    ("Job", "llama-factory-train"): ({"read_only_root"}, "LLaMA-Factory writes under its working directory"),
-    ("Job", "llama-factory-merge"): ({"read_only_root"}, "LLaMA-Factory writes under its working directory"),
-    ("Deployment", "llama-factory-webui"): ({"read_only_root"}, "LLaMA-Factory writes under its working directory"),
+                                     REASON["dcgm-exporter"]),
+    ("DaemonSet", "nvidia-device-plugin"): ({"non_root", "seccomp", "read_only_root"}, REASON["nvidia-device-plugin"]),
+    ("Job", "llama-factory-train"): ({"read_only_root"}, REASON["llama-factory"]),
+    ("Job", "llama-factory-merge"): ({"read_only_root"}, REASON["llama-factory"]),
+    ("Deployment", "llama-factory-webui"): ({"read_only_root"}, REASON["llama-factory"]),
     # Gateway API Inference Extension: one endpoint picker per model.
-    ("Deployment", "<model>-epp"): ({"token"}, "the endpoint picker watches pods and InferencePools through the API"),
+    ("Deployment", "<model>-epp"): ({"token"}, REASON["endpoint-picker"]),
 }
 
 

@@ -13,10 +13,16 @@ them and lists the exceptions (the device plugin, dcgm-exporter) with the reason
   mounts; images that write under their own install tree opt out (`read_only_root=False`);
 - no service account token in pods that never call the Kubernetes API (the pod spec's
   `automountServiceAccountToken: false`, set by each pod builder).
+
+The exceptions are listed in EXCEPTIONS with their reason and the policy scanner's checks
+(checkov IDs) they fail; each excused object carries that reason as a
+`checkov.io/skipN: CHECK=reason` annotation (`scan_annotations`, the
+`llmops.platform.k8s_scan_annotations` filter), so the scan of every rendered object
+(tests/render/test_policy_scan.py) passes with each suppression explained in the object itself.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 SECCOMP = {"type": "RuntimeDefault"}
 # The emptyDir every read-only-root container mounts for scratch files.
@@ -54,3 +60,33 @@ def security_context(kind: str, run_as_user: Optional[int] = None, read_only_roo
     if kind == "pod":
         return pod_security_context(run_as_user, fs_group)
     raise ValueError(f"security context kind {kind!r} is not container or pod")
+
+
+# name -> (why it is excused, the scanner's checks that fail because of it). The same reason
+# is in the template's comment and in tests/render/test_security_context.py.
+EXCEPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "dcgm-exporter": ("DCGM's profiling counters need root and SYS_ADMIN",
+                      ("CKV_K8S_22", "CKV_K8S_23", "CKV_K8S_25", "CKV_K8S_29", "CKV_K8S_31", "CKV_K8S_39",
+                       "CKV_K8S_40")),
+    "nvidia-device-plugin": ("its socket goes into the kubelet's root-owned device-plugins dir",
+                             ("CKV_K8S_22", "CKV_K8S_23", "CKV_K8S_29", "CKV_K8S_31", "CKV_K8S_40")),
+    "llama-factory": ("LLaMA-Factory writes under its working directory", ("CKV_K8S_22",)),
+    "endpoint-picker": ("the endpoint picker watches pods and InferencePools through the API", ("CKV_K8S_38",)),
+}
+
+
+def scan_annotations(exception: Optional[str] = None, skips: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """checkov.io/skipN annotations: the checks `exception` (a key of EXCEPTIONS) fails, with its
+    reason, and `skips` (check ID -> reason) for what is not about the security context."""
+    reasons: dict[str, str] = {}
+    if exception:
+        if exception not in EXCEPTIONS:
+            raise ValueError(f"no security-context exception {exception!r} (one of {', '.join(sorted(EXCEPTIONS))})")
+        reason, checks = EXCEPTIONS[exception]
+        reasons.update(dict.fromkeys(checks, f"security-context exception: {reason}"))
+    for check, reason in (skips or {}).items():
+        if not str(reason).strip():
+            raise ValueError(f"scan skip {check} has no reason")
+        reasons[str(check)] = str(reason).strip()
+    ordered = sorted(reasons.items(), key=lambda item: (len(item[0]), item[0]))
+    return {f"checkov.io/skip{index}": f"{check}={reason}" for index, (check, reason) in enumerate(ordered, 1)}

@@ -1,0 +1,71 @@
+"""Add `--hash=sha256:` to every pin of a lock file, for `pip install --require-hashes`.
+
+    python3 scripts/lock_hashes.py PYTHON requirements/NAME.lock
+
+PYTHON (the interpreter the venv is built with) downloads exactly the files pip picks on this
+kind of machine (`pip download --no-deps`: PyPI, the local find-links and indexes pip is
+configured with) and each pin gets the sha256 of its file. A file with the same name on a
+local mirror and on PyPI has the same bytes, so the same hash; pip skips candidates whose hash
+is not listed. Run by scripts/lock.sh for the locks it hashes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+PIN = re.compile(r"^([A-Za-z0-9._-]+)(\[[^\]]*\])?==([^\s;]+)")
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def file_key(filename: str) -> tuple[str, str]:
+    if filename.endswith(".whl"):
+        dist, version = filename.split("-")[:2]
+    else:
+        match = re.match(r"(.+)-([^-]+)\.(tar\.gz|zip)$", filename)
+        if not match:
+            raise SystemExit(f"lock_hashes: cannot name {filename}")
+        dist, version = match.group(1), match.group(2)
+    return norm(dist), version.lower()
+
+
+def main(python: str, lock: str) -> None:
+    with open(lock, encoding="utf-8") as handle:
+        lines = [line.split(" --hash=")[0].rstrip() for line in handle.read().splitlines()]
+    pins = [line for line in lines if PIN.match(line)]
+    with tempfile.TemporaryDirectory() as tmp:
+        reqs = os.path.join(tmp, "pins.txt")
+        with open(reqs, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(pins) + "\n")
+        subprocess.run([python, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+                        "-r", reqs, "-d", os.path.join(tmp, "files")], check=True)
+        hashes: dict[tuple[str, str], list[str]] = {}
+        for filename in sorted(os.listdir(os.path.join(tmp, "files"))):
+            with open(os.path.join(tmp, "files", filename), "rb") as handle:
+                digest = hashlib.sha256(handle.read()).hexdigest()
+            hashes.setdefault(file_key(filename), []).append(digest)
+    out = []
+    for line in lines:
+        match = PIN.match(line)
+        if match:
+            name, version = norm(match.group(1)), match.group(3).lower()
+            # A version's epoch (N!) is not in its file names.
+            found = hashes.get((name, version)) or hashes.get((name, version.split("!")[-1]))
+            if not found:
+                raise SystemExit(f"lock_hashes: no file downloaded for {line}")
+            line += "".join(f" --hash=sha256:{digest}" for digest in found)
+        out.append(line)
+    with open(lock, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    main(sys.argv[1], sys.argv[2])
