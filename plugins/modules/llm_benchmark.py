@@ -157,8 +157,12 @@ options:
         O(prefix_tokens) tokens each, and every request is one group's system prompt (seeded
         choice) plus its own question of O(prompt_tokens); it measures prefix caching and
         prefix-aware routing.
+      - C(multi_turn) is synthetic too - conversations of O(turns) user turns, sent turn by
+        turn (all first turns interleaved, then all second turns, ...); each request resends
+        its conversation so far, earlier questions with stand-in answers of their output
+        length, as a chat client resends history.
     type: str
-    choices: [synthetic, sharegpt, alpaca, jsonl, shared_prefix]
+    choices: [synthetic, sharegpt, alpaca, jsonl, shared_prefix, multi_turn]
     default: synthetic
   dataset_path:
     description: File for the C(sharegpt), C(alpaca) (JSON) or C(jsonl) datasets.
@@ -171,6 +175,10 @@ options:
     description: Dataset C(shared_prefix) - tokens of each group's system prompt (exact with O(tokenizer)).
     type: int
     default: 256
+  turns:
+    description: Dataset C(multi_turn) - user turns per conversation (1-64); O(num_requests) / O(turns) conversations.
+    type: int
+    default: 4
   tokenizer:
     description: Local model directory or tokenizer.json; synthetic prompts then have exactly the requested token count.
     type: path
@@ -353,10 +361,11 @@ ARGUMENT_SPEC = dict(
     progress_file=dict(type="path"),
     scenario=dict(type="str"),
     dataset=dict(type="str", default="synthetic",
-                 choices=["synthetic", "sharegpt", "alpaca", "jsonl", "shared_prefix"]),
+                 choices=["synthetic", "sharegpt", "alpaca", "jsonl", "shared_prefix", "multi_turn"]),
     dataset_path=dict(type="path"),
     prefix_groups=dict(type="int", default=8),
     prefix_tokens=dict(type="int", default=256, no_log=False),
+    turns=dict(type="int", default=4),
     tokenizer=dict(type="path"),
     percentiles=dict(type="list", elements="float", default=[90.0, 95.0, 99.0, 99.9]),
     slo_ttft_ms=dict(type="float"),

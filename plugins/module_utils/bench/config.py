@@ -32,7 +32,9 @@ MAX_CONCURRENCY = 10000
 PROFILES = ("concurrency", "constant", "poisson", "throughput", "sweep", "slo_search", "trace")
 OPEN_LOOP = ("constant", "poisson", "trace", "throughput")
 RATE_PROFILES = ("constant", "poisson")
-DATASETS = ("synthetic", "sharegpt", "alpaca", "jsonl", "shared_prefix")
+DATASETS = ("synthetic", "sharegpt", "alpaca", "jsonl", "shared_prefix", "multi_turn")
+# Datasets the engine generates itself (no dataset_path).
+GENERATED = ("synthetic", "shared_prefix", "multi_turn")
 
 
 class BenchConfigError(ValueError):
@@ -86,6 +88,9 @@ class BenchConfig:
     # is one group's system prompt plus its own question of prompt_tokens (workload.py).
     prefix_groups: int = 8
     prefix_tokens: int = 256
+    # dataset multi_turn: conversations of `turns` user turns; each request resends the
+    # conversation so far (earlier questions and stand-in answers of max_tokens) (workload.py).
+    turns: int = 4
     # --- statistics, SLOs, server side ----------------------------------------------------
     percentiles: List[float] = field(default_factory=lambda: [90.0, 95.0, 99.0, 99.9])
     slo_ttft_ms: Optional[float] = None
@@ -181,7 +186,8 @@ class BenchConfig:
             raise BenchConfigError("dataset", f"got {self.dataset!r}; use one of {list(DATASETS)}")
         _check_int(self.prefix_groups, "prefix_groups", minimum=1, maximum=100000)
         _check_int(self.prefix_tokens, "prefix_tokens", minimum=1)
-        if self.dataset not in ("synthetic", "shared_prefix") and not self.dataset_path:
+        _check_int(self.turns, "turns", minimum=1, maximum=64)
+        if self.dataset not in GENERATED and not self.dataset_path:
             raise BenchConfigError("dataset_path", f"dataset {self.dataset} needs dataset_path")
         for name in ("dataset_path", "tokenizer", "trace_path"):
             value = getattr(self, name)

@@ -9,9 +9,9 @@ import json
 import os
 import random
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .config import BenchConfig
+from .config import GENERATED, BenchConfig
 from .scenario import parse_scenario
 
 # Common short words: roughly one token each for most BPE vocabularies, so N words ~ N tokens.
@@ -83,13 +83,18 @@ def exact_prompt(tokenizer: Any, seed: int, index: int, tokens: int, salt: str =
 
 
 def request_body(config: BenchConfig, prompt: str,
-                 max_tokens: Optional[int] = None, system: Optional[str] = None) -> Dict[str, Any]:
+                 max_tokens: Optional[int] = None, system: Optional[str] = None,
+                 history: Sequence[Tuple[str, str]] = ()) -> Dict[str, Any]:
+    """`history`: earlier (question, answer) turns, resent in order before `prompt`."""
     body: Dict[str, Any] = {"model": config.model}
     if config.endpoint == "chat":
-        body["messages"] = ([{"role": "system", "content": system}] if system else []) + [
+        turns = [m for question, answer in history for m in ({"role": "user", "content": question},
+                                                            {"role": "assistant", "content": answer})]
+        body["messages"] = ([{"role": "system", "content": system}] if system else []) + turns + [
             {"role": "user", "content": prompt}]
     else:
-        body["prompt"] = f"{system}\n\n{prompt}" if system else prompt
+        earlier = "".join(f"{question}\n\n{answer}\n\n" for question, answer in history)
+        body["prompt"] = (f"{system}\n\n" if system else "") + earlier + prompt
     body["max_tokens"] = max_tokens or config.max_tokens
     body["stream"] = True
     # Usage from the server is the only trustworthy token count (no re-tokenising).
@@ -155,7 +160,9 @@ def build_requests(config: BenchConfig, count: int, salt: str,
             lengths = list(parse_scenario(config.scenario).sample(count, seed))
         else:
             lengths = [(None, None)] * count  # config lengths; datasets may set their own
-    dataset = _dataset_prompts(config) if config.dataset not in ("synthetic", "shared_prefix") else None
+    if config.dataset == "multi_turn":
+        return _multi_turn(config, count, salt, lengths)
+    dataset = _dataset_prompts(config) if config.dataset not in GENERATED else None
     if dataset:
         order = list(range(len(dataset)))
         random.Random(f"{config.seed}:{salt}:dataset").shuffle(order)
@@ -187,6 +194,29 @@ def build_requests(config: BenchConfig, count: int, salt: str,
             exact = exact + config.prefix_tokens if exact is not None else None
         body = json.dumps(request_body(config, prompt, out_tokens, system)).encode()
         specs.append(RequestSpec(i, body, exact, out_tokens))
+    return specs
+
+
+def _multi_turn(config: BenchConfig, count: int, salt: str,
+                lengths: List[Tuple[Optional[int], Optional[int]]]) -> List[RequestSpec]:
+    """Conversations of `turns` user turns, ceil(count / turns) of them, sent turn by turn:
+    all first turns (interleaved), then all second turns, ... Each request resends its
+    conversation so far: the earlier questions and, for each, a stand-in answer of the
+    earlier request's output length (the real answers are not known when requests are built
+    ahead; what matters to the server is that the same history comes back, as a chat client
+    resends it, so the prefix cache can serve it). Seeded; warm-up conversations differ."""
+    conversations = -(-count // config.turns)
+    asked: Dict[int, List[Tuple[str, str]]] = {}
+    specs = []
+    for i in range(count):
+        turn, conv = divmod(i, conversations)
+        want_in, want_out = lengths[i] if i < len(lengths) else (None, None)
+        out_tokens = want_out or config.max_tokens
+        question = synthetic_prompt(config.seed, conv * 64 + turn, want_in or config.prompt_tokens, f"{salt}-turn")
+        history = asked.setdefault(conv, [])
+        body = json.dumps(request_body(config, question, out_tokens, history=list(history))).encode()
+        specs.append(RequestSpec(i, body, None, out_tokens))
+        history.append((question, synthetic_prompt(config.seed, conv * 64 + turn, out_tokens, f"{salt}-answer")))
     return specs
 
 

@@ -188,3 +188,37 @@ def test_shared_prefix_options_are_checked(field, value):
     with pytest.raises(BenchConfigError) as err:
         BenchConfig(**BASE, dataset="shared_prefix", **{field: value})
     assert err.value.field == field
+
+
+# --- multi_turn: conversations that resend their history ----------------------------------
+
+def _turn_messages(spec):
+    return json.loads(spec.body)["messages"]
+
+
+def test_multi_turn_resends_each_conversation_turn_by_turn():
+    cfg = BenchConfig(**BASE, dataset="multi_turn", turns=3, prompt_tokens=6, max_tokens=4)
+    specs = build_requests(cfg, 7, "m")  # ceil(7 / 3) = 3 conversations, the last one cut short
+    messages = [_turn_messages(s) for s in specs]
+    # Turn by turn: requests 0-2 open conversations 0-2, 3-5 are their second turns, 6 a third.
+    assert [len(m) for m in messages] == [1, 1, 1, 3, 3, 3, 5]
+    for first, second in zip(messages[:3], messages[3:6]):
+        assert second[:1] == first  # the earlier question comes back first ...
+        assert second[1]["role"] == "assistant" and len(second[1]["content"].split()) == 4  # ... with its answer
+        assert second[2]["role"] == "user" and second[2] != first[0]
+    assert messages[6][:3] == messages[3]  # the third turn resends the whole second request
+    assert len({m[0]["content"] for m in messages[:3]}) == 3  # conversations differ
+    assert build_requests(cfg, 7, "m")[5].body == specs[5].body  # seeded
+    warm = build_requests(cfg, 3, "w")
+    assert all(_turn_messages(w)[0] != m[0] for w, m in zip(warm, messages))  # warm-up talks of other things
+
+
+def test_multi_turn_completions_concatenate_the_history():
+    cfg = BenchConfig(**BASE, dataset="multi_turn", turns=2, endpoint="completions", prompt_tokens=5, max_tokens=3)
+    first, _other, second, _ = build_requests(cfg, 4, "m")
+    assert json.loads(second.body)["prompt"].startswith(json.loads(first.body)["prompt"] + "\n\n")
+
+
+def test_turns_is_checked():
+    with pytest.raises(BenchConfigError, match="turns"):
+        BenchConfig(**BASE, dataset="multi_turn", turns=0)
