@@ -41,7 +41,7 @@ import time
 import urllib.request
 from typing import Callable, Iterator, Optional, Sequence
 
-from aiohttp import web
+from aiohttp import web, web_protocol, web_server
 from procs import terminate
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -173,7 +173,7 @@ class FakeOpenAI:
         return {"index": 0, "text": piece, "finish_reason": finish}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        arrived = time.perf_counter()
+        arrived = request.get("arrived") or time.perf_counter()
         mode = request.match_info.get("mode") or self.mode
         body = await request.json()
         self.hits += 1
@@ -313,7 +313,7 @@ class FakeOpenAI:
         return web.json_response({key: getattr(self, key) for key in SETTABLE})
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_stamp_arrival])
         for prefix in ("", "/{mode}"):
             app.router.add_post(prefix + "/v1/chat/completions", self.handle)
             app.router.add_post(prefix + "/v1/completions", self.handle)
@@ -326,11 +326,49 @@ class FakeOpenAI:
 
 
 # -- serving helpers -----------------------------------------------------------------------
+class _StampedHandler(web_protocol.RequestHandler):
+    """aiohttp's server protocol, noting when a request's first bytes arrived: the fixture's
+    own TTFT starts there, not when its handler got to run (a busy fixture's queueing is
+    the server's time, not the client's)."""
+
+    rx_first: Optional[float] = None
+
+    def data_received(self, data: bytes) -> None:
+        if data and self.rx_first is None:
+            self.rx_first = time.perf_counter()
+        super().data_received(data)
+
+
+class _StampedServer(web_server.Server):
+    def __call__(self) -> web_protocol.RequestHandler:
+        return _StampedHandler(self, loop=self._loop, **self._kwargs)
+
+
+def arrival(request: web.Request) -> float:
+    """When the request's bytes arrived (then cleared for the connection's next request)."""
+    proto = request.protocol
+    stamp = getattr(proto, "rx_first", None)
+    if stamp is None:
+        return time.perf_counter()
+    proto.rx_first = None
+    return stamp
+
+
+@web.middleware
+async def _stamp_arrival(request: web.Request, handler: Callable) -> web.StreamResponse:
+    # Every request takes its connection's stamp, so a keep-alive connection's next request
+    # never inherits an older one.
+    request["arrived"] = arrival(request)
+    return await handler(request)
+
+
 async def start(server: FakeOpenAI | web.Application, port: int = 0) -> tuple[web.AppRunner, int]:
     """Serve on 127.0.0.1 in the running loop; (runner, port). Port 0: the kernel picks."""
     app = server.app() if hasattr(server, "app") else server
     runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
     await runner.setup()
+    if type(runner.server) is web_server.Server:  # noqa: E721 - exactly aiohttp's, nothing else
+        runner.server.__class__ = _StampedServer
     site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096)  # the default 128 caps bursts
     await site.start()
     port = runner.addresses[0][1]
