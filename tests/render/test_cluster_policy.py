@@ -199,4 +199,6 @@ def test_switching_distribution_changes_only_its_files(renders):
 
 def test_a_tag_runs_alone(renders):
     assert files(renders["calico_only"]) == ["calico/10-installation.yaml"]
-    assert files(renders["kubeadm_v1beta4"]) == ["kubeadm/cp1-init.yaml", "kubeadm/cpu1-join.yaml", "kubeadm/gpu1-join.yaml"]
+    assert files(renders["kubeadm_v1beta4"]) == [
+        "kubeadm/control-plane/audit-policy.yaml", "kubeadm/control-plane/encryption-config.yaml",
+        "kubeadm/cp1-init.yaml", "kubeadm/cpu1-join.yaml", "kubeadm/gpu1-join.yaml"]
