@@ -57,7 +57,16 @@ def k8s_security_context(kind: str, run_as_user: Any = None, read_only_root: boo
         raise AnsibleFilterError(str(exc)) from None
 
 
+def k8s_pod_security_labels(level: str, version: str = "latest") -> dict[str, str]:
+    """Pod Security Admission labels of a namespace (module_utils/k8s/security.py)."""
+    try:
+        return security.pod_security_labels(level, version)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
 class FilterModule:
     def filters(self):
         return {"router_k8s_models": router_k8s_models, "k8s_service_url": k8s_service_url,
-                "k8s_network_policies": k8s_network_policies, "k8s_security_context": k8s_security_context}
+                "k8s_network_policies": k8s_network_policies, "k8s_security_context": k8s_security_context,
+                "k8s_pod_security_labels": k8s_pod_security_labels}
