@@ -128,3 +128,82 @@ def test_key_handling_tasks_are_no_log_and_host_to_host():
 def test_render_lists_the_control_plane_files(renders):
     assert [f for f in files(renders["kubeadm"]) if f.startswith("kubeadm/control-plane/")] == [
         "kubeadm/control-plane/audit-policy.yaml", "kubeadm/control-plane/encryption-config.yaml"]
+
+
+def _k3s(render_dir: str, host: str) -> dict:
+    return _load(os.path.join(render_dir, "k3s", host, "config.yaml"))[0]
+
+
+def test_k3s_servers_encrypt_secrets_and_audit(renders):
+    server = _k3s(renders["k3s"], "cp1")
+    assert server["secrets-encryption"] is True
+    assert server["kube-apiserver-arg"] == [
+        "audit-policy-file=/etc/rancher/k3s/audit-policy.yaml", "audit-log-path=/var/lib/rancher/k3s/server/logs/audit.log",
+        "audit-log-maxage=30", "audit-log-maxbackup=10", "audit-log-maxsize=100"]
+    # One policy for both distributions.
+    policy = _load(os.path.join(renders["k3s"], "k3s", "cp1", "audit-policy.yaml"))[0]
+    assert audit_violations(policy) == []
+    assert policy == _load(os.path.join(renders["kubeadm"], "kubeadm", "control-plane", "audit-policy.yaml"))[0]
+    for agent in ("cpu1", "gpu1"):
+        config = _k3s(renders["k3s"], agent)
+        assert "secrets-encryption" not in config and "kube-apiserver-arg" not in config
+        assert sorted(os.listdir(os.path.join(renders["k3s"], "k3s", agent))) == ["config.yaml", "k3s-agent.service"]
+
+
+def test_kubelets_protect_kernel_defaults(renders):
+    for host in ("cp1", "cpu1", "gpu1"):
+        assert _k3s(renders["k3s"], host)["protect-kernel-defaults"] is True, host
+    kubelet = next(d for d in _load(os.path.join(renders["kubeadm"], "kubeadm", "cp1-init.yaml"))
+                   if d["kind"] == "KubeletConfiguration")
+    assert kubelet["protectKernelDefaults"] is True
+    # node_prep sets every tunable the kubelet checks (pkg/kubelet/cm/container_manager_linux.go,
+    # setupKernelTunables), at the kubelet's values.
+    with open(os.path.join(ROOT, "roles", "node_prep", "defaults", "main.yml"), encoding="utf-8") as handle:
+        node_prep = yaml.safe_load(handle)
+    assert node_prep["node_prep_kubelet_sysctls"] == {
+        "vm.overcommit_memory": "1", "vm.panic_on_oom": "0", "kernel.panic": "10", "kernel.panic_on_oops": "1",
+        "kernel.keys.root_maxkeys": "1000000", "kernel.keys.root_maxbytes": "25000000"}
+    with open(os.path.join(ROOT, "roles", "node_prep", "tasks", "kernel.yml"), encoding="utf-8") as handle:
+        assert "node_prep_sysctls | combine(node_prep_kubelet_sysctls)" in handle.read()
+
+
+def test_k3s_writes_the_audit_policy_before_it_starts():
+    with open(os.path.join(ROOT, "roles", "k3s", "tasks", "install.yml"), encoding="utf-8") as handle:
+        names = [t["name"] for t in yaml.safe_load(handle)]
+    policy = names.index("Install the rendered audit policy (servers)")
+    assert policy < names.index("Install the rendered config.yaml") < names.index("Start K3s")
+    assert names.index("Create the audit log directory (servers)") < names.index("Start K3s")
+
+
+def _render_k3s_config(**overrides) -> dict:
+    """config.yaml.j2 rendered directly (Jinja2 with ansible-core's filters) for a first server."""
+    import jinja2
+    from ansible.plugins.filter.core import FilterModule
+    from ansible.plugins.filter.mathstuff import FilterModule as MathFilters
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROOT, "roles", "k3s", "templates")),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, extensions=["jinja2.ext.do"])
+    env.filters.update(FilterModule().filters())
+    env.filters.update(MathFilters().filters())
+    node = {"cluster_node_facts_role": "control_plane", "cluster_node_facts_name": "cp1", "cluster_node_facts_address": "10.0.0.1",
+            "cluster_node_facts_labels": {}, "cluster_node_facts_taints": [], "cluster_node_facts_is_gpu": False}
+    variables = dict(
+        hostvars={"cp1": node}, groups={"kube_control_plane": ["cp1"]}, k3s_render_host="cp1", k3s_first_server="cp1",
+        cluster_control_plane_group="kube_control_plane", k3s_token_file="/t", k3s_container_runtime_endpoint="",
+        k3s_gpu_default_runtime="nvidia", k3s_server_endpoint="10.0.0.1:6443", cluster_pod_cidr="10.244.0.0/16",
+        cluster_service_cidr="10.96.0.0/12", cluster_dns_domain="cluster.local", cluster_api_port=6443, k3s_tls_san=[],
+        k3s_server_disable=[], cluster_cni="calico", k3s_server_extra_config={}, k3s_agent_extra_config={},
+        k3s_protect_kernel_defaults=True, k3s_secrets_encryption=True, k3s_audit_enabled=True,
+        k3s_audit_policy_file="/p.yaml", k3s_audit_log_path="/l/audit.log", k3s_audit_log_maxage=30,
+        k3s_audit_log_maxbackup=10, k3s_audit_log_maxsize=100)
+    variables.update(overrides)
+    return yaml.safe_load(env.get_template("config.yaml.j2").render(**variables))
+
+
+def test_k3s_extra_apiserver_args_are_appended_and_controls_can_be_turned_off():
+    config = _render_k3s_config(k3s_server_extra_config={"kube-apiserver-arg": ["request-timeout=2m"], "debug": True})
+    assert config["kube-apiserver-arg"][0] == "audit-policy-file=/p.yaml"
+    assert config["kube-apiserver-arg"][-1] == "request-timeout=2m" and len(config["kube-apiserver-arg"]) == 6
+    assert config["debug"] is True
+    off = _render_k3s_config(k3s_audit_enabled=False, k3s_secrets_encryption=False, k3s_protect_kernel_defaults=False)
+    assert not {"kube-apiserver-arg", "secrets-encryption", "protect-kernel-defaults"} & set(off)
