@@ -207,3 +207,29 @@ def test_k3s_extra_apiserver_args_are_appended_and_controls_can_be_turned_off():
     assert config["debug"] is True
     off = _render_k3s_config(k3s_audit_enabled=False, k3s_secrets_encryption=False, k3s_protect_kernel_defaults=False)
     assert not {"kube-apiserver-arg", "secrets-encryption", "protect-kernel-defaults"} & set(off)
+
+
+@pytest.mark.parametrize("variant", ["kubeadm", "k3s"])
+def test_device_plugin_hands_out_gpus_as_volume_mounts(renders, variant):
+    path = os.path.join(renders[variant], "nvidia-device-plugin", "device-plugin.yaml")
+    daemonset = next(d for d in _load(path) if d["kind"] == "DaemonSet")
+    spec = daemonset["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert {"name": "DEVICE_LIST_STRATEGY", "value": "volume-mounts"} in container["env"]
+    # The plugin's own GPUs come the same way: /dev/null at the toolkit's mount root.
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"].startswith("/var/run/nvidia-container-devices"))
+    assert mount == {"name": "nvidia-devices-all", "mountPath": "/var/run/nvidia-container-devices/all", "readOnly": True}
+    assert {"name": "nvidia-devices-all", "hostPath": {"path": "/dev/null", "type": "CharDevice"}} in spec["volumes"]
+    # Not privileged: the toolkit would honour NVIDIA_VISIBLE_DEVICES for a privileged container.
+    assert not container["securityContext"].get("privileged") and container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_toolkit_and_device_plugin_read_one_strategy():
+    defaults = {}
+    for role, name in (("nvidia_container_toolkit", "main.yml"), ("nvidia_device_plugin", "main.yml")):
+        with open(os.path.join(ROOT, "roles", role, "defaults", name), encoding="utf-8") as handle:
+            defaults.update(yaml.safe_load(handle))
+    assert defaults["nvidia_device_plugin_device_list_strategy"] == "{{ platform_nvidia_device_list_strategy }}"
+    config = defaults["nvidia_container_toolkit_config"]
+    assert config["accept-nvidia-visible-devices-as-volume-mounts"] == "{{ platform_nvidia_device_list_strategy == 'volume-mounts' }}"
+    assert config["accept-nvidia-visible-devices-envvar-when-unprivileged"] == "{{ platform_nvidia_device_list_strategy == 'envvar' }}"
