@@ -77,7 +77,7 @@ def test_audit_policy_is_metadata_level(renders):
     assert audit_violations({**policy, "rules": policy["rules"][:-1]}) == ["no catch-all Metadata rule at the end"]
 
 
-@pytest.mark.parametrize("variant", ["kubeadm", "kubeadm_v1beta4"])
+@pytest.mark.parametrize("variant", ["kubeadm", "kubeadm_1_29"])
 def test_apiserver_gets_audit_and_encryption_flags_and_mounts(renders, variant):
     api_server = _cluster_config(renders[variant])["apiServer"]
     args = _args(api_server)
@@ -95,7 +95,7 @@ def test_apiserver_gets_audit_and_encryption_flags_and_mounts(renders, variant):
 
 
 def test_encryption_config_never_holds_a_key_on_the_controller(renders):
-    for variant in ("kubeadm", "kubeadm_v1beta4"):
+    for variant in ("kubeadm", "kubeadm_1_29"):
         config = _load(os.path.join(renders[variant], "kubeadm", "control-plane", "encryption-config.yaml"))[0]
         assert config["apiVersion"] == "apiserver.config.k8s.io/v1" and config["kind"] == "EncryptionConfiguration"
         (resource,) = config["resources"]
