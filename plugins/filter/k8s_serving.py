@@ -66,6 +66,14 @@ def k8s_scan_annotations(skips: Any = None, exception: Any = None) -> dict[str, 
         raise AnsibleFilterError(str(exc)) from None
 
 
+def k8s_pod_security_labels(level: str, version: str = "latest") -> dict[str, str]:
+    """Pod Security Admission labels of a namespace (module_utils/k8s/security.py)."""
+    try:
+        return security.pod_security_labels(level, version)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
 def platform_images(versions: dict[str, Any], registry: Any = "", digests: Any = None) -> dict[str, str]:
     """Every image of platform_versions as rendered: from `registry` (a mirror; empty keeps
     upstream), pinned to its digest in `digests` when it has one (module_utils/k8s/images.py)."""
@@ -79,4 +87,5 @@ class FilterModule:
     def filters(self):
         return {"router_k8s_models": router_k8s_models, "k8s_service_url": k8s_service_url,
                 "k8s_network_policies": k8s_network_policies, "k8s_security_context": k8s_security_context,
-                "k8s_scan_annotations": k8s_scan_annotations, "platform_images": platform_images}
+                "k8s_scan_annotations": k8s_scan_annotations, "platform_images": platform_images,
+                "k8s_pod_security_labels": k8s_pod_security_labels}

@@ -58,6 +58,14 @@ def kube(tmp_path):
 
 HF_TOKEN = "hf_kmockTokenNeverLogged"
 GATEWAY_KEY = "sk-kmockGatewayKeyNeverLogged"
+# Port 9 (discard) on loopback: nothing answers there.
+DECOY_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: decoy, cluster: {server: "https://127.0.0.1:9", insecure-skip-tls-verify: true}}]
+users: [{name: decoy, user: {token: decoy}}]
+contexts: [{name: decoy, context: {cluster: decoy, user: decoy}}]
+current-context: decoy
+"""
 
 
 def _play(tmp_path, kubeconfig: str, playbook: str = "playbooks/serving.yml", **extra) -> subprocess.CompletedProcess:
@@ -67,8 +75,12 @@ def _play(tmp_path, kubeconfig: str, playbook: str = "playbooks/serving.yml", **
             "gateway_api_keys": [GATEWAY_KEY], **extra}
     path = tmp_path / "extra.json"
     path.write_text(json.dumps(data))
+    # The controller's ambient kubeconfig points at a dead server: every task must use
+    # platform_kubeconfig (tests/unit/contract/test_kubeconfig_everywhere.py checks it statically).
+    decoy = tmp_path / "ambient-kubeconfig"
+    decoy.write_text(DECOY_KUBECONFIG)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               HF_TOKEN=HF_TOKEN, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+               HF_TOKEN=HF_TOKEN, PATH=BIN + os.pathsep + os.environ.get("PATH", ""), KUBECONFIG=str(decoy))
     return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i",
                            os.path.join(ROOT, "tests", "render", "inventories", "k8s_002"),
                            playbook, "-e", "@" + str(path)],

@@ -22,8 +22,9 @@ INVENTORY = os.path.join(ROOT, "tests", "render", "inventories", "cluster")
 RENDERS: dict[str, tuple[dict, list[str]]] = {
     "kubeadm": ({}, []),
     "k3s": ({"cluster_distribution": "k3s"}, []),
-    # The kubeadm config API follows the version: 1.31+ reads v1beta4.
-    "kubeadm_v1beta4": ({"kubeadm_version": "1.31.9"}, ["--tags", "kubeadm"]),
+    # The previous default, still selectable: 1.29 reads the kubeadm config API v1beta3
+    # (the default, 1.36, reads v1beta4).
+    "kubeadm_1_29": ({"kubeadm_version": "1.29.15", "kubeadm_package_version": "1.29.15-1.1"}, ["--tags", "kubeadm"]),
     # A role's tag runs alone (facts are tagged always).
     "calico_only": ({}, ["--tags", "calico"]),
 }

@@ -57,7 +57,7 @@ def _kubeadm_files(render_dir: str) -> list[str]:
     return sorted(glob.glob(os.path.join(render_dir, "kubeadm", "*.yaml")))
 
 
-@pytest.mark.parametrize("variant,minor", [("kubeadm", "1.29"), ("kubeadm_v1beta4", "1.31")])
+@pytest.mark.parametrize("variant,minor", [("kubeadm", "1.36"), ("kubeadm_1_29", "1.29")])
 def test_kubeadm_configs_match_the_api_types(renders, variant, minor):
     paths = _kubeadm_files(renders[variant])
     assert [os.path.basename(p) for p in paths] == ["cp1-init.yaml", "cpu1-join.yaml", "gpu1-join.yaml"]
@@ -70,14 +70,15 @@ def test_kubeadm_configs_match_the_api_types(renders, variant, minor):
 
 
 def test_v1beta4_uses_structured_extra_args(renders):
-    init = _docs(os.path.join(renders["kubeadm_v1beta4"], "kubeadm", "cp1-init.yaml"))
+    init = _docs(os.path.join(renders["kubeadm"], "kubeadm", "cp1-init.yaml"))
     assert init[0]["apiVersion"] == "kubeadm.k8s.io/v1beta4"
     args = init[0]["nodeRegistration"]["kubeletExtraArgs"]
     assert isinstance(args, list) and {"name": "node-ip", "value": "10.10.1.10"} in args
 
 
 def test_kubeadm_check_catches_wrong_fields_and_versions(renders):
-    init, cluster, kubelet = _docs(os.path.join(renders["kubeadm"], "kubeadm", "cp1-init.yaml"))
+    init, cluster, kubelet = _docs(os.path.join(renders["kubeadm_1_29"], "kubeadm", "cp1-init.yaml"))
+    assert init["apiVersion"] == "kubeadm.k8s.io/v1beta3" and cluster["kubernetesVersion"] == "v1.29.15"
     broken = copy.deepcopy(cluster)
     broken["networking"]["podSubnets"] = broken["networking"].pop("podSubnet")
     assert check_kubeadm_document(broken, "1.29") == ["ClusterConfiguration (kubeadm.k8s.io/v1beta3): networking.podSubnets: unknown field"]

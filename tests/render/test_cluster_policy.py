@@ -87,7 +87,10 @@ def test_only_the_gpu_node_is_labelled_and_tainted(renders):
         registration = next(iter(_kubeadm(renders["kubeadm"], host).values()))["nodeRegistration"]
         taint_keys = {t["key"] for t in registration["taints"]}
         is_gpu = host == GPU_HOST
-        assert (registration["kubeletExtraArgs"]["node-labels"] == gpu_labels) is is_gpu, host
+        args = registration["kubeletExtraArgs"]
+        if isinstance(args, list):  # kubeadm.k8s.io/v1beta4: [{name, value}]
+            args = {a["name"]: a["value"] for a in args}
+        assert (args["node-labels"] == gpu_labels) is is_gpu, host
         assert ("nvidia.com/gpu" in taint_keys) is is_gpu, host
         k3s = _load(os.path.join(renders["k3s"], "k3s", host, "config.yaml"))[0]
         assert ("nvidia.com/gpu=present:NoSchedule" in k3s["node-taint"]) is is_gpu, host
@@ -155,15 +158,26 @@ def test_kubelet_uses_systemd_cgroups_and_containerd(renders):
 
 def test_versions_are_pinned_and_nothing_says_latest(renders):
     versions = _defaults("versions.yml")["platform_versions"]
-    assert versions["kubernetes"] == "1.29.15"
-    assert versions["kubernetes_package"].startswith(versions["kubernetes"] + "-")
-    assert versions["k3s"] == "v1.29.15+k3s1"
+    # A supported release by default (1.29 is past end of life); 1.29.15 is rendered by the
+    # kubeadm_1_29 variant.
+    assert versions["kubernetes"] == "1.36.4"
+    assert versions["kubernetes_package"] == versions["kubernetes"] + "-1.1"
+    assert versions["kubernetes_upgrade_package"] == versions["kubernetes_upgrade"] + "-1.1"
+    # K3s runs the same Kubernetes patch, before and after upgrade.yml.
+    assert versions["k3s"] == "v" + versions["kubernetes"] + "+k3s1"
+    assert versions["k3s_upgrade"] == "v" + versions["kubernetes_upgrade"] + "+k3s1"
+    # The CRI sandbox image is the pause image kubeadm of that minor expects.
+    pause = {"1.29": "3.9", "1.30": "3.9", "1.31": "3.10", "1.32": "3.10", "1.33": "3.10", "1.34": "3.10.1",
+             "1.35": "3.10.1", "1.36": "3.10.2"}
+    minor = ".".join(versions["kubernetes"].split(".")[:2])
+    assert versions["containerd_sandbox_image"] == "registry.k8s.io/pause:" + pause[minor]
     assert re.fullmatch(r"[0-9a-f]{64}", versions["calico_archive_sha256"])
     for key in ("kubernetes", "kubernetes_upgrade", "k3s", "k3s_upgrade", "calico"):
         assert re.fullmatch(r"v?\d+\.\d+\.\d+(\+k3s\d+)?", versions[key]), key
     # One minor step for upgrade.yml.
     assert int(versions["kubernetes_upgrade"].split(".")[1]) == int(versions["kubernetes"].split(".")[1]) + 1
     assert _kubeadm(renders["kubeadm"], "cp1")["ClusterConfiguration"]["kubernetesVersion"] == "v" + versions["kubernetes"]
+    assert _kubeadm(renders["kubeadm_1_29"], "cp1")["ClusterConfiguration"]["kubernetesVersion"] == "v1.29.15"
     for variant in ("kubeadm", "k3s"):
         images = []
         for name in files(renders[variant]):
@@ -200,4 +214,6 @@ def test_switching_distribution_changes_only_its_files(renders):
 
 def test_a_tag_runs_alone(renders):
     assert files(renders["calico_only"]) == ["calico/10-installation.yaml"]
-    assert files(renders["kubeadm_v1beta4"]) == ["kubeadm/cp1-init.yaml", "kubeadm/cpu1-join.yaml", "kubeadm/gpu1-join.yaml"]
+    assert files(renders["kubeadm_1_29"]) == [
+        "kubeadm/control-plane/audit-policy.yaml", "kubeadm/control-plane/encryption-config.yaml",
+        "kubeadm/cp1-init.yaml", "kubeadm/cpu1-join.yaml", "kubeadm/gpu1-join.yaml"]

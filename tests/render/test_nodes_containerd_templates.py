@@ -26,10 +26,10 @@ def render(role, template, **variables):
 
 
 CONTAINERD = dict(containerd_dropin_dir="/etc/containerd/conf.d", containerd_root_dir="/var/lib/containerd",
-                  containerd_state_dir="/run/containerd", containerd_sandbox_image="registry.k8s.io/pause:3.9",
+                  containerd_state_dir="/run/containerd", containerd_sandbox_image="registry.k8s.io/pause:3.10.2",
                   containerd_systemd_cgroup=True, containerd_default_runtime="runc",
                   containerd_cdi_spec_dirs=["/etc/cdi", "/var/run/cdi"])
-TOOLKIT = dict(nvidia_container_toolkit_sandbox_image="registry.k8s.io/pause:3.9",
+TOOLKIT = dict(nvidia_container_toolkit_sandbox_image="registry.k8s.io/pause:3.10.2",
                nvidia_container_toolkit_systemd_cgroup=True, nvidia_container_toolkit_runtime_name="nvidia",
                nvidia_container_toolkit_runtime_binary="/usr/bin/nvidia-container-runtime",
                nvidia_container_toolkit_default_runtime=True)
@@ -41,7 +41,7 @@ def test_schema_2_for_containerd_16():
     assert cfg["version"] == 2
     assert cfg["imports"] == ["/etc/containerd/conf.d/*.toml"]
     cri = cfg["plugins"]["io.containerd.grpc.v1.cri"]
-    assert cri["sandbox_image"] == "registry.k8s.io/pause:3.9"
+    assert cri["sandbox_image"] == "registry.k8s.io/pause:3.10.2"
     assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
     assert "enable_cdi" not in cri  # 1.6 has no CDI support
 
@@ -59,7 +59,7 @@ def test_schema_3_for_containerd_2():
     assert "io.containerd.grpc.v1.cri" not in cfg["plugins"]
     runtime = cfg["plugins"]["io.containerd.cri.v1.runtime"]
     assert runtime["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
-    assert cfg["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == "registry.k8s.io/pause:3.9"
+    assert cfg["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == "registry.k8s.io/pause:3.10.2"
 
 
 @pytest.mark.parametrize("schema,plugin", [(2, "io.containerd.grpc.v1.cri"), (3, "io.containerd.cri.v1.runtime")])
@@ -73,7 +73,7 @@ def test_nvidia_dropin_keeps_runc_and_adds_nvidia(schema, plugin):
     assert runtimes["runc"]["options"]["SystemdCgroup"] is True
     assert dropin["plugins"][plugin]["containerd"]["default_runtime_name"] == "nvidia"
     if schema == 2:
-        assert dropin["plugins"][plugin]["sandbox_image"] == "registry.k8s.io/pause:3.9"
+        assert dropin["plugins"][plugin]["sandbox_image"] == "registry.k8s.io/pause:3.10.2"
 
 
 def test_nvidia_dropin_can_leave_runc_default():

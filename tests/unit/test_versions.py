@@ -51,3 +51,72 @@ def test_control_and_serving_pin_the_same_app_libraries():
     control, serving = _lock("control"), _lock("serving")
     for package in ("aiohttp", "prometheus-client", "uvloop"):
         assert control[package] == serving[package], package
+
+
+def _referenced(key: str, texts: list[str]) -> bool:
+    pattern = re.compile(rf"platform_versions(\.{key}\b|\[['\"]{key}['\"]\])")
+    return any(pattern.search(text) for text in texts)
+
+
+def test_every_checksum_url_and_fingerprint_is_used():
+    """A checksum nothing checks is a false promise: every *_sha256, *_url and *_fingerprint pin is
+    read by a role, plugin or playbook, or by scripts/install-monitoring-packages.sh (its packages'
+    pins). (Version pins are also checked against the lock files above.)"""
+    versions = yaml.safe_load(open(os.path.join(ROOT, "roles/platform_defaults/defaults/main/versions.yml")))["platform_versions"]
+    texts = []
+    for top in ("roles", "plugins", "playbooks", "apps", "scripts"):
+        for base, _dirs, files in os.walk(os.path.join(ROOT, top)):
+            for name in files:
+                if name.endswith((".yml", ".yaml", ".j2", ".py", ".sh")) and name != "versions.yml":
+                    with open(os.path.join(base, name), encoding="utf-8", errors="replace") as handle:
+                        texts.append(handle.read())
+    script = open(os.path.join(ROOT, "scripts", "install-monitoring-packages.sh"), encoding="utf-8").read()
+    packages = re.search(r"for package in ([^;]+);", script).group(1).split()
+    by_script = {f"{p.replace('-', '_')}_debian{suffix}" for p in packages for suffix in ("", "_sha256")}
+    pins = [k for k in versions if k.endswith(("_sha256", "_url", "_fingerprint"))]
+    assert "calico_archive_sha256" in pins and "kvcached_sha256" in pins
+    unused = [k for k in pins if k not in by_script and not _referenced(k, texts)]
+    assert unused == []
+
+
+def _get_url_checksums():
+    import glob
+    out = []
+    for path in glob.glob(os.path.join(ROOT, "roles", "*", "tasks", "**", "*.yml"), recursive=True):
+        for match in re.finditer(r"^\s*checksum:\s*\"?([^\n\"]+)", open(path, encoding="utf-8").read(), re.M):
+            out.append((os.path.relpath(path, ROOT), match.group(1)))
+    return out
+
+
+def test_downloads_are_checked_against_pinned_values():
+    """No download trusts a checksum file fetched next to it, except K3s releases that have no
+    pins yet (platform_versions.k3s_sha256 says why), and then only as the fallback."""
+    versions = yaml.safe_load(open(os.path.join(ROOT, "roles/platform_defaults/defaults/main/versions.yml")))["platform_versions"]
+    checksums = _get_url_checksums()
+    assert len(checksums) >= 5
+    for path, checksum in checksums:
+        assert checksum.startswith("sha256:{{"), (path, checksum)
+        if "sha256sum-" in checksum:
+            assert path.startswith("roles/k3s/") and "k3s_sha256.binary | default('') or" in checksum.replace(
+                "k3s_upgrade_sha256", "k3s_sha256"), (path, checksum)
+    assert set(versions["helm_sha256"]) == {"amd64", "arm64"}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in versions["helm_sha256"].values())
+    assert re.fullmatch(r"[0-9A-F]{40}", versions["kubernetes_apt_key_fingerprint"])
+    for release, arches in versions["k3s_sha256"].items():
+        assert re.fullmatch(r"v\d+\.\d+\.\d+\+k3s\d+", release)
+        for arch, sums in arches.items():
+            assert arch in ("amd64", "arm64") and set(sums) == {"binary", "airgap_images"}, release
+            assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in sums.values()), (release, arch)
+
+
+def test_kubernetes_apt_key_is_fingerprint_checked():
+    repo = yaml.safe_load(open(os.path.join(ROOT, "roles/kubeadm/tasks/repo.yml")))
+    block = next(t for t in repo if "block" in t)
+    names = [t["name"] for t in block["block"]]
+    assert names.index("Read the key's fingerprint") < names.index("Refuse a key that is not the pinned pkgs.k8s.io key")
+    add = next(t for t in repo if t.get("ansible.builtin.deb822_repository"))
+    # The repository trusts the checked file, never the URL.
+    assert "/etc/apt/keyrings/llmops-kubernetes-v" in add["ansible.builtin.deb822_repository"]["signed_by"]
+    assert "Release.key" not in add["ansible.builtin.deb822_repository"]["signed_by"]
+    defaults = yaml.safe_load(open(os.path.join(ROOT, "roles/kubeadm/defaults/main.yml")))
+    assert defaults["kubeadm_apt_key_fingerprint"] == "{{ platform_versions.kubernetes_apt_key_fingerprint }}"

@@ -12,7 +12,9 @@ them and lists the exceptions (the device plugin, dcgm-exporter) with the reason
 - a read-only root filesystem, the writable paths (/tmp, caches) being emptyDirs the pod
   mounts; images that write under their own install tree opt out (`read_only_root=False`);
 - no service account token in pods that never call the Kubernetes API (the pod spec's
-  `automountServiceAccountToken: false`, set by each pod builder).
+  `automountServiceAccountToken: false`, set by each pod builder);
+- the namespaces holding them enforce Pod Security Admission `restricted`
+  (`pod_security_labels`), which these contexts satisfy.
 
 The exceptions are listed in EXCEPTIONS with their reason and the policy scanner's checks
 (checkov IDs) they fail; each excused object carries that reason as a
@@ -90,3 +92,21 @@ def scan_annotations(exception: Optional[str] = None, skips: Optional[Mapping[st
         reasons[str(check)] = str(reason).strip()
     ordered = sorted(reasons.items(), key=lambda item: (len(item[0]), item[0]))
     return {f"checkov.io/skip{index}": f"{check}={reason}" for index, (check, reason) in enumerate(ordered, 1)}
+
+
+# Pod Security Admission (https://kubernetes.io/docs/concepts/security/pod-security-admission/):
+# every namespace the platform creates carries one level, enforced and also audited and warned
+# (so a violation is named in `kubectl apply`'s output and in the audit log, not only refused).
+POD_SECURITY_LEVELS = ("restricted", "baseline", "privileged")
+POD_SECURITY_MODES = ("enforce", "audit", "warn")
+
+
+def pod_security_labels(level: str, version: str = "latest") -> dict[str, str]:
+    """Namespace labels enforcing `level` (restricted, baseline or privileged)."""
+    if level not in POD_SECURITY_LEVELS:
+        raise ValueError(f"pod security level {level!r} is not one of {', '.join(POD_SECURITY_LEVELS)}")
+    labels = {}
+    for mode in POD_SECURITY_MODES:
+        labels[f"pod-security.kubernetes.io/{mode}"] = level
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = version
+    return labels
