@@ -12,7 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 APPS = os.path.join(ROOT, "apps")
 # What the pinned vLLM image and the serving venv have besides the standard library
 # (PyYAML is optional: only YAML configs need it).
-RUNTIME = {"aiohttp", "prometheus_client", "yaml"}
+# uvloop: a vLLM dependency (so in the vLLM image and the serving venv), optional in the apps.
+RUNTIME = {"aiohttp", "prometheus_client", "yaml", "uvloop"}
 
 
 def _imports(path: str) -> set[str]:
