@@ -88,8 +88,9 @@ def request_body(config: BenchConfig, prompt: str,
     """`history`: earlier (question, answer) turns, resent in order before `prompt`."""
     body: Dict[str, Any] = {"model": config.model}
     if config.endpoint == "chat":
-        turns = [m for question, answer in history for m in ({"role": "user", "content": question},
-                                                            {"role": "assistant", "content": answer})]
+        turns: List[Dict[str, str]] = []
+        for question, answer in history:
+            turns += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
         body["messages"] = ([{"role": "system", "content": system}] if system else []) + turns + [
             {"role": "user", "content": prompt}]
     else:
