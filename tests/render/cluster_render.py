@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 
+import yaml
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INVENTORY = os.path.join(ROOT, "tests", "render", "inventories", "cluster")
 
@@ -64,3 +66,9 @@ def render_all() -> dict[str, str]:
 def files(render_dir: str) -> list[str]:
     """Paths of every rendered file, relative to the render directory."""
     return sorted(os.path.relpath(os.path.join(d, f), render_dir) for d, _, fs in os.walk(render_dir) for f in fs)
+
+
+def load_docs(path: str) -> list[dict]:
+    """Every non-empty YAML document of a rendered file."""
+    with open(path, encoding="utf-8") as handle:
+        return [d for d in yaml.safe_load_all(handle) if d]

@@ -8,15 +8,9 @@ import glob
 import os
 
 import pytest
-import yaml
 from cluster_api_fields import check_k3s_config, check_kubeadm_document
-from cluster_render import files, render_all
+from cluster_render import files, load_docs, render_all
 from k8s_validate import validate_object, validate_paths
-
-
-def _docs(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [d for d in yaml.safe_load_all(handle) if d]
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +33,13 @@ def test_every_manifest_kind_is_expected(renders):
     kinds = set()
     for directory in _manifest_dirs(renders["kubeadm"]):
         for path in glob.glob(os.path.join(directory, "*.yaml")):
-            kinds |= {d["kind"] for d in _docs(path)}
+            kinds |= {d["kind"] for d in load_docs(path)}
     assert kinds == {"Installation", "APIServer", "Node", "RuntimeClass", "ConfigMap", "DaemonSet", "Pod"}
 
 
 def test_schema_validation_catches_a_misspelt_field(renders):
     path = os.path.join(renders["kubeadm"], "nvidia-device-plugin", "device-plugin.yaml")
-    daemonset = next(d for d in _docs(path) if d["kind"] == "DaemonSet")
+    daemonset = next(d for d in load_docs(path) if d["kind"] == "DaemonSet")
     assert validate_object(daemonset) == []
     broken = copy.deepcopy(daemonset)
     broken["spec"]["template"]["spec"]["nodeSelecter"] = broken["spec"]["template"]["spec"].pop("nodeSelector")
@@ -63,21 +57,21 @@ def test_kubeadm_configs_match_the_api_types(renders, variant, minor):
     assert [os.path.basename(p) for p in paths] == ["cp1-init.yaml", "cpu1-join.yaml", "gpu1-join.yaml"]
     kinds = []
     for path in paths:
-        for doc in _docs(path):
+        for doc in load_docs(path):
             kinds.append(doc["kind"])
             assert check_kubeadm_document(doc, minor) == [], path
     assert sorted(set(kinds)) == ["ClusterConfiguration", "InitConfiguration", "JoinConfiguration", "KubeletConfiguration"]
 
 
 def test_v1beta4_uses_structured_extra_args(renders):
-    init = _docs(os.path.join(renders["kubeadm"], "kubeadm", "cp1-init.yaml"))
+    init = load_docs(os.path.join(renders["kubeadm"], "kubeadm", "cp1-init.yaml"))
     assert init[0]["apiVersion"] == "kubeadm.k8s.io/v1beta4"
     args = init[0]["nodeRegistration"]["kubeletExtraArgs"]
     assert isinstance(args, list) and {"name": "node-ip", "value": "10.10.1.10"} in args
 
 
 def test_kubeadm_check_catches_wrong_fields_and_versions(renders):
-    init, cluster, kubelet = _docs(os.path.join(renders["kubeadm_1_29"], "kubeadm", "cp1-init.yaml"))
+    init, cluster, kubelet = load_docs(os.path.join(renders["kubeadm_1_29"], "kubeadm", "cp1-init.yaml"))
     assert init["apiVersion"] == "kubeadm.k8s.io/v1beta3" and cluster["kubernetesVersion"] == "v1.29.15"
     broken = copy.deepcopy(cluster)
     broken["networking"]["podSubnets"] = broken["networking"].pop("podSubnet")
@@ -95,9 +89,9 @@ def test_k3s_configs_use_documented_keys(renders):
     k3s = renders["k3s"]
     assert sorted(os.listdir(os.path.join(k3s, "k3s"))) == ["cp1", "cpu1", "gpu1"]
     for host, server in (("cp1", True), ("cpu1", False), ("gpu1", False)):
-        config = _docs(os.path.join(k3s, "k3s", host, "config.yaml"))[0]
+        config = load_docs(os.path.join(k3s, "k3s", host, "config.yaml"))[0]
         assert check_k3s_config(config, server) == [], host
-    server = _docs(os.path.join(k3s, "k3s", "cp1", "config.yaml"))[0]
+    server = load_docs(os.path.join(k3s, "k3s", "cp1", "config.yaml"))[0]
     # Server-only keys on an agent, and a misspelt key, are caught.
     assert check_k3s_config(server, server=False)
     assert check_k3s_config({**server, "cluster-cdir": "10.0.0.0/16"}, server=True) == [

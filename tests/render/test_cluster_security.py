@@ -8,14 +8,9 @@ import os
 
 import pytest
 import yaml
-from cluster_render import ROOT, files, render_all
+from cluster_render import ROOT, files, load_docs, render_all
 
 SENSITIVE = [("", "secrets"), ("", "configmaps"), ("authentication.k8s.io", "tokenreviews")]
-
-
-def _load(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [d for d in yaml.safe_load_all(handle) if d]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +50,7 @@ def audit_violations(policy: dict) -> list[str]:
 
 
 def _cluster_config(render_dir: str) -> dict:
-    return next(d for d in _load(os.path.join(render_dir, "kubeadm", "cp1-init.yaml")) if d["kind"] == "ClusterConfiguration")
+    return next(d for d in load_docs(os.path.join(render_dir, "kubeadm", "cp1-init.yaml")) if d["kind"] == "ClusterConfiguration")
 
 
 def _args(api_server: dict) -> dict:
@@ -64,7 +59,7 @@ def _args(api_server: dict) -> dict:
 
 
 def test_audit_policy_is_metadata_level(renders):
-    policy = _load(os.path.join(renders["kubeadm"], "kubeadm", "control-plane", "audit-policy.yaml"))[0]
+    policy = load_docs(os.path.join(renders["kubeadm"], "kubeadm", "control-plane", "audit-policy.yaml"))[0]
     assert audit_violations(policy) == []
     # Broken copies: a RequestResponse rule for Secrets first, and no catch-all.
     leaky = {**policy, "rules": [{"level": "RequestResponse", "resources": [{"group": "", "resources": ["secrets"]}]}]
@@ -96,7 +91,7 @@ def test_apiserver_gets_audit_and_encryption_flags_and_mounts(renders, variant):
 
 def test_encryption_config_never_holds_a_key_on_the_controller(renders):
     for variant in ("kubeadm", "kubeadm_1_29"):
-        config = _load(os.path.join(renders[variant], "kubeadm", "control-plane", "encryption-config.yaml"))[0]
+        config = load_docs(os.path.join(renders[variant], "kubeadm", "control-plane", "encryption-config.yaml"))[0]
         assert config["apiVersion"] == "apiserver.config.k8s.io/v1" and config["kind"] == "EncryptionConfiguration"
         (resource,) = config["resources"]
         assert resource["resources"] == ["secrets"]
@@ -131,7 +126,7 @@ def test_render_lists_the_control_plane_files(renders):
 
 
 def _k3s(render_dir: str, host: str) -> dict:
-    return _load(os.path.join(render_dir, "k3s", host, "config.yaml"))[0]
+    return load_docs(os.path.join(render_dir, "k3s", host, "config.yaml"))[0]
 
 
 def test_k3s_servers_encrypt_secrets_and_audit(renders):
@@ -141,9 +136,9 @@ def test_k3s_servers_encrypt_secrets_and_audit(renders):
         "audit-policy-file=/etc/rancher/k3s/audit-policy.yaml", "audit-log-path=/var/lib/rancher/k3s/server/logs/audit.log",
         "audit-log-maxage=30", "audit-log-maxbackup=10", "audit-log-maxsize=100"]
     # One policy for both distributions.
-    policy = _load(os.path.join(renders["k3s"], "k3s", "cp1", "audit-policy.yaml"))[0]
+    policy = load_docs(os.path.join(renders["k3s"], "k3s", "cp1", "audit-policy.yaml"))[0]
     assert audit_violations(policy) == []
-    assert policy == _load(os.path.join(renders["kubeadm"], "kubeadm", "control-plane", "audit-policy.yaml"))[0]
+    assert policy == load_docs(os.path.join(renders["kubeadm"], "kubeadm", "control-plane", "audit-policy.yaml"))[0]
     for agent in ("cpu1", "gpu1"):
         config = _k3s(renders["k3s"], agent)
         assert "secrets-encryption" not in config and "kube-apiserver-arg" not in config
@@ -153,7 +148,7 @@ def test_k3s_servers_encrypt_secrets_and_audit(renders):
 def test_kubelets_protect_kernel_defaults(renders):
     for host in ("cp1", "cpu1", "gpu1"):
         assert _k3s(renders["k3s"], host)["protect-kernel-defaults"] is True, host
-    kubelet = next(d for d in _load(os.path.join(renders["kubeadm"], "kubeadm", "cp1-init.yaml"))
+    kubelet = next(d for d in load_docs(os.path.join(renders["kubeadm"], "kubeadm", "cp1-init.yaml"))
                    if d["kind"] == "KubeletConfiguration")
     assert kubelet["protectKernelDefaults"] is True
     # node_prep sets every tunable the kubelet checks (pkg/kubelet/cm/container_manager_linux.go,
@@ -212,7 +207,7 @@ def test_k3s_extra_apiserver_args_are_appended_and_controls_can_be_turned_off():
 @pytest.mark.parametrize("variant", ["kubeadm", "k3s"])
 def test_device_plugin_hands_out_gpus_as_volume_mounts(renders, variant):
     path = os.path.join(renders[variant], "nvidia-device-plugin", "device-plugin.yaml")
-    daemonset = next(d for d in _load(path) if d["kind"] == "DaemonSet")
+    daemonset = next(d for d in load_docs(path) if d["kind"] == "DaemonSet")
     spec = daemonset["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     assert {"name": "DEVICE_LIST_STRATEGY", "value": "volume-mounts"} in container["env"]
