@@ -22,8 +22,9 @@ def find_run(client, experiment, digest):
     return runs[0]
 
 
-def register(client, run, spec):
-    """(changed, version number) of the registered version for this run's inputs."""
+def register(client, run, spec, metrics):
+    """(changed, version number) of the registered version for this run's inputs; the version
+    carries the inputs' hash and the evaluation metrics as tags."""
     name, path = spec["name"], spec.get("artifact_path", "model")
     changed = False
     try:
@@ -37,8 +38,8 @@ def register(client, run, spec):
             return changed, version.version
     if not client.list_artifacts(run.info.run_id, path):
         client.log_artifacts(run.info.run_id, spec["artifact_dir"], path)
-    version = client.create_model_version(name, f"{run.info.artifact_uri}/{path}", run_id=run.info.run_id,
-                                          tags=spec["tags"])
+    tags = {**spec["tags"], **{f"llmops.{key}": f"{value:.6g}" for key, value in metrics.items() if value is not None}}
+    version = client.create_model_version(name, f"{run.info.artifact_uri}/{path}", run_id=run.info.run_id, tags=tags)
     return True, version.version
 
 
@@ -57,7 +58,7 @@ def main() -> None:
             changed = True
     version = None
     if spec.get("register"):
-        registered, version = register(client, run, spec["register"])
+        registered, version = register(client, run, spec["register"], spec.get("metrics") or {})
         changed = changed or registered
     print(json.dumps({"changed": changed, "run_id": run.info.run_id, "experiment_id": run.info.experiment_id,
                       "version": version, "metrics": sorted(run.data.metrics)}))
