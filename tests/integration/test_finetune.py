@@ -86,6 +86,8 @@ def test_site_trains_evaluates_promotes_and_serves_the_adapter(plat):
     run = _call(f"{api}/runs/get?run_id={versions[0]['run_id']}")["run"]
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert metrics["eval_delta_nll"] == pytest.approx(gate["delta_nll"])
+    loss = _call(f"{api}/metrics/get-history?run_id={versions[0]['run_id']}&metric_key=loss")["metrics"]
+    assert len(loss) >= 10 and loss[-1]["value"] < loss[0]["value"]
 
     index = open(os.path.join(plat.reports, "index.html")).read()
     assert "Fine-tuning: base vs fine-tuned" in index and "<b>promoted</b>" in index
