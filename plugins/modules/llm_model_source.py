@@ -115,7 +115,8 @@ def main() -> None:
             from ansible_collections.llmops.platform.plugins.module_utils.inventory import parse_source
 
             parse_source(params["source"], params["field"] or "source")
-            module.exit_json(changed=False, path="", files=[], scheme=params["source"].split(":")[0])
+            extra = {"rank": 0, "base_model": ""} if params["kind"] == "adapter" else {}
+            module.exit_json(changed=False, path="", files=[], scheme=params["source"].split(":")[0], **extra)
         if params["kind"] == "adapter":
             result = resolve_adapter(params["source"], params["hf_token"], params["hf_hub_cache"], params["offline"],
                                      params["field"] or "")

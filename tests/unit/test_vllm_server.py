@@ -341,5 +341,6 @@ def test_the_pod_with_adapters_validates_in_a_deployment():
 def test_the_filter_passes_resolved_adapters():
     from ansible_collections.llmops.platform.plugins.filter.vllm_server import vllm_server
 
-    argv = vllm_server(tiny_chat(FT), LOCAL, model_dir="/m", adapters={"tiny-chat-ft": {"path": "/a", "rank": 8}})["argv"]
-    assert argv[-2:] == ["--lora-modules", "tiny-chat-ft=/a"]
+    argv = vllm_server(tiny_chat(FT), LOCAL, model_dir="/m", adapters={"tiny-chat-ft": "/a", "other": "/b"},
+                       adapter_ranks={"tiny-chat-ft": 64, "other": 8})["argv"]
+    assert argv[-2:] == ["--lora-modules", "tiny-chat-ft=/a"] and argv[argv.index("--max-lora-rank") + 1] == "64"
