@@ -174,6 +174,18 @@ def resolve_adapter(source: str, hf_token: str | None = None, hf_hub_cache: str 
     return {"path": path, "changed": changed, "scheme": scheme, **found}
 
 
+def resolve_adapters(model: dict[str, Any], hf_token: str | None = None, hf_hub_cache: str | None = None,
+                     offline: bool = False) -> dict[str, dict[str, Any]]:
+    """{adapter name: {path, rank}} of a normalised llm_models entry's adapters (what
+    vllm_server.local_server takes as `adapters`), each resolved by resolve_adapter."""
+    out = {}
+    for index, adapter in enumerate(model.get("adapters") or []):
+        found = resolve_adapter(adapter["source"], hf_token, hf_hub_cache, offline,
+                                f"llm_models[{model['name']}].adapters[{index}].source")
+        out[adapter["name"]] = {"path": found["path"], "rank": found["rank"]}
+    return out
+
+
 def resolve(source: str, cache_dir: str, hf_token: str | None = None, seed: int = 0,
             hf_hub_cache: str | None = None, offline: bool = False) -> dict[str, Any]:
     """Return {path, changed, files, scheme} for a model source, or raise ModelSourceError."""
