@@ -12,6 +12,8 @@ import json
 import os
 from typing import Any
 
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import lora_rank
+
 METHODS = ("lora", "qlora", "full")
 DATASET_NAME = "llmops_sft"
 DEFAULTS: dict[str, Any] = {
@@ -208,6 +210,7 @@ def serve_model(spec: dict[str, Any], merged_dir: str, base_path: str = "", adap
     args = {"max_model_len": spec["max_model_len"], "tensor_parallel_size": spec["tensor_parallel_size"]}
     if not adapter:
         return {"name": name, "source": f"path:{merged_dir}", "vllm_args": args}
+    # The rank is known here (the trainer's), so the server is sized for it on every target.
     return {"name": f"{name}-base", "source": f"path:{base_path}",
-            "vllm_args": {**args, "enable_lora": True, "lora_modules": f"{name}={adapter_dir}",
-                          "max_lora_rank": spec["lora_rank"]}}
+            "adapters": [{"name": name, "source": f"path:{adapter_dir}"}],
+            "vllm_args": {**args, "max_lora_rank": lora_rank(int(spec["lora_rank"]), "llm_finetune.lora_rank")}}
