@@ -7,7 +7,7 @@ its held-out NLL is lower beyond noise, MLflow registers the promoted version, a
 layer serves the adapter on the base model's replicas: through the router, the adapter's name
 answers differently from the base. A second site.yml run changes nothing but results. Then
 playbooks/finetune.yml in merged mode (no retraining) merges, verifies and serves the merged
-model, and starts the WebUI. Ports 18400-18599 and 21100-21199; everything is stopped at the end.
+model, and starts the WebUI. Ports 18700-18799 and 21100-21199; everything is stopped at the end.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 from conftest import Platform, changed_tasks
 
-MLFLOW, EVAL, SERVE, WEBUI, ROUTER = 21100, 21111, 21110, 21120, 18400
+MLFLOW, EVAL, SERVE, WEBUI, ROUTER = 21100, 21111, 21110, 21120, 18700
 # Tasks that produce new results by nature (the benchmark layer); nothing else may change.
 RESULT_TASKS = {"Benchmark every served model (streaming chat, one step per load level)", "Update the report index"}
 
@@ -43,7 +43,7 @@ def plat(tmp_path_factory):
     base = tmp_path_factory.mktemp("finetune")
     platform = Platform(str(base / "home"), str(base / "reports"), str(base / "vars.yml"))
     platform.write_vars(
-        llm_finetune_enabled=True, vllm_base_port=18500, router_port=ROUTER, gateway_port=ROUTER + 1,
+        llm_finetune_enabled=True, vllm_base_port=18710, router_port=ROUTER, gateway_port=ROUTER + 1,
         monitoring_prometheus_port=ROUTER + 2, monitoring_alertmanager_port=ROUTER + 3,
         mlflow_port=MLFLOW, llm_finetune_eval_port=EVAL, llm_finetune_serve_port=SERVE,
         llama_factory_webui_port=WEBUI,
