@@ -228,3 +228,8 @@ def test_the_pins_are_sha256_values():
                 flat.append(value)
         assert all(isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in flat), key
 
+
+def test_the_default_k3s_release_is_pinned_for_amd64():
+    """The run-time checksum file is only the fallback: the default release has amd64 pins."""
+    sums = VERSIONS["k3s_sha256"][VERSIONS["k3s"]]["amd64"]
+    assert set(sums) == {"binary", "airgap_images"}
