@@ -92,7 +92,8 @@ RENDERS: dict[str, tuple[str, list[tuple[dict, list[str]]]]] = {
     "kvcached": ("k8s_002", [({"vllm_kvcached": KVCACHED_PIP}, ["playbooks/serving.yml"]),
                              ({"vllm_kvcached": KVCACHED_IMAGE}, ["playbooks/serving.yml"])]),
     "seed000": ("k8s_000", [({"monitoring_stack_values": {"prometheus": {"prometheusSpec": {"retention": "30d"}}},
-                              "monitoring_alertmanager_receivers": ALERT_RECEIVERS}, PLAYBOOKS),
+                              "monitoring_alertmanager_receivers": ALERT_RECEIVERS,
+                              "monitoring_watch_namespaces": ["monitoring", "team-observability"]}, PLAYBOOKS),
                             ({"llm_router": {"policy": "kube_proxy"}, "vllm_k8s_autoscaling": HPA},
                              ["playbooks/serving.yml"]),
                             # A cluster without GPUs: vLLM's CPU image, no GPU resources or placement.
