@@ -42,10 +42,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-promoted: {description: Whether the gate promotes the fine-tuned model., type: bool, returned: always}
-reason: {description: The gate's sentence (numbers included)., type: str, returned: always}
-gate: {description: Means, perplexities, interval and settings of the gate., type: dict, returned: always}
-exact_match: {description: Share of held-out rows answered exactly, per model., type: dict, returned: always}
+promoted:
+  description: Whether the gate promotes the fine-tuned model.
+  type: bool
+  returned: always
+reason:
+  description: The gate's sentence, numbers included.
+  type: str
+  returned: always
+gate:
+  description: Mean NLL and perplexity of both models, the interval of the change, and the gate's settings.
+  type: dict
+  returned: always
+exact_match:
+  description: Share of held-out rows each model answered exactly.
+  type: dict
+  returned: always
 """
 
 import json

@@ -6,15 +6,17 @@ chat client would send and the trainer trained on. The reference answer's tokens
 after the longest common prefix of "user turn + generation prompt" and "user turn + answer"
 (the answer and its end-of-sequence token). Their log-probabilities come from one
 /v1/completions call with `prompt_logprobs` (no sampling, so deterministic). A greedy chat
-completion per row gives exact-match as a second, coarser signal. Pure Python (urllib).
+completion per row gives exact-match as a second, coarser signal. HTTP through Ansible's open_url.
 """
 from __future__ import annotations
 
 import json
 import math
 import urllib.error
-import urllib.request
 from typing import Any, Mapping, Sequence
+
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+from ansible.module_utils.urls import open_url
 
 from .gate import Scores
 
@@ -24,14 +26,14 @@ class EvalError(RuntimeError):
 
 
 def _post(url: str, body: Mapping[str, Any], timeout: float) -> dict[str, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the eval server's URL)
+        with open_url(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"},
+                      method="POST", timeout=timeout) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:500]
         raise EvalError(f"{url} answered HTTP {exc.code}: {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, UrlConnectionError, OSError) as exc:
         raise EvalError(f"{url} did not answer: {exc}") from None
 
 

@@ -52,8 +52,8 @@ def paired_bootstrap(base: Scores, tuned: Scores, resamples: int = 2000, confide
     n = len(base.nll)
     rng = random.Random(seed)
     deltas = []
-    for _ in range(resamples):
-        picks = [rng.randrange(n) for _ in range(n)]
+    for _resample in range(resamples):
+        picks = rng.choices(range(n), k=n)
         deltas.append(mean_nll(tuned, picks) - mean_nll(base, picks))
     deltas.sort()
     tail = (1.0 - confidence) / 2.0
