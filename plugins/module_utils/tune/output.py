@@ -10,11 +10,11 @@ import glob
 import io
 import json
 import os
-import tempfile
 from html import escape
 from typing import Any, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils.charts import CHART_CSS
+from ansible_collections.llmops.platform.plugins.module_utils.files import atomic_write
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import parallel_size
 
 from .charts import objective_chart, pareto_chart, pareto_front
@@ -36,12 +36,7 @@ code{background:#f1f5f9;padding:1px 5px}pre{background:#fff;border:1px solid #e5
 """ + CHART_CSS
 
 
-def _atomic(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+_atomic = atomic_write
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
