@@ -277,5 +277,5 @@ def render_index_section(report_root: str) -> str:
         f"<td>{escape(e['started'][:16].replace('T', ' '))}</td></tr>"
         for e in entries)
     return ("<h2>Parameter sweeps</h2><table><thead><tr><th>sweep</th><th>strategy</th><th>objective</th>"
-            "<th>trials</th><th>verdict</th><th>best parameters</th><th>best value</th><th>started (UTC)</th></tr></thead>"
-            "<tbody>" + rows + "</tbody></table>")
+            "<th>trials</th><th>verdict</th><th>best parameters</th><th>best value</th><th>started (UTC)</th>"
+            "</tr></thead><tbody>" + rows + "</tbody></table>")
