@@ -17,6 +17,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.charts import CHAR
 from ansible_collections.llmops.platform.plugins.module_utils.files import atomic_write
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import parallel_size
 
+from . import noise
 from .charts import objective_chart, pareto_chart, pareto_front
 
 RESULTS_FILE = "sweep.json"
@@ -34,9 +35,6 @@ td.l,th.l{text-align:left;white-space:normal}.ok{color:#047857;font-weight:600}.
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:12px}
 code{background:#f1f5f9;padding:1px 5px}pre{background:#fff;border:1px solid #e5e7eb;padding:10px;overflow:auto}
 """ + CHART_CSS
-
-
-_atomic = atomic_write
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
@@ -202,9 +200,9 @@ def write_outputs(results: dict[str, Any], output_dir: str, snippet: dict[str, A
                    pareto=[t["id"] for t in _pareto_trials(results)])
     paths = {k: os.path.join(output_dir, f) for k, f in
              (("results", RESULTS_FILE), ("csv", CSV_FILE), ("report", REPORT_FILE), ("best_vars", BEST_FILE))}
-    _atomic(paths["results"], json.dumps(results, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n")
-    _atomic(paths["csv"], to_csv(results))
-    _atomic(paths["report"], render_report(results))
+    atomic_write(paths["results"], json.dumps(results, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n")
+    atomic_write(paths["csv"], to_csv(results))
+    atomic_write(paths["report"], render_report(results))
     best_id = results.get("best", {}) and results["best"]["id"]
     header = ("# Best configuration from sweep %s (%s, %s).\n"
               "# Deploy: ansible-playbook site.yml --tags serving -e @%s\n"
@@ -216,7 +214,7 @@ def write_outputs(results: dict[str, Any], output_dir: str, snippet: dict[str, A
     if verdict.get("headline"):
         header += "# Verdict: %s\n" % verdict["headline"].replace("\n", " ")
     body = yaml.safe_dump(snippet, sort_keys=False) if snippet else "# no feasible trial\n"
-    _atomic(paths["best_vars"], header + body)
+    atomic_write(paths["best_vars"], header + body)
     return paths
 
 
@@ -251,7 +249,8 @@ def _index_verdict(verdict: dict[str, Any]) -> str:
     """The sweep's noise-aware outcome in a few words (the report has the whole sentence)."""
     if not verdict:
         return "-"
-    if verdict.get("exceeds_noise"):
+    # Only the kind says which side won: "beyond noise" in the default's favour is no change.
+    if verdict.get("kind") == noise.BETTER:
         return f"<b>better beyond noise</b> ({float(verdict.get('diff_pct') or 0.0):+.1f}%)"
     return "no change beyond noise"
 

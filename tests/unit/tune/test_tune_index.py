@@ -16,11 +16,14 @@ def _sweep(root, name, best_params, verdict):
 
 def test_index_rows_say_the_verdict_and_name_the_default(tmp_path):
     _sweep(str(tmp_path), "same", {}, {"exceeds_noise": False, "kind": "no_change", "diff_pct": -11.2})
+    # The default beat every trial beyond noise: still no change to deploy.
+    _sweep(str(tmp_path), "worse", {}, {"exceeds_noise": True, "kind": "no_change", "diff_pct": -30.0})
     _sweep(str(tmp_path), "better", {"max_num_seqs": 16, "max_num_batched_tokens": 1024},
            {"exceeds_noise": True, "kind": "better", "diff_pct": 12.04})
     html = output.render_index_section(str(tmp_path))
     rows = {row.split("</a>")[0].rsplit(">", 1)[-1]: row for row in html.split("<tr>")[2:]}
     same, better = rows["same"], rows["better"]
+    assert "no change beyond noise" in rows["worse"] and "better beyond" not in rows["worse"]
     assert "no change beyond noise" in same and "the default" in same and "{}" not in html
     assert "better beyond noise</b> (+12.0%)" in better
     assert "max_num_batched_tokens=1024, max_num_seqs=16" in better
