@@ -7,6 +7,9 @@
 # finetune, mlflow, or scan (the policy scanner of the rendered Kubernetes objects).
 # Venvs live under $LLMOPS_CACHE (default ~/.cache/llmops), outside the clone, so a fresh
 # clone on the same machine reuses them; a changed lock file builds a new one.
+# Offline (docs/offline.md): LLMOPS_PIP_FIND_LINKS=<mirror>/pypi/ (the offline mirror's wheel
+# page, or a directory of wheels) installs from there only (pip --no-index --find-links);
+# LLMOPS_PIP_INDEX_URL=<url> uses another package index instead of PyPI.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -71,11 +74,17 @@ pip=("$dir/bin/python" -m pip --disable-pip-version-check -q)
 # A lock whose pins carry --hash=sha256: (scripts/lock_hashes.py) installs only those files.
 hashes=()
 if grep -q -- '--hash=sha256:' "$lock"; then hashes=(--require-hashes); fi
+sources=()
+if [ -n "${LLMOPS_PIP_FIND_LINKS:-}" ]; then
+  sources=(--no-index --find-links "$LLMOPS_PIP_FIND_LINKS")
+elif [ -n "${LLMOPS_PIP_INDEX_URL:-}" ]; then
+  sources=(--index-url "$LLMOPS_PIP_INDEX_URL")
+fi
 if [ "$name" = serving ]; then
   # torch first and alone: the CPU wheel on disk satisfies it; anything else pulls CUDA.
-  "${pip[@]}" install "$(grep -E '^torch==' "$lock" | cut -d' ' -f1)" >&2
+  "${pip[@]}" install "${sources[@]}" "$(grep -E '^torch==' "$lock" | cut -d' ' -f1)" >&2
 fi
-"${pip[@]}" install --no-deps "${hashes[@]}" -r "$lock" >&2
+"${pip[@]}" install --no-deps "${sources[@]}" "${hashes[@]}" -r "$lock" >&2
 "${pip[@]}" check >&2 || echo "venv.sh: pip check reported issues (see above)" >&2
 touch "$dir/.complete"
 echo "venv.sh: $name venv ready in $(( $(date +%s) - start ))s" >&2
