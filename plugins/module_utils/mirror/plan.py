@@ -79,7 +79,7 @@ class Selection:
     monitoring: bool = True
     router_implementation: str = "llmops"
     vllm_device: str = "cpu"
-    finetune: bool = False
+    finetune: bool = True  # the fine-tuning layer's images (kubernetes target)
     models: tuple = ()  # llm_models sources (hf: ones are mirrored)
     venvs: tuple = ()
     images: bool = True  # container images (kubernetes target)
@@ -266,9 +266,10 @@ def plan(versions: Mapping[str, Any], sel: Selection | Mapping[str, Any],
     out: list[Artifact] = []
     kube = sel.target == "kubernetes"
     nodes = sel.nodes
+    debs, files = "deb" in sel.kinds, bool({"file", "chart"} & set(sel.kinds))
 
     # ---- Debian packages (nodes layer; the local target's Prometheus) ----
-    if nodes:
+    if nodes and debs:
         for package in NODE_PREP_PACKAGES:
             out.append(_deb(package, "", "debian", ("node_prep",)))
         if sel.containerd_install_method == "debian":
@@ -283,8 +284,11 @@ def plan(versions: Mapping[str, Any], sel: Selection | Mapping[str, Any],
                 out.append(_deb(package, package_version, "kubernetes", ("kubeadm",)))
         if sel.gpu:
             if sel.nvidia_driver_source == "debian":
+                # The role pins every nvidia-*/libnvidia-*/libcuda* package to this revision.
+                driver = str(_need(versions, "nvidia_driver_debian"))
                 for package in NVIDIA_DEBIAN_PACKAGES + sel.debian_kernel_headers:
-                    out.append(_deb(package, "", "debian", ("nvidia_driver",)))
+                    pinned = package.startswith(("nvidia-", "libnvidia-", "libcuda"))
+                    out.append(_deb(package, driver if pinned else "", "debian", ("nvidia_driver",)))
             else:
                 for package in sel.debian_kernel_headers:
                     out.append(_deb(package, "", "debian", ("nvidia_driver",)))
@@ -296,19 +300,19 @@ def plan(versions: Mapping[str, Any], sel: Selection | Mapping[str, Any],
         for spec in sel.extra_debs:
             package, _sep, version = spec.partition("=")
             out.append(_deb(package, version, "debian", ("node_prep",)))
-    if sel.target == "local" and sel.monitoring:
+    if sel.target == "local" and sel.monitoring and debs:
         for package in ("prometheus", "prometheus-alertmanager"):
             key = package.replace("-", "_") + "_debian"
             out.append(_deb(package, str(_need(versions, key)), "debian", ("monitoring",),
                             _sha(versions.get(key + "_sha256"), key + "_sha256"), key + "_sha256"))
-    if nodes and sel.upgrade and sel.distribution == "kubeadm":
+    if nodes and debs and sel.upgrade and sel.distribution == "kubeadm":
         package_version = sel.kubernetes_upgrade_package or str(_need(versions, "kubernetes_upgrade_package"))
         for package in KUBERNETES_PACKAGES:
             out.append(_deb(package, package_version, "kubernetes_upgrade", ("kubeadm",),
                             name=f"deb:{package}@upgrade"))
 
     # ---- Files fetched with get_url (pinned sha256) ----
-    if nodes and sel.containerd_install_method == "release":
+    if nodes and files and sel.containerd_install_method == "release":
         for arch in sel.arches:
             for key in ("containerd", "runc"):
                 version = str(_need(versions, f"{key}_release"))
@@ -317,7 +321,7 @@ def plan(versions: Mapping[str, Any], sel: Selection | Mapping[str, Any],
                 out.append(_file(f"file:{key}-{arch}@{version}", version, url, sha,
                                  _pinned(f"{key}_release_sha256.{arch}") if sha else "", ("containerd",), arch,
                                  missing_pin=f"{key}_release_sha256.{arch}"))
-    if nodes and sel.distribution == "k3s":
+    if nodes and files and sel.distribution == "k3s":
         base_url = str(_need(versions, "k3s_release_url"))
         wanted = [sel.k3s or str(_need(versions, "k3s"))]
         if sel.upgrade:
@@ -325,13 +329,13 @@ def plan(versions: Mapping[str, Any], sel: Selection | Mapping[str, Any],
         for version in wanted:
             for arch in sel.arches:
                 out.extend(_k3s(versions, version, arch, ("k3s",), base_url))
-    if nodes:
+    if nodes and files:
         version = str(_need(versions, "calico"))
         url = _fill(str(_need(versions, "calico_archive_url")), version=version)
         sha = _sha(versions.get("calico_archive_sha256"), "calico_archive_sha256")
         out.append(_file(f"file:calico-archive@{version}", version, url, sha, _pinned("calico_archive_sha256"),
                          ("calico",), missing_pin="calico_archive_sha256"))
-    if kube and sel.monitoring:
+    if kube and files and sel.monitoring:
         version = str(_need(versions, "helm"))
         for arch in sel.arches:
             url = _fill(str(_need(versions, "helm_url")), version=version, arch=arch)
@@ -347,7 +351,7 @@ def plan(versions: Mapping[str, Any], sel: Selection | Mapping[str, Any],
                       missing_pin="kube_prometheus_stack_chart_sha256")
         chart.kind = "chart"
         out.append(chart)
-    if kube and sel.router_implementation == "gateway_api_inference":
+    if kube and files and sel.router_implementation == "gateway_api_inference":
         version = str(_need(versions, "gateway_api_inference_extension"))
         url = _fill(str(_need(versions, "gateway_api_inference_extension_crd_url")), version=version)
         key = "gateway_api_inference_extension_crd_sha256"
@@ -357,7 +361,7 @@ def plan(versions: Mapping[str, Any], sel: Selection | Mapping[str, Any],
                          missing_pin="gateway_api_inference_extension_crd_sha256"))
 
     # ---- Container images (Kubernetes) ----
-    if sel.images and (kube or nodes):
+    if sel.images and "image" in sel.kinds and (kube or nodes):
         wanted_images: list[tuple[str, tuple]] = []
         if nodes:
             wanted_images.append(("containerd_sandbox_image", ("containerd", "kubeadm")))
@@ -394,7 +398,7 @@ def plan(versions: Mapping[str, Any], sel: Selection | Mapping[str, Any],
                             extra={"venv": venv}))
 
     # ---- Models ----
-    out.extend(_hf_models(sel.models))
+    out.extend(_hf_models(sel.models) if "model" in sel.kinds else [])
 
     out = [a for a in out if a.kind in sel.kinds]
     names = [a.name for a in out]
