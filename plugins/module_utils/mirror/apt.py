@@ -81,6 +81,8 @@ class AptRoot:
             "-o", "Acquire::Languages=none",
             "-o", "Acquire::ForceHash=SHA256",
             "-o", "Debug::NoLocking=true",
+            # As root, apt would drop to _apt, which cannot write this private state directory.
+            *(["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []),
         ]
 
     def prepare(self) -> None:
