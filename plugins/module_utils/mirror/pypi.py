@@ -15,6 +15,7 @@ import html
 import os
 import re
 import subprocess
+import tempfile
 from typing import Iterable, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils.mirror import fetch as fetchmod
@@ -53,21 +54,52 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def download(python: str, lock: str, dest: str, timeout: float = 180.0, env: Optional[dict] = None) -> list[str]:
-    """pip download every pin of `lock` into `dest`; returns the files that belong to it."""
+def lock_chunks(path: str, parts: int) -> list[list[str]]:
+    """The lock's requirement lines (continuations joined) in up to `parts` chunks; option lines
+    (--index-url, -f, ...) go into every chunk."""
+    with open(path, encoding="utf-8") as handle:
+        text = re.sub(r"\\\n\s*", " ", handle.read())
+    options, pins = [], []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        (options if line.startswith("-") else pins).append(line)
+    parts = max(1, min(parts, len(pins)))
+    return [options + pins[i::parts] for i in range(parts)] if pins else []
+
+
+def download(python: str, lock: str, dest: str, timeout: float = 180.0, env: Optional[dict] = None,
+             parallel: int = 4) -> list[str]:
+    """pip download every pin of `lock` into `dest`, `parallel` pip processes at once (each
+    file is a request of its own: latency, not bandwidth, makes a lock slow); returns the files."""
     os.makedirs(dest, exist_ok=True)
-    cmd = [python, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--progress-bar", "off",
-           "--timeout", str(int(timeout)), "-d", dest, "-r", lock]
-    if lock_has_hashes(lock):
-        cmd.insert(cmd.index("--no-deps"), "--require-hashes")
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})})
-    if done.returncode != 0:
-        errors = [line for line in done.stderr.splitlines() if "ERROR" in line or "error" in line.lower()]
-        raise PypiError("pip download failed: " + (" ".join(errors[-3:]) or done.stderr.strip()[-500:]))
+    hashes = ["--require-hashes"] if lock_has_hashes(lock) else []
+    chunks = lock_chunks(lock, parallel)
+    if not chunks:
+        raise PypiError(f"{lock} pins no package")
+    with tempfile.TemporaryDirectory(prefix="llmops-pip-") as work:
+        procs = []
+        for index, lines in enumerate(chunks):
+            chunk = os.path.join(work, f"chunk{index}.txt")
+            with open(chunk, "w", encoding="utf-8") as handle:
+                handle.write("\n".join(lines) + "\n")
+            cmd = [python, "-m", "pip", "download", "--disable-pip-version-check", *hashes, "--no-deps",
+                   "--progress-bar", "off", "--timeout", str(int(timeout)), "-d", dest, "-r", chunk]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                          env={**os.environ, **(env or {})}))
+        outputs = []
+        for proc in procs:
+            out, err = proc.communicate()
+            outputs.append((proc.returncode, out, err))
+    failed = [err for code, _out, err in outputs if code != 0]
+    if failed:
+        errors = [line for err in failed for line in err.splitlines() if "ERROR" in line or "error" in line.lower()]
+        raise PypiError("pip download failed: " + (" ".join(errors[-3:]) or failed[0].strip()[-500:]))
     files = []
-    for match in SAVED_RE.finditer(done.stdout + "\n" + done.stderr):
-        path = match.group("path")
-        files.append(os.path.basename(path))
+    for _code, out, err in outputs:
+        for match in SAVED_RE.finditer(out + "\n" + err):
+            files.append(os.path.basename(match.group("path")))
     if not files:
         raise PypiError(f"pip download of {lock} reported no file")
     return sorted(set(files))
