@@ -61,7 +61,7 @@ def lock_chunks(path: str, parts: int) -> list[list[str]]:
         text = re.sub(r"\\\n\s*", " ", handle.read())
     options, pins = [], []
     for line in text.splitlines():
-        line = line.strip()
+        line = " ".join(line.split())
         if not line or line.startswith("#"):
             continue
         (options if line.startswith("-") else pins).append(line)

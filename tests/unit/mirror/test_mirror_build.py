@@ -188,3 +188,15 @@ def test_the_module_runs_the_build(tmp_path, collection):
     result = json.loads(done.stdout)
     assert result["changed"] is True and result["fetched"] == 5, result
     assert result["not_fetched"] == {}  # the chart is not of kind file
+
+
+def test_lock_chunks_keep_options_and_hashes_together(tmp_path):
+    from ansible_collections.llmops.platform.plugins.module_utils.mirror import pypi
+
+    lock = tmp_path / "x.lock"
+    lock.write_text("# comment\n--index-url https://pypi.example/simple\na==1 \\\n    --hash=sha256:aa\nb==2 --hash=sha256:bb\n"
+                    "c==3 --hash=sha256:cc\n")
+    chunks = pypi.lock_chunks(str(lock), 2)
+    assert chunks == [["--index-url https://pypi.example/simple", "a==1 --hash=sha256:aa", "c==3 --hash=sha256:cc"],
+                      ["--index-url https://pypi.example/simple", "b==2 --hash=sha256:bb"]]
+    assert len(pypi.lock_chunks(str(lock), 10)) == 3

@@ -236,3 +236,26 @@ def test_apt_output_parsing():
     assert inst.group("name", "version") == ("libgcc-s1", "12.2.0-14+deb12u1")
     assert apt.INST_RE.match("Inst conntrack [1:1.4.6-2] (1:1.4.7-1+b2 Debian:12.15/oldstable [amd64])") \
         .group("version") == "1:1.4.7-1+b2"
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None or shutil.which("gpg") is None, reason="needs apt-get and gpg")
+def test_a_signed_repository_is_read_with_signed_by_and_a_tampered_index_is_refused(tmp_path, serve, monkeypatch):
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(home))
+    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "llmops mirror test <t@example.org>",
+                    "ed25519", "sign", "1d"], check=True, capture_output=True)
+    repo = tmp_path / "mirror" / "apt"
+    repo.mkdir(parents=True)
+    apt.write_flat_repo(str(repo), [fake_deb("runc", "1.1.5+ds1-1+deb12u1", repo)], sign_key="t@example.org")
+    assert (repo / "InRelease").read_text().startswith("-----BEGIN PGP SIGNED MESSAGE-----")
+    key = repo / "mirror-key.asc"
+    assert key.read_text().startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    base = serve(tmp_path / "mirror")
+    root = apt.AptRoot(str(tmp_path / "aptroot"), "amd64", [apt.Repo("mirror", f"deb [signed-by={key}] {base}/apt/ ./")])
+    assert root.update() == ""
+    # An index changed after signing no longer matches the signed Release: apt refuses it.
+    (repo / "Packages").write_text((repo / "Packages").read_text().replace("1.1.5", "9.9.9"))
+    (repo / "Packages.gz").unlink()
+    problems = apt.AptRoot(str(tmp_path / "aptroot2"), "amd64", root.repos).update()
+    assert "Hash Sum mismatch" in problems or "File has unexpected size" in problems, problems
