@@ -162,6 +162,22 @@ def flat_stanza(stanza: str, filename: str) -> str:
     return "\n".join(lines)
 
 
+def read_flat_repo(apt_dir: str) -> dict[str, Deb]:
+    """The packages a previous build indexed in `apt_dir`, by file name."""
+    path = os.path.join(apt_dir, "Packages")
+    if not os.path.isfile(path):
+        return {}
+    out = {}
+    with open(path, encoding="utf-8") as handle:
+        for stanza in split_stanzas(handle.read()):
+            fields = stanza_fields(stanza)
+            filename = os.path.basename(fields.get("Filename", ""))
+            if filename and fields.get("SHA256"):
+                out[filename] = Deb(fields.get("Package", ""), fields.get("Version", ""), filename, "",
+                                    int(fields.get("Size", "0") or 0), fields["SHA256"], stanza)
+    return out
+
+
 def key_fingerprints(path: str) -> list[str]:
     if shutil.which("gpg") is None:
         raise AptError("gpg is not installed on the build host (needed to check repository keys)")

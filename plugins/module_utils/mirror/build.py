@@ -8,6 +8,7 @@ and the build carries on, so the manifest always says exactly what the mirror ho
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import time
@@ -183,6 +184,7 @@ class Builder:
                                                       f"versions.yml pins {art.sha256}; update the pin"}
                     else:
                         results[art.name] = {"deb": own, "closure": len(debs)}
+        previous = aptmod.read_flat_repo(apt_dir)
         for art in artifacts:
             res = results.get(art.name, {"error": "not resolved"})
             if "deb" in res:
@@ -190,8 +192,9 @@ class Builder:
                 self.records.append(_record(art, version=deb.version, sha256=deb.sha256, size=deb.size,
                                             path=aptmod.mirror_path(deb.filename), status=manifestmod.FETCHED,
                                             source=deb.url, closure=res["closure"]))
-            else:
-                self.records.append(_record(art, status=_not_fetched(res["error"])))
+                continue
+            kept = self._keep_previous_deb(art, previous, closure)
+            self.records.append(kept or _record(art, status=_not_fetched(res["error"])))
         top_files = {r.get("path") for r in self.records if r["kind"] == "deb"}
         for filename, entry in sorted(closure.items()):
             deb = entry["deb"]
@@ -205,6 +208,27 @@ class Builder:
         all_debs = [entry["deb"] for entry in closure.values()]
         if all_debs and aptmod.write_flat_repo(apt_dir, all_debs, self.opt.apt_sign_key):
             self.changed = True
+
+    def _keep_previous_deb(self, art: planmod.Artifact, previous: dict, closure: dict) -> Optional[dict]:
+        """A package this build could not resolve or fetch (an unreachable archive on a refresh)
+        stays as the previous build left it, with its dependencies, when all their files are
+        still there with their sha256: a failed refresh never empties the mirror's repository."""
+        old = self.old.get(art.name)
+        if not old or old.get("status") != manifestmod.FETCHED or (art.version and old.get("version") != art.version):
+            return None
+        members = [old] + [r for r in self.old.values() if art.name in r.get("required_by", [])]
+        apt_dir = os.path.join(self.root, urls.APT)
+        for member in members:
+            filename = os.path.basename(member.get("path", ""))
+            path = os.path.join(apt_dir, filename)
+            if filename not in previous or not fetchmod.present(path, member.get("sha256", "")):
+                return None
+        for member in members:
+            filename = os.path.basename(member["path"])
+            deb = dataclasses.replace(previous[filename], url=member.get("source", ""))
+            entry = closure.setdefault(filename, {"deb": deb, "required_by": set()})
+            entry["required_by"].update(member.get("required_by", []) or [art.name])
+        return dict(old)
 
     def _resolve(self, root: aptmod.AptRoot, group: list, warnings: str, results: dict) -> list:
         """[(artifact, closure)]: the group's closure in one apt call; when that fails, each

@@ -30,6 +30,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+REGISTRY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -222,6 +223,8 @@ class Handler(SimpleHTTPRequestHandler):
         if not match:
             return self._not_found(head, f"{path}: not a registry path")
         ns = (query.get("ns") or [None])[0]
+        if ns is not None and not REGISTRY_RE.match(ns):
+            return self._not_found(head, f"ns={ns!r} is not a registry host", "NAME_INVALID")
         for layout in oci_layouts(self.root, match["name"], ns):
             desc = oci_find(layout, match["ref"]) if match["kind"] == "manifests" else \
                 ({"digest": match["ref"], "mediaType": "application/octet-stream"}

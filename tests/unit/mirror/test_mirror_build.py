@@ -200,3 +200,48 @@ def test_lock_chunks_keep_options_and_hashes_together(tmp_path):
     assert chunks == [["--index-url https://pypi.example/simple", "a==1 --hash=sha256:aa", "c==3 --hash=sha256:cc"],
                       ["--index-url https://pypi.example/simple", "b==2 --hash=sha256:bb"]]
     assert len(pypi.lock_chunks(str(lock), 10)) == 3
+
+
+def test_debian_packages_closure_flat_repo_and_a_failed_refresh_keeps_them(tmp_path, collection, monkeypatch):
+    """The apt step with apt itself replaced by a fake resolver (the real one runs in
+    tests/integration/test_offline_mirror_apt.py): every package of the closure is downloaded
+    and checked, indexed in the flat repository, dependencies say which package needs them, and
+    a refresh that cannot reach the archive keeps what the mirror had."""
+    from ansible_collections.llmops.platform.plugins.module_utils.mirror import apt
+
+    debs = {"containerd": b"containerd deb", "runc": b"runc deb", "libc6": b"libc6 deb"}
+    with Origin({f"/pool/{name}.deb": data for name, data in debs.items()}) as origin:
+        closure = [apt.Deb(name, "1.0", f"{name}_1.0_amd64.deb", f"{origin.url}/pool/{name}.deb", len(data), sha256(data),
+                           f"Package: {name}\nVersion: 1.0\nArchitecture: amd64\nFilename: pool/{name}.deb\n"
+                           f"Size: {len(data)}\nSHA256: {sha256(data)}")
+                   for name, data in debs.items()]
+        reachable = {"yes": True}
+
+        def resolve(self, specs):
+            if not reachable["yes"]:
+                raise apt.AptError("E: Unable to locate package containerd")
+            return closure
+
+        monkeypatch.setattr(apt, "repositories", lambda *a, **k: {"debian": apt.Repo("debian", "deb http://x bookworm main")})
+        monkeypatch.setattr(apt.AptRoot, "update", lambda self: "")
+        monkeypatch.setattr(apt.AptRoot, "resolve", resolve)
+        vers = {"containerd_debian": "1.0", "runc_debian": "1.0", "calico": "v1", "calico_archive_url": "x",
+                "k3s": "v1", "k3s_release_url": "x"}
+        opts = build.Options(mirror_dir=str(tmp_path / "m"), collection_root=str(collection), timeout=10)
+        selection = {"nodes": True, "distribution": "k3s", "kinds": ["deb"], "upgrade": False, "target": "local",
+                     "monitoring": False}
+        monkeypatch.setattr(build.planmod, "NODE_PREP_PACKAGES", ())
+        first = build.build(vers, selection, opts)
+        assert first["not_fetched"] == {} and len(first["downloaded"]) == 3
+        doc = manifest.by_name(manifest.load(str(tmp_path / "m" / urls.MANIFEST_JSON)))
+        assert doc["deb:containerd"]["path"] == "apt/containerd_1.0_amd64.deb"
+        assert doc["deb:libc6@1.0"]["required_by"] == ["deb:containerd", "deb:runc"]
+        packages = (tmp_path / "m" / "apt" / "Packages").read_text()
+        assert packages.count("Package: ") == 3 and "Filename: ./libc6_1.0_amd64.deb" in packages
+
+        reachable["yes"] = False
+        served = len(origin.requests)
+        again = build.build(vers, selection, opts)
+        assert origin.requests[served:] == []
+        assert again["not_fetched"] == {} and again["changed"] is False
+        assert (tmp_path / "m" / "apt" / "Packages").read_text() == packages
