@@ -130,7 +130,8 @@ def main() -> None:
             "image_digests": {"type": "dict", "default": {}},
             "publish_models": {"type": "list", "elements": "dict", "default": []},
             "trust_on_first_use": {"type": "bool", "default": False},
-            "apt_sign_key": {"type": "str", "default": ""},
+            # A key id (the secret key stays in the build host's keyring).
+            "apt_sign_key": {"type": "str", "default": "", "no_log": False},
             "debian_archive_url": {"type": "str", "default": "http://deb.debian.org/debian"},
             "debian_security_url": {"type": "str", "default": "http://deb.debian.org/debian-security"},
             "debian_suite": {"type": "str", "default": "bookworm"},

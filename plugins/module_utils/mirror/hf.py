@@ -80,8 +80,8 @@ def _install(root: str, repo: str, revision: str, commit: str, src_dir: str, fil
     finally:
         if os.path.isdir(work):
             shutil.rmtree(work, ignore_errors=True)
-    _write(os.path.join(base, "commits", commit + ".json"), json.dumps({"repo": repo, "commit": commit, "files": files},
-                                                                        indent=1, sort_keys=True) + "\n")
+    listing_json = json.dumps({"repo": repo, "commit": commit, "files": files}, indent=1, sort_keys=True)
+    _write(os.path.join(base, "commits", commit + ".json"), listing_json + "\n")
     if revision and revision != commit:
         _write(os.path.join(base, "refs", revision), commit + "\n")
 

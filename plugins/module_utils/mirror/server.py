@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The mirror's HTTP server: python3 server.py --root DIR [--bind ADDR] [--port PORT].
 
 Standard library only (the mirror_server role copies this file to the host that serves the
