@@ -88,10 +88,13 @@ clean: control
 dashboard: control
 	scripts/llmops dashboard --dir reports/compare
 
-# Re-resolve the lock files from requirements/*.in (needs the package registry).
+# Re-resolve the lock files from requirements/*.in (needs the package registry), every pin
+# with the sha256 of its files: scripts/venv.sh installs them with --require-hashes.
 lock:
 	scripts/lock.sh control
 	scripts/lock.sh serving
+	scripts/lock.sh finetune
+	scripts/lock.sh mlflow
 	scripts/lock.sh scan
 
 # Performance claims live here, measured side by side in one run (docs/benchmark.md).

@@ -1,20 +1,24 @@
 """Add `--hash=sha256:` to every pin of a lock file, for `pip install --require-hashes`.
 
-    python3 scripts/lock_hashes.py PYTHON requirements/NAME.lock
+    python3 scripts/lock_hashes.py PYTHON requirements/NAME.lock [--also PYTHON ...]
 
 PYTHON (the interpreter the venv is built with) downloads exactly the files pip picks on this
 kind of machine (`pip download --no-deps`: PyPI, the local find-links and indexes pip is
-configured with) and each pin gets the sha256 of its file. A file with the same name on a
-local mirror and on PyPI has the same bytes, so the same hash; pip skips candidates whose hash
-is not listed. Run by scripts/lock.sh for the locks it hashes.
+configured with) and each pin gets the sha256 of its file; each `--also` interpreter (another
+Python minor scripts/venv.sh accepts for the venv) adds the files it picks (a cp313 wheel next
+to the cp312 one). A file with the same name on a local mirror and on PyPI has the same bytes,
+so the same hash; with hashes, pip skips candidates whose hash is not listed. The torch CPU
+wheel exists only as a local file: its pin gets that file's sha256. Hashes already in the lock
+are replaced. One line per pin (scripts/venv.sh reads the torch pin with grep). Run by
+scripts/lock.sh for every lock.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import re
 import subprocess
-import sys
 import tempfile
 
 PIN = re.compile(r"^([A-Za-z0-9._-]+)(\[[^\]]*\])?==([^\s;]+)")
@@ -35,21 +39,30 @@ def file_key(filename: str) -> tuple[str, str]:
     return norm(dist), version.lower()
 
 
-def main(python: str, lock: str) -> None:
-    with open(lock, encoding="utf-8") as handle:
-        lines = [line.split(" --hash=")[0].rstrip() for line in handle.read().splitlines()]
-    pins = [line for line in lines if PIN.match(line)]
+def downloaded(python: str, pins: list[str]) -> dict[tuple[str, str], list[str]]:
+    """(name, version) -> sha256 of each file `python`'s pip downloads for `pins`."""
+    hashes: dict[tuple[str, str], list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         reqs = os.path.join(tmp, "pins.txt")
         with open(reqs, "w", encoding="utf-8") as handle:
             handle.write("\n".join(pins) + "\n")
         subprocess.run([python, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
                         "-r", reqs, "-d", os.path.join(tmp, "files")], check=True)
-        hashes: dict[tuple[str, str], list[str]] = {}
         for filename in sorted(os.listdir(os.path.join(tmp, "files"))):
             with open(os.path.join(tmp, "files", filename), "rb") as handle:
                 digest = hashlib.sha256(handle.read()).hexdigest()
             hashes.setdefault(file_key(filename), []).append(digest)
+    return hashes
+
+
+def main(pythons: list[str], lock: str) -> None:
+    with open(lock, encoding="utf-8") as handle:
+        lines = [line.split(" --hash=")[0].rstrip() for line in handle.read().splitlines()]
+    pins = [line for line in lines if PIN.match(line)]
+    hashes: dict[tuple[str, str], list[str]] = {}
+    for python in pythons:
+        for key, digests in downloaded(python, pins).items():
+            hashes.setdefault(key, []).extend(d for d in digests if d not in hashes.get(key, []))
     out = []
     for line in lines:
         match = PIN.match(line)
@@ -66,6 +79,10 @@ def main(python: str, lock: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        raise SystemExit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("python", help="the interpreter the venv is built with")
+    parser.add_argument("lock", help="requirements/NAME.lock, rewritten in place")
+    parser.add_argument("--also", action="append", default=[], metavar="PYTHON",
+                        help="another interpreter the venv may be built with (its files' hashes are added)")
+    args = parser.parse_args()
+    main([args.python, *args.also], args.lock)

@@ -34,6 +34,17 @@ try:
           f"(Prometheus; alerts in Alertmanager at {monitoring['alertmanager_url']}/)")
 except (OSError, ValueError, KeyError):
     pass
+try:
+    with open(os.path.join(home, "run", "finetune.json"), encoding="utf-8") as handle:
+        finetune = json.load(handle)
+    verdict = "promoted" if finetune["promoted"] else "not promoted"
+    served = (f", served as model {finetune['served_as']} on {finetune['served_on']}"
+              if finetune.get("served_as") else "")
+    print(f"Finetune: {finetune['run']} {verdict}{served}  ({finetune['report']})")
+    if finetune.get("mlflow_run"):
+        print(f"MLflow:   {finetune['mlflow_run']}")
+except (OSError, ValueError, KeyError):
+    pass
 index = os.path.join(root, "reports", "index.html")
 if os.path.exists(index):
     print(f"Report:   file://{index}")

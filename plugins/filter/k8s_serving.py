@@ -6,6 +6,7 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.llmops.platform.plugins.module_utils.k8s import images, network_policy, security
+from ansible_collections.llmops.platform.plugins.module_utils.router_config import RouterConfigError, model_routes
 
 
 def k8s_service_url(name: str, namespace: str, port: int, cluster_domain: str = "cluster.local") -> str:
@@ -14,22 +15,29 @@ def k8s_service_url(name: str, namespace: str, port: int, cluster_domain: str = 
 
 
 def router_k8s_models(models: list[dict[str, Any]], namespace: str, port: int = 8000,
-                      cluster_domain: str = "cluster.local") -> list[dict[str, Any]]:
+                      cluster_domain: str = "cluster.local", per_model_policy: Any = None) -> list[dict[str, Any]]:
     """Router config entries for models served on Kubernetes.
 
     `replicas` holds the model's ClusterIP Service, which any router build can use (kube-proxy
     then spreads connections). `discovery` names the headless `<model>-replicas` Service:
     its DNS returns one address per *ready* pod, which is what a load-aware router needs
     to poll and pick individual replicas (pod IPs change, so they cannot be listed here).
+    `policy` and `adapters` (LoRA adapter names routed to the model's pods) are the local
+    target's (router_config.model_routes, from llm_router.per_model_policy).
     """
+    try:
+        routes = model_routes(models, per_model_policy)
+    except RouterConfigError as exc:
+        raise AnsibleFilterError(f"Invalid inventory: {exc}") from None
     entries = []
-    for model in models:
+    for model, route in zip(models, routes):
         name = model["name"]
         entry = {
             "name": name,
             "replicas": [{"name": name, "url": k8s_service_url(name, namespace, port, cluster_domain)}],
             "discovery": {"type": "dns", "host": f"{name}-replicas.{namespace}.svc.{cluster_domain}", "port": int(port),
                           "scheme": "http"},
+            **{k: v for k, v in route.items() if k != "name"},
         }
         # One Deployment per model, so every discovered pod has the model's batch size.
         slots = (model.get("vllm_args") or {}).get("max_num_seqs")

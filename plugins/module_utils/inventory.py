@@ -11,13 +11,19 @@ from typing import Any
 
 SOURCE_SCHEMES = ("generated", "path", "hf")
 GENERATED_MODELS = ("tiny-llama",)
-ENTRY_KEYS = {"name", "source", "replicas", "gpus", "vllm_args", "replica_vllm_args", "port", "env", "revision"}
+ENTRY_KEYS = {"name", "source", "replicas", "gpus", "vllm_args", "replica_vllm_args", "port", "env", "revision",
+              "adapters"}
+# A LoRA adapter is served by its base model's replicas (vLLM --lora-modules), never merged.
+ADAPTER_KEYS = {"name", "source"}
+ADAPTER_SCHEMES = ("path", "hf")
 # DNS-1035 label: the name becomes a Kubernetes Service/route name on the kubernetes target.
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 HF_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 ARG_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Flags the role sets itself; setting them per model would break routing or the cache.
 RESERVED_ARGS = {"model", "served_model_name", "port", "host"}
+# Built from the entry's `adapters` (vllm_server.py); max_loras and max_lora_rank stay settable.
+ADAPTER_ARGS = {"lora_modules"}
 MAX_REPLICAS_PER_MODEL = 64
 
 
@@ -55,6 +61,56 @@ def parse_source(source: Any, field: str = "source") -> dict[str, str]:
     return {"scheme": scheme, "ref": rest, "revision": ""}
 
 
+def _adapters(entry: dict, model: str, taken: dict[str, str]) -> list[dict[str, str]]:
+    """The entry's `adapters`: [{name, source}], names unique across every model and adapter
+    (`taken` maps each name seen so far to the field that holds it)."""
+    where = f"llm_models[{model}].adapters"
+    adapters = entry.get("adapters")
+    if adapters is None:
+        return []
+    if not isinstance(adapters, list):
+        raise InventoryError(where, "must be a list of LoRA adapters, e.g. [{name: chat-ft, source: path:/abs/dir}]")
+    out = []
+    for index, adapter in enumerate(adapters):
+        field = f"{where}[{index}]"
+        if not isinstance(adapter, dict):
+            raise InventoryError(field, "must be a mapping {name, source}, e.g. {name: chat-ft, source: path:/abs/dir}")
+        unknown = sorted(set(adapter) - ADAPTER_KEYS)
+        if unknown:
+            raise InventoryError(f"{field}.{unknown[0]}",
+                                 f"unknown key; allowed keys are {', '.join(sorted(ADAPTER_KEYS))}")
+        name = adapter.get("name")
+        if not name:
+            raise InventoryError(f"{field}.name", "is missing; every adapter needs the model name clients ask for, "
+                                                  "e.g. chat-ft")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise InventoryError(f"{field}.name", f"{name!r} is not a valid name; use lowercase letters, digits and "
+                                                  "'-', starting with a letter")
+        if name == "vllm":
+            raise InventoryError(f"{field}.name", "'vllm' is reserved; pick another name")
+        if name in taken:
+            raise InventoryError(f"{field}.name", f"{name!r} is already the name of {taken[name]}; model and adapter "
+                                                  "names share one namespace (clients pick either by `model`), "
+                                                  "rename one of them")
+        taken[name] = f"{field}.name"
+        if "source" not in adapter:
+            raise InventoryError(f"{field}.source", "is missing; use path:/abs/dir/of/adapter or "
+                                                    "hf:<org>/<repo>[@revision]")
+        source = adapter["source"]
+        if isinstance(source, str) and source.partition(":")[0] == "generated":
+            raise InventoryError(f"{field}.source", f"{source} is a base model, not a LoRA adapter; use "
+                                                    "path:/abs/dir (a directory with adapter_config.json) or "
+                                                    "hf:<org>/<repo>[@revision]")
+        if not isinstance(source, str) or source.partition(":")[0] not in ADAPTER_SCHEMES:
+            raise InventoryError(f"{field}.source", f"{source!r} is not an adapter source; use path:/abs/dir "
+                                                    "(a PEFT adapter directory with adapter_config.json) or "
+                                                    "hf:<org>/<repo>[@revision]")
+        parsed = parse_source(source, f"{field}.source")
+        out.append({"name": name, "source": source, "source_scheme": parsed["scheme"],
+                    "source_ref": parsed["ref"], "revision": parsed["revision"]})
+    return out
+
+
 def _int_field(entry: dict, key: str, field: str, default: int, minimum: int, maximum: int | None = None) -> int:
     value = entry.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -78,6 +134,9 @@ def _check_args(args: Any, field: str) -> dict[str, Any]:
             raise InventoryError(f"{field}.{key}", "argument names are snake_case vLLM flags, e.g. max_model_len")
         if key in RESERVED_ARGS:
             raise InventoryError(f"{field}.{key}", "is set by the vllm role; remove it from vllm_args")
+        if key in ADAPTER_ARGS:
+            raise InventoryError(f"{field}.{key}", "is built from the model's adapters; list each LoRA adapter "
+                                                   "under adapters: [{name, source}] instead")
         if isinstance(value, (dict, list)) and key not in ("override_generation_config", "limit_mm_per_prompt"):
             raise InventoryError(f"{field}.{key}", "must be a scalar (string, number or boolean)")
     return dict(args)
@@ -146,6 +205,9 @@ def normalize_models(
         raise InventoryError("llm_models", "must be a list of model entries (each with name and source)")
     normalized: list[dict[str, Any]] = []
     seen_names: dict[str, int] = {}
+    # Every served name (models and adapters) -> the field holding it: one namespace for `model`.
+    taken = {str(e["name"]): f"llm_models[{i}].name" for i, e in enumerate(models)
+             if isinstance(e, dict) and isinstance(e.get("name"), str)}
     used_ports: dict[int, str] = {}
     for index, entry in enumerate(models):
         where = f"llm_models[{index}]"
@@ -174,6 +236,7 @@ def normalize_models(
             raise InventoryError(f"{where}.name",
                                  f"duplicate of llm_models[{seen_names[name]}].name; names must be unique")
         seen_names[name] = index
+        adapters = _adapters(entry, name, taken)
         if "source" not in entry:
             raise InventoryError(f"{where}.source", "is missing; e.g. source: generated:tiny-llama")
         source = parse_source(entry["source"], f"{where}.source")
@@ -224,6 +287,7 @@ def normalize_models(
                 "vllm_args": args,
                 "replica_vllm_args": per_replica,
                 "env": {k: str(v) for k, v in env.items()},
+                "adapters": adapters,
             }
         )
     return normalized

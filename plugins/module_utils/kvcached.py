@@ -22,6 +22,36 @@ INSTALL_MODES = ("pip", "image")
 # Python adds the user site-packages below it, and processes the kvcached .pth file there,
 # in every interpreter that inherits the variable, the engine and worker processes included.
 USER_BASE = "/opt/kvcached"
+# kvcached 0.1.6's dependencies (numpy>=1.26.0, posix_ipc>=1.0, wrapt>=1.15), locked: a
+# dependency the image does not already satisfy is installed only from these pins, in pip's
+# hash-checking mode, as wheels (no build). numpy is left to the image (vLLM's own; it must
+# stay the version vLLM was built with), so it is not pinned here. The hashes are PyPI's files
+# for CPython 3.10-3.13 (kvcached's range; vLLM's images use 3.12), manylinux x86_64 and
+# aarch64. To refresh: `pip download --no-deps --only-binary=:all: --implementation cp
+# --python-version 3.1X --abi cp31X --platform manylinux2014_<arch> --platform
+# manylinux_2_28_<arch> NAME==VERSION -d DIR` for each minor and arch, then sha256sum DIR/*.
+DEPENDENCY_LOCK = {
+    "posix-ipc": ("1.3.2", (
+        "a3ccddc7a892135a59b0377a97e30cb1b4ed681330594187c6ca3ab7714fd54b",  # cp310 x86_64
+        "0eae38de775bade7131b6f4638c634591db2740239581ef9d7b7baebeeac72b9",  # cp310 aarch64
+        "95042c14254c80c320f4fad037789fa62693562a275ff266c8672f276b73fcd2",  # cp311 x86_64
+        "8e30eb7b65f9d2a3da75cea0c9bfe32be285808744ce05379f8d037a29a782ec",  # cp311 aarch64
+        "8a4b05d7c1e8e4d9b09e5887bdd2c31cf031ff79e7a01786ef758bdd6cbc8237",  # cp312 x86_64
+        "5829f8f0d028a1673439a5e1ce121abbae9ef88a5fb5fdd0997998603b08f778",  # cp312 aarch64
+        "fe311eb00c27d7f34d34cc7bd6f5e60d65b2ad7ed35692519eae9f4c5b233dc2",  # cp313 x86_64
+        "6485ef684c327125dc3f9db29c396554fddf2f37e495ef1409d6b5f8ce9cfb43",  # cp313 aarch64
+    )),
+    "wrapt": ("2.5.2", (
+        "0fa61d2f1033039aa47f8f1b4e076ca3c9d0fc08e448c4b1bd06d8b59da89cbf",  # cp310 x86_64
+        "51465dcbab69d9c02e8ca943befa1eabc37ccb07f9335c240d78a78330285a2d",  # cp310 aarch64
+        "0743950d3dda9940e56f81f5334ba051c4fe2e1421e4e4a4ef8eb8fb86a90894",  # cp311 x86_64
+        "594c6d10b9cfb951a09f7338531a41d31194e7eee9dee206c0a8992421682719",  # cp311 aarch64
+        "092472b7b1494deef40dac5e9f6295013a9d51b112b5fbc4350f64dc2574e46a",  # cp312 x86_64
+        "d108bd98ab2c5ccbf55cf2154e0a73341df930030df2e01ee35d71a44a99d3ad",  # cp312 aarch64
+        "8b039b3a296762db1908d6108365225393c4fb33c1dbc5f00aa36f8302eaeaa0",  # cp313 x86_64
+        "e1af6136ac5bcfab17190a70b25d8437eb8d8f9ca2b821a0655d39275a8cb7e7",  # cp313 aarch64
+    )),
+}
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -171,14 +201,23 @@ def resolve(settings: Any, models: list[dict[str, Any]], device: str, target: st
     return resolved
 
 
+def dependency_lock() -> str:
+    """DEPENDENCY_LOCK as requirement lines for `pip install --require-hashes -r`."""
+    return "".join(f"{name}=={version}" + "".join(f" --hash=sha256:{h}" for h in hashes) + "\n"
+                   for name, (version, hashes) in sorted(DEPENDENCY_LOCK.items()))
+
+
 def install_script(with_sha256: bool) -> str:
     """The initContainer's shell script: pip-install the pinned kvcached into PYTHONUSERBASE.
 
     kvcached is only an sdist on PyPI: it is built here against the image's CUDA torch
     (--no-build-isolation, as kvcached documents) into the pod's kvcached volume; the server
     finds it through PYTHONUSERBASE, whose site-packages Python reads .pth files from, in
-    every vLLM process.
+    every vLLM process. It is installed without its dependencies; then every dependency the
+    image does not satisfy (as `pip check` names them) is installed from DEPENDENCY_LOCK in
+    hash-checking mode, and one the lock does not pin fails the container.
     """
+    tmp = '"${TMPDIR:-/tmp}'
     lines = [
         "# The server reads kvcached from the user site-packages: a venv Python ignores them.",
         "python3 -c 'import site, sys; sys.exit(not site.ENABLE_USER_SITE)' || { echo \"this image's Python "
@@ -189,14 +228,39 @@ def install_script(with_sha256: bool) -> str:
     ]
     if with_sha256:
         lines += [
-            "# The pinned sdist, checked against its sha256; then its missing dependencies.",
+            "# The pinned sdist, checked against its sha256, without its dependencies (below).",
             "printf 'kvcached==%s --hash=sha256:%s\\n' \"$KVCACHED_VERSION\" \"$KVCACHED_SHA256\" > "
-            '"${TMPDIR:-/tmp}/kvcached.txt"',
+            f'{tmp}/kvcached.txt"',
             "python3 -m pip install --user --no-build-isolation --no-deps --require-hashes -r "
-            '"${TMPDIR:-/tmp}/kvcached.txt"',
+            f'{tmp}/kvcached.txt"',
+        ]
+    else:
+        lines += [
+            "# vllm_kvcached.sha256 is empty: the version is pinned, its bytes are not checked.",
+            'python3 -m pip install --user --no-build-isolation --no-deps "kvcached==$KVCACHED_VERSION"',
         ]
     lines += [
-        'python3 -m pip install --user --no-build-isolation "kvcached==$KVCACHED_VERSION"',
+        "# Its dependencies the image lacks (or has too old), only from the platform's hashed pins.",
+        f"cat > {tmp}/kvcached-deps.lock\" <<'LOCK'",
+        *dependency_lock().splitlines(),
+        "LOCK",
+        f'python3 -m pip check > {tmp}/kvcached-check.txt" 2>&1 || true',
+        "needed=$(sed -n -e 's/^kvcached [^ ]* requires \\([A-Za-z0-9_.-]*\\).*/\\1/p' "
+        "-e 's/^kvcached [^ ]* has requirement \\([A-Za-z0-9_.-]*\\).*/\\1/p' "
+        f'{tmp}/kvcached-check.txt" | tr \'A-Z\' \'a-z\' | tr \'_.\' \'--\' | sort -u)',
+        f': > {tmp}/kvcached-needed.txt"',
+        "for name in $needed; do",
+        f'  grep "^$name==" {tmp}/kvcached-deps.lock" >> {tmp}/kvcached-needed.txt" || {{ echo "kvcached '
+        '$KVCACHED_VERSION needs $name, which this image lacks and the platform does not pin: use '
+        'vllm_kvcached.install: image with an image that has it" >&2; exit 1; }',
+        "done",
+        f'if [ -s {tmp}/kvcached-needed.txt" ]; then',
+        "  python3 -m pip install --user --no-deps --require-hashes --only-binary :all: -r "
+        f'{tmp}/kvcached-needed.txt"',
+        "fi",
+        f'python3 -m pip check > {tmp}/kvcached-check.txt" 2>&1 || true',
+        f'if grep "^kvcached " {tmp}/kvcached-check.txt" >&2; then echo "kvcached\'s dependencies are not '
+        'satisfied (above)" >&2; exit 1; fi',
         'site="$(python3 -m site --user-site)"',
         'test -f "$site/kvcached_autopatch.pth" || { echo "kvcached_autopatch.pth is not in $site" >&2; exit 1; }',
         "python3 -m pip show kvcached | grep \"^Version: $KVCACHED_VERSION\\$\"",

@@ -30,6 +30,37 @@ def _replica_entry(replica: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def model_routes(models: list[dict[str, Any]], per_model_policy: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Per model: its name, its own policy (llm_router.per_model_policy) and its LoRA adapters
+    (llm_models[].adapters), each routed to the model's replicas with the request unchanged;
+    an adapter takes its own per_model_policy entry, else the model's (the router inherits)."""
+    per_model = per_model_policy or {}
+    if not isinstance(per_model, dict):
+        raise RouterConfigError("llm_router.per_model_policy: must be a mapping {model or adapter name: policy}")
+    served = {m["name"] for m in models} | {a["name"] for m in models for a in m.get("adapters") or []}
+    for name, policy in per_model.items():
+        if policy not in POLICIES:
+            raise RouterConfigError(f"llm_router.per_model_policy.{name}: {policy!r} is not a policy; "
+                                    f"use one of {', '.join(POLICIES)}")
+        if name not in served:
+            raise RouterConfigError(f"llm_router.per_model_policy.{name}: no such model or adapter in llm_models")
+    routes = []
+    for model in models:
+        entry: dict[str, Any] = {"name": model["name"]}
+        if model["name"] in per_model:
+            entry["policy"] = per_model[model["name"]]
+        adapters = []
+        for adapter in model.get("adapters") or []:
+            route = {"name": adapter["name"]}
+            if adapter["name"] in per_model:
+                route["policy"] = per_model[adapter["name"]]
+            adapters.append(route)
+        if adapters:
+            entry["adapters"] = adapters
+        routes.append(entry)
+    return routes
+
+
 def build_router_config(models: list[dict[str, Any]], settings: dict[str, Any] | None,
                         replicas: list[dict[str, Any]], host: str, port: int) -> dict[str, Any]:
     """`replicas` are expand_replicas() records (name, model, base_url) or the same shape
@@ -40,22 +71,18 @@ def build_router_config(models: list[dict[str, Any]], settings: dict[str, Any] |
         raise RouterConfigError(f"llm_router.{unknown[0]}: unknown key; "
                                 f"allowed: {', '.join(SETTINGS)}, per_model_policy")
     per_model = merged.pop("per_model_policy", None) or {}
-    for where, policy in [("llm_router.policy", merged["policy"])] + [
-            (f"llm_router.per_model_policy.{k}", v) for k, v in per_model.items()]:
-        if policy not in POLICIES:
-            raise RouterConfigError(f"{where}: {policy!r} is not a policy; use one of {', '.join(POLICIES)}")
-    names = [m["name"] for m in models]
-    for name in per_model:
-        if name not in names:
-            raise RouterConfigError(f"llm_router.per_model_policy.{name}: no such model in llm_models")
+    if merged["policy"] not in POLICIES:
+        raise RouterConfigError(f"llm_router.policy: {merged['policy']!r} is not a policy; "
+                                f"use one of {', '.join(POLICIES)}")
+    routes = model_routes(models, per_model)
     poll = merged["poll_interval_s"]
     if isinstance(poll, bool) or not isinstance(poll, (int, float)) or poll < 0.05:
         raise RouterConfigError(f"llm_router.poll_interval_s: must be a number >= 0.05, got {poll!r}")
     out_models = []
-    for name in names:
+    for route in routes:
+        name = route["name"]
         entry: dict[str, Any] = {"name": name, "replicas": [
             _replica_entry(r) for r in replicas if r["model"] == name]}
-        if name in per_model:
-            entry["policy"] = per_model[name]
+        entry.update({k: v for k, v in route.items() if k != "name"})
         out_models.append(entry)
     return {"host": host, "port": int(port), **merged, "models": out_models}

@@ -8,6 +8,7 @@ holds the tuner to that). Pure Python, no Ansible imports.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
@@ -18,6 +19,7 @@ from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import
     ENTRYPOINT,
     ServerError,
     Target,
+    adapter_k8s_dir,
     gpu_count,
     server_args,
     server_env,
@@ -138,24 +140,47 @@ def placement(settings: KubernetesSettings, gpus: int) -> dict[str, Any]:
     return out
 
 
-def hf_marker(model: Mapping[str, Any], settings: KubernetesSettings) -> str:
-    """The file download_model.py writes once the pinned revision is complete in the cache."""
-    return (f"{settings.model_cache_mount}/.llmops/complete/"
-            f"{model['source_ref'].replace('/', '--')}@{model['revision']}")
+def hf_marker(model: Mapping[str, Any], settings: KubernetesSettings, kind: str = "") -> str:
+    """The file download_model.py writes once the pinned revision is complete in the cache
+    (`kind` "adapters" for a LoRA adapter, which lives in its own directory, not the hub cache)."""
+    return (f"{settings.model_cache_mount}/.llmops/complete/{kind + '/' if kind else ''}"
+            f"{model['source_ref'].replace('/', '--')}@{str(model['revision']).replace('/', '--')}")
+
+
+def hf_adapters(model: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [a for a in model.get("adapters") or [] if a["source_scheme"] == "hf"]
+
+
+def uses_model_cache(model: Mapping[str, Any]) -> bool:
+    """The pod mounts the model cache (and downloads into it): an hf: model or hf: adapter."""
+    return model["source_scheme"] == "hf" or bool(hf_adapters(model))
+
+
+def uses_path_volume(model: Mapping[str, Any]) -> bool:
+    """The pod mounts the path volume claim: a path: model or path: adapter."""
+    return model["source_scheme"] == "path" or any(a["source_scheme"] == "path" for a in model.get("adapters") or [])
 
 
 def download_container(model: Mapping[str, Any], settings: KubernetesSettings, image: str) -> dict[str, Any]:
-    """Fills the shared model cache with the pinned revision once per cluster (a no-op after)."""
+    """Fills the shared model cache with the pinned revision of an hf: model and of every hf:
+    adapter once per cluster (a no-op after)."""
+    env = []
+    if model["source_scheme"] == "hf":
+        env += [{"name": "LLM_MODEL_REPO", "value": model["source_ref"]},
+                {"name": "LLM_MODEL_REVISION", "value": model["revision"]},
+                {"name": "LLM_MODEL_MARKER", "value": hf_marker(model, settings)},
+                {"name": "LLM_MODEL_IGNORE", "value": "original/*,*.pth"}]
+    adapters = [{"name": a["name"], "repo": a["source_ref"], "revision": a["revision"] or "main",
+                 "dir": adapter_k8s_dir(a, settings.model_cache_mount),
+                 "marker": hf_marker(a, settings, "adapters")} for a in hf_adapters(model)]
+    if adapters:
+        env.append({"name": "LLM_ADAPTERS", "value": json.dumps(adapters, sort_keys=True)})
     return {
         "name": "model-download",
         "image": image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": [PYTHON, "/opt/llmops/download_model.py"],
-        "env": [
-            {"name": "LLM_MODEL_REPO", "value": model["source_ref"]},
-            {"name": "LLM_MODEL_REVISION", "value": model["revision"]},
-            {"name": "LLM_MODEL_MARKER", "value": hf_marker(model, settings)},
-            {"name": "LLM_MODEL_IGNORE", "value": "original/*,*.pth"},
+        "env": env + [
             {"name": "HF_HUB_CACHE", "value": f"{settings.model_cache_mount}/hub"},
             {"name": "HOME", "value": CACHE_ENV["HOME"]},
             {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
@@ -180,12 +205,12 @@ def volumes(model: Mapping[str, Any], settings: KubernetesSettings,
            {"name": "cache", "emptyDir": {}}, dict(security.TMP_VOLUME)]
     mounts = [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "cache", "mountPath": CACHE_MOUNT},
               dict(security.TMP_MOUNT)]
-    if model["source_scheme"] == "hf":
+    if uses_model_cache(model):
         # Read-only for the server: only the download init container writes the cache.
         mounts.append({"name": "model-cache", "mountPath": settings.model_cache_mount, "readOnly": True})
         pod += [{"name": "model-cache", "persistentVolumeClaim": {"claimName": settings.model_cache_claim}},
                 {"name": "download-script", "configMap": {"name": DOWNLOAD_CONFIGMAP, "defaultMode": 0o444}}]
-    if model["source_scheme"] == "path":
+    if uses_path_volume(model):
         mounts.append({"name": "models", "mountPath": settings.path_volume_mount, "readOnly": True})
         pod.append({"name": "models", "persistentVolumeClaim": {"claimName": settings.path_volume_claim,
                                                                 "readOnly": True}})
@@ -199,6 +224,8 @@ def annotations(model: Mapping[str, Any], kv: Mapping[str, Any]) -> dict[str, st
     hf = model["source_scheme"] == "hf"
     source = model["source"] + (f"@{model['revision']}" if hf and "@" not in model["source"] else "")
     out = {"llmops.platform/model-source": source}
+    if model.get("adapters"):
+        out["llmops.platform/adapters"] = ",".join(f"{a['name']}={a['source']}" for a in model["adapters"])
     if kv.get("enabled"):
         out["llmops.platform/kvcached"] = kv["version"]
     return out
@@ -234,7 +261,7 @@ def k8s_server(model: Mapping[str, Any], target: Mapping[str, Any] | Target,
                                              CACHE_MOUNT, CACHE_ENV["HOME"])
         install["volumeMounts"].append(dict(security.TMP_MOUNT))  # pip's build directory
         init.append(install)
-    if model["source_scheme"] == "hf":
+    if uses_model_cache(model):
         init.append(download_container(model, settings, image))
     server_probes = probes(settings)
     container = {

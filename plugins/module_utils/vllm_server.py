@@ -12,6 +12,7 @@ no Ansible imports; every error names the field and the fix.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -30,6 +31,11 @@ BASE_ENV = {
 # GiB of KV cache on vLLM's CPU backend (its GPU backend sizes the cache from
 # gpu_memory_utilization instead).
 CPU_KVCACHE_ENV = "VLLM_CPU_KVCACHE_SPACE"
+# vLLM accepts only these --max-lora-rank values (vllm/config/lora.py MaxLoRARanks in 0.32);
+# a rank derived from the adapters is rounded up to the next one (r=4 -> 8, r=48 -> 64).
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+# vLLM's own default, used when no adapter's rank is known (the kubernetes target).
+DEFAULT_LORA_RANK = 16
 TARGET_KINDS = ("local", "kubernetes")
 DEVICES = ("cpu", "gpu")
 
@@ -120,7 +126,7 @@ def entry_for(source: str, name: str, vllm_args: Optional[Mapping[str, Any]] = N
     parsed = parse_source(source)
     return {"name": name, "source": source, "source_scheme": parsed["scheme"], "source_ref": parsed["ref"],
             "revision": parsed["revision"], "replicas": 1, "gpus": gpus, "vllm_args": dict(vllm_args or {}),
-            "replica_vllm_args": [], "env": {k: str(v) for k, v in (env or {}).items()}}
+            "replica_vllm_args": [], "env": {k: str(v) for k, v in (env or {}).items()}, "adapters": []}
 
 
 def weights(model: Mapping[str, Any], target: Target, model_dir: Optional[str] = None) -> tuple[str, list[str]]:
@@ -150,13 +156,96 @@ def weights(model: Mapping[str, Any], target: Target, model_dir: Optional[str] =
     return ref, pins
 
 
+def lora_rank(rank: int, where: str) -> int:
+    """The smallest --max-lora-rank vLLM accepts that holds an adapter of rank `rank`."""
+    for allowed in LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise ServerError(where, f"LoRA rank {rank} exceeds the largest rank vLLM serves ({LORA_RANKS[-1]}); "
+                             "retrain the adapter with a smaller r")
+
+
+def adapter_k8s_dir(adapter: Mapping[str, Any], cache_mount: str) -> str:
+    """Where the download init container puts an hf: adapter on the model cache (a plain
+    directory per repo and revision, so the server's flag is known when the pod is rendered)."""
+    repo = adapter["source_ref"].replace("/", "--")
+    revision = str(adapter["revision"] or "main").replace("/", "--")
+    return f"{cache_mount.rstrip('/')}/adapters/{repo}/{revision}"
+
+
+def adapter_dirs(model: Mapping[str, Any], target: Target,
+                 resolved: Optional[Mapping[str, Any]] = None) -> list[tuple[str, str, Optional[int]]]:
+    """(name, directory, rank or None) of each of the entry's adapters as the server reads it.
+
+    Local: `resolved` maps adapter name -> its directory, or {path, rank} as llm_model_source
+    returns it (kind adapter). Kubernetes: hf: adapters on the model cache, path: adapters on
+    the path volume claim (the same rule as path: models); their rank is unknown here."""
+    out = []
+    for index, adapter in enumerate(model.get("adapters") or []):
+        name, field_ = adapter["name"], f"llm_models[{model['name']}].adapters[{index}].source"
+        if target.kind == "local":
+            found = (resolved or {}).get(name)
+            if isinstance(found, Mapping):
+                path, rank = found.get("path"), found.get("rank")
+            else:
+                path, rank = found, None
+            if not path:
+                raise ServerError(field_, "is not resolved to a directory yet (llm_model_source kind adapter)")
+            out.append((name, str(path), int(rank) if rank else None))
+        elif adapter["source_scheme"] == "hf":
+            out.append((name, adapter_k8s_dir(adapter, str(target.kubernetes.get("model_cache_mount") or "")), None))
+        else:
+            claim = target.kubernetes.get("path_volume_claim") or ""
+            mount = str(target.kubernetes.get("path_volume_mount") or "")
+            if not claim or not adapter["source_ref"].startswith(mount.rstrip("/") + "/"):
+                raise ServerError(field_, f"path adapters are read from the claim vllm_k8s_path_volume_claim "
+                                          f"({claim or 'unset'}) mounted at {mount}; set the claim and put the "
+                                          "adapter under that mount, or use hf:<org>/<repo>@<revision>")
+            out.append((name, adapter["source_ref"], None))
+    return out
+
+
+def lora_args(model: Mapping[str, Any], target: Target, vllm_args: Mapping[str, Any],
+              resolved: Optional[Mapping[str, Any]] = None) -> tuple[dict[str, Any], list[str]]:
+    """The engine args and the --lora-modules flag of the entry's adapters (none: ({}, [])).
+
+    max_loras: vllm_args.max_loras, else one slot per adapter (all can share a batch).
+    max_lora_rank: vllm_args.max_lora_rank, else the largest adapter rank (local target, read
+    from adapter_config.json) rounded up to a rank vLLM accepts, else vLLM's default 16."""
+    dirs = adapter_dirs(model, target, resolved)
+    if not dirs:
+        return {}, []
+    args: dict[str, Any] = {"enable_lora": True, "max_loras": vllm_args.get("max_loras") or len(dirs)}
+    ranks = [rank for _name, _path, rank in dirs if rank]
+    wanted = vllm_args.get("max_lora_rank")
+    if wanted is not None:
+        if ranks and isinstance(wanted, int) and wanted < max(ranks):
+            raise ServerError(f"llm_models[{model['name']}].vllm_args.max_lora_rank",
+                              f"{wanted} is below the rank of an adapter ({max(ranks)}); raise it to at least "
+                              f"{lora_rank(max(ranks), 'max_lora_rank')} or remove it")
+        args["max_lora_rank"] = wanted
+    elif ranks:
+        index = max(range(len(dirs)), key=lambda i: dirs[i][2] or 0)
+        args["max_lora_rank"] = lora_rank(max(ranks), f"llm_models[{model['name']}].adapters[{index}].source")
+        if len(ranks) < len(dirs):
+            args["max_lora_rank"] = max(args["max_lora_rank"], DEFAULT_LORA_RANK)
+    else:
+        args["max_lora_rank"] = DEFAULT_LORA_RANK
+    # name=path is vLLM's short form; a path with a comma would be read as JSON, so use JSON.
+    modules = [f"{name}={path}" if "," not in path else
+               json.dumps({"name": name, "path": path}, sort_keys=True) for name, path, _rank in dirs]
+    return args, ["--lora-modules", *modules]
+
+
 def server_args(model: Mapping[str, Any], target: Target, port: int, vllm_args: Mapping[str, Any],
-                model_dir: Optional[str] = None) -> list[str]:
-    """Everything after the entrypoint: address, weights, served name, then the vLLM args."""
+                model_dir: Optional[str] = None, adapters: Optional[Mapping[str, Any]] = None) -> list[str]:
+    """Everything after the entrypoint: address, weights, served name, the vLLM args, then the
+    LoRA adapters (`adapters`: the local target's resolved directories, see adapter_dirs)."""
     host = target.host if target.kind == "local" else "0.0.0.0"  # noqa: S104 (the pod's own address)
     ref, pins = weights(model, target, model_dir)
+    lora, modules = lora_args(model, target, vllm_args, adapters)
     return (["--host", host, "--port", str(port), "--model", ref, "--served-model-name", model["name"]]
-            + pins + vllm_cli_args(dict(vllm_args)))
+            + pins + vllm_cli_args({**dict(vllm_args), **lora}) + modules)
 
 
 def server_env(model: Mapping[str, Any], target: Target,
@@ -174,8 +263,10 @@ def server_env(model: Mapping[str, Any], target: Target,
 
 def local_server(model: Mapping[str, Any], target: Mapping[str, Any] | Target, model_dir: str,
                  python: str = "python3", replica: int = 0, port: Optional[int] = None,
-                 vllm_args: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
-    """One local process (or docker container) of replica `replica`: argv, env, port, GPUs."""
+                 vllm_args: Optional[Mapping[str, Any]] = None,
+                 adapters: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """One local process (or docker container) of replica `replica`: argv, env, port, GPUs.
+    `adapters` maps each of the entry's adapter names to its resolved directory (or {path, rank})."""
     target = target_from(target)
     if target.kind != "local":
         raise ServerError("vllm_server_target.kind", "a local server needs kind local (platform_target local)")
@@ -183,7 +274,7 @@ def local_server(model: Mapping[str, Any], target: Mapping[str, Any] | Target, m
     port = int(port if port is not None else model["ports"][replica])
     return {
         "name": model["name"],
-        "argv": [python] + ENTRYPOINT + server_args(model, target, port, args, model_dir),
+        "argv": [python] + ENTRYPOINT + server_args(model, target, port, args, model_dir, adapters),
         "env": server_env(model, target),
         "port": port,
         "gpus": gpu_count(model, target.device, args),

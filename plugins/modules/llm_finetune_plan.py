@@ -47,6 +47,10 @@ serve_model:
   description: What to serve as an llm_models entry (merged model, or base + adapter).
   type: dict
   returned: always
+eval_model:
+  description: The evaluation server's llm_models entry (base model under <served>-base plus the adapter).
+  type: dict
+  returned: always
 """
 
 import os
@@ -87,6 +91,7 @@ def main() -> None:
         dataset_info=ft.dataset_info(spec["dataset"]),
         configmap=ft.configmap_data(spec, ft.storage_dirs(p["storage"], run_name), p["storage"]),
         serve_model=ft.serve_model(spec, dirs["merged"], p["base_path"], dirs["adapter"], p["serve_adapter"]),
+        eval_model=ft.serve_model(spec, dirs["merged"], p["base_path"], dirs["adapter"], adapter=True),
     )
 
 

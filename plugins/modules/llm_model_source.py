@@ -1,5 +1,6 @@
 #!/usr/bin/python
-"""Resolve a model source to a local Hugging Face model directory."""
+"""Resolve a model source to a local Hugging Face model directory (or a LoRA adapter source to
+a PEFT adapter directory)."""
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -10,6 +11,8 @@ description:
   - C(path:/dir) checks that a local directory holds a complete HF model.
   - C(hf:org/repo[@revision]) finds the model in the Hugging Face cache or downloads it with I(hf_token).
   - All three are validated by the same check (config, weights, tokenizer) before any server uses them.
+  - With I(kind=adapter) the source is a LoRA adapter, C(path:/dir) or C(hf:org/repo[@revision]) (downloaded
+    like a model); the directory must hold C(adapter_config.json) and adapter weights.
 options:
   source:
     description: Model source, C(generated:tiny-llama), C(path:/abs/dir) or C(hf:org/repo[@revision]).
@@ -33,6 +36,14 @@ options:
     description: Never try to download; fail if an C(hf:) model is not cached.
     type: bool
     default: false
+  kind:
+    description: C(model) (a base model) or C(adapter) (a PEFT LoRA adapter served on top of one).
+    type: str
+    choices: [model, adapter]
+    default: model
+  field:
+    description: The inventory field of the source (e.g. C(llm_models[chat].adapters[0].source)); errors start with it.
+    type: str
 author: llmops.platform developers (@llmops)
 """
 
@@ -41,6 +52,13 @@ EXAMPLES = r"""
   llmops.platform.llm_model_source:
     source: generated:tiny-llama
     cache_dir: /var/cache/llmops/models
+
+- name: Resolve a LoRA adapter
+  llmops.platform.llm_model_source:
+    source: path:/srv/adapters/chat-ft
+    cache_dir: /var/cache/llmops/models
+    kind: adapter
+    field: llm_models[chat].adapters[0].source
 """
 
 RETURN = r"""
@@ -57,12 +75,24 @@ scheme:
   description: The source scheme.
   returned: success
   type: str
+rank:
+  description: The adapter's largest LoRA rank (C(r) or C(rank_pattern) of adapter_config.json).
+  returned: kind is adapter
+  type: int
+base_model:
+  description: The adapter's C(base_model_name_or_path) (may be empty).
+  returned: kind is adapter
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.platform.plugins.module_utils.inventory import InventoryError
-from ansible_collections.llmops.platform.plugins.module_utils.model_source import ModelSourceError, resolve
+from ansible_collections.llmops.platform.plugins.module_utils.model_source import (
+    ModelSourceError,
+    resolve,
+    resolve_adapter,
+)
 
 
 def main() -> None:
@@ -74,6 +104,8 @@ def main() -> None:
             "hf_token": {"type": "str", "no_log": True},
             "hf_hub_cache": {"type": "path"},
             "offline": {"type": "bool", "default": False},
+            "kind": {"type": "str", "choices": ["model", "adapter"], "default": "model"},
+            "field": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -82,10 +114,15 @@ def main() -> None:
         if module.check_mode:
             from ansible_collections.llmops.platform.plugins.module_utils.inventory import parse_source
 
-            parse_source(params["source"])
-            module.exit_json(changed=False, path="", files=[], scheme=params["source"].split(":")[0])
-        result = resolve(params["source"], params["cache_dir"], params["hf_token"], params["seed"],
-                         params["hf_hub_cache"], params["offline"])
+            parse_source(params["source"], params["field"] or "source")
+            extra = {"rank": 0, "base_model": ""} if params["kind"] == "adapter" else {}
+            module.exit_json(changed=False, path="", files=[], scheme=params["source"].split(":")[0], **extra)
+        if params["kind"] == "adapter":
+            result = resolve_adapter(params["source"], params["hf_token"], params["hf_hub_cache"], params["offline"],
+                                     params["field"] or "")
+        else:
+            result = resolve(params["source"], params["cache_dir"], params["hf_token"], params["seed"],
+                             params["hf_hub_cache"], params["offline"])
     except (ModelSourceError, InventoryError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)

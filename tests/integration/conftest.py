@@ -35,6 +35,8 @@ class Platform:
             "monitoring_alertmanager_port": BASE_PORT - 97,
             # The sweep has its own integration test (test_tune.py); site.yml re-runs skip it.
             "llm_sweep_enabled": False,
+            # Fine-tuning inside site.yml has its own integration test (test_finetune.py).
+            "llm_finetune_enabled": False,
             "platform_reports_dir": self.reports,
             # A short load curve, as the demo draws (four steps), at test scale.
             "llm_benchmark_num_requests": 8,

@@ -19,8 +19,11 @@ import sys
 import uuid
 
 import pytest
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+with open(os.path.join(ROOT, "roles/platform_defaults/defaults/main/versions.yml"), encoding="utf-8") as _handle:
+    VERSIONS = yaml.safe_load(_handle)["platform_versions"]
 INVENTORY = os.path.join(ROOT, "tests", "render", "inventories", "check")
 
 
@@ -82,8 +85,11 @@ RUNS = {
     "upgrade": ("upgrade.yml", {}),
     "reset_unconfirmed": ("reset.yml", {}),
     "reset": ("reset.yml", {"reset_confirm": "yes"}),
-    "k3s_airgap": ("cluster.yml", {"cluster_distribution": "k3s"}),
-    "k3s_airgap_tampered": ("cluster.yml", {"cluster_distribution": "k3s"}),
+    # The stand-in files as a release without pins (k3s_sha256 {}): checked against their
+    # sha256sum file. With the default release's pins they are refused.
+    "k3s_airgap": ("cluster.yml", {"cluster_distribution": "k3s", "k3s_sha256": {}}),
+    "k3s_airgap_tampered": ("cluster.yml", {"cluster_distribution": "k3s", "k3s_sha256": {}}),
+    "k3s_airgap_pinned": ("cluster.yml", {"cluster_distribution": "k3s"}),
 }
 
 
@@ -142,3 +148,8 @@ def test_k3s_airgap_check_mode_and_checksum_guard(runs):
     rc, out, _ = runs["k3s_airgap_tampered"]
     # No pins for the stand-in release: checked against its sha256sum file, and refused.
     assert rc != 0 and "is missing or does not match the sha256 of" in out
+    # The default release's pins win over the shipped sha256sum file: the stand-ins are refused,
+    # naming the pinned value.
+    rc, out, _ = runs["k3s_airgap_pinned"]
+    pinned = VERSIONS["k3s_sha256"][VERSIONS["k3s"]]["amd64"]["binary"]
+    assert rc != 0 and f"does not match the sha256 of {VERSIONS['k3s']} ({pinned})" in out

@@ -1,99 +1,119 @@
-"""The fine-tuning pipeline for real on the local target (CPU): playbooks/finetune.yml
-trains a LoRA on the tiny model with the shipped 50-row alpaca dataset, merges, verifies,
-starts MLflow (SQLite), vLLM on the merged model and the WebUI; a chat completion must stop by
-itself. A second run changes nothing (no retraining). Ports 21100-21199; everything
-started here is stopped at the end.
+"""Fine-tuning as part of the platform, for real on the local target (CPU).
+
+site.yml with the fine-tuning layer on: LLaMA-Factory trains a LoRA adapter on the tiny model
+(40 of the shipped 50 alpaca rows), one vLLM server scores base and adapter on the 10 held-out
+rows (prompt log-probabilities) and benchmarks both, the gate promotes the adapter only when
+its held-out NLL is lower beyond noise, MLflow registers the promoted version, and the serving
+layer serves the adapter on the base model's replicas: through the router, the adapter's name
+answers differently from the base. A second site.yml run changes nothing but results. Then
+playbooks/finetune.yml in merged mode (no retraining) merges, verifies and serves the merged
+model, and starts the WebUI. Ports 18700-18799 and 21100-21199; everything is stopped at the end.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
-import subprocess
-import sys
 import urllib.request
 
 import pytest
-from conftest import ROOT, changed_tasks
+from conftest import Platform, changed_tasks
 
-BIN = os.path.dirname(sys.executable)
-MLFLOW_PORT, SERVE_PORT, WEBUI_PORT = 21100, 21110, 21120
+MLFLOW, EVAL, SERVE, WEBUI, ROUTER = 21100, 21111, 21110, 21120, 18700
+# Tasks that produce new results by nature (the benchmark layer); nothing else may change.
+RESULT_TASKS = {"Benchmark every served model (streaming chat, one step per load level)", "Update the report index"}
 
 
-def _get(url: str, body: dict | None = None, timeout: int = 120) -> dict:
+def _call(url: str, body: dict | None = None, timeout: int = 120) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _greedy(model: str, prompt: str) -> str:
+    answer = _call(f"http://127.0.0.1:{ROUTER}/v1/chat/completions", {
+        "model": model, "temperature": 0, "max_tokens": 24, "messages": [{"role": "user", "content": prompt}]})
+    assert answer["model"] == model
+    return answer["choices"][0]["message"]["content"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def plat(tmp_path_factory):
     base = tmp_path_factory.mktemp("finetune")
-    home = str(base / "home")
-    vars_file = base / "vars.json"
-    vars_file.write_text(json.dumps({"mlflow_port": MLFLOW_PORT, "llm_finetune_serve_port": SERVE_PORT,
-                                     "llama_factory_webui": True, "llama_factory_webui_port": WEBUI_PORT,
-                                     "vllm_ready_timeout_s": 600}))
-    env = dict(os.environ, LLMOPS_HOME=home, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_HOME=os.path.join(ROOT, ".ansible"), PATH=f"{BIN}:{os.environ.get('PATH', '')}",
-               ANSIBLE_NOCOLOR="1")
-
-    def play(json_output: bool = False):
-        run_env = dict(env, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json") if json_output else env
-        return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "inventories/local",
-                               "playbooks/finetune.yml", "-e", f"@{vars_file}"], cwd=ROOT, env=run_env,
-                              capture_output=True, text=True, timeout=2400, check=False)
-
-    yield home, play
-    # Stop every process this test started (mlflow, the merged model's vLLM), by name.
-    run_dir = os.path.join(home, "run")
-    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
-        if os.path.isdir(os.path.join(run_dir, name)):
-            subprocess.run([os.path.join(BIN, "ansible"), "localhost", "-i", "inventories/local", "-m",
-                            "llmops.platform.llm_process", "-a",
-                            f"name={name} state=stopped state_dir={run_dir} log_dir={home}/logs"],
-                           cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+    platform = Platform(str(base / "home"), str(base / "reports"), str(base / "vars.yml"))
+    platform.write_vars(
+        llm_finetune_enabled=True, vllm_base_port=18710, router_port=ROUTER, gateway_port=ROUTER + 1,
+        monitoring_prometheus_port=ROUTER + 2, monitoring_alertmanager_port=ROUTER + 3,
+        mlflow_port=MLFLOW, llm_finetune_eval_port=EVAL, llm_finetune_serve_port=SERVE,
+        llama_factory_webui_port=WEBUI,
+        llm_models=[{"name": "tiny-chat", "source": "generated:tiny-llama", "replicas": 1,
+                     "vllm_args": {"max_model_len": 1024}}],
+        llm_benchmark_concurrency=[2], llm_benchmark_num_requests=4)
+    yield platform
+    platform.play("playbooks/teardown.yml")
 
 
-def test_train_merge_verify_serve_then_idempotent(run):
-    home, play = run
-    first = play()
-    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+def test_site_trains_evaluates_promotes_and_serves_the_adapter(plat):
+    first = plat.play("site.yml", timeout=2400)
+    assert first.returncode == 0, first.stdout[-5000:]
 
-    endpoints = json.load(open(os.path.join(home, "run", "finetune-endpoints.json")))
-    run_dir = os.path.dirname(endpoints["merged"])
+    outcome = json.load(open(os.path.join(plat.home, "run", "finetune.json")))
+    evaluation = json.load(open(outcome["report"]))
+    gate = evaluation["gate"]
+    # The tiny random model learns its training distribution: lower held-out NLL, beyond noise.
+    assert outcome["promoted"] is True, evaluation["reason"]
+    assert gate["examples"] == 10 and gate["ci"][1] < -gate["min_gain"]
+    assert gate["tuned_perplexity"] < gate["base_perplexity"]
+    assert set(evaluation["bench"]) == {"base", "tuned"}
+    assert all(s["requests"]["succeeded"] == 16 for s in evaluation["bench"].values())
+
+    # The serving layer serves the promoted adapter on tiny-chat's replica; the router routes by its name.
+    listed = {m["id"] for m in _call(f"http://127.0.0.1:{ROUTER}/v1/models")["data"]}
+    assert {"tiny-chat", "tiny-chat-ft"} <= listed
+    prompt = "What is the capital of Spain?"
+    assert _greedy("tiny-chat-ft", prompt) != _greedy("tiny-chat", prompt)
+    # No second server: the adapter runs in the base model's vLLM process, listed by vLLM itself.
+    served = {m["id"] for m in _call(plat.endpoints()[0]["base_url"] + "/v1/models")["data"]}
+    assert served == {"tiny-chat", "tiny-chat-ft"}
+
+    # MLflow: the training run carries the evaluation; the promoted adapter is a registered version.
+    api = f"http://127.0.0.1:{MLFLOW}/api/2.0/mlflow"
+    versions = _call(f"{api}/model-versions/search?filter=name%3D%27tiny-chat-ft%27")["model_versions"]
+    assert len(versions) == 1
+    tags = {t["key"]: t["value"] for t in versions[0]["tags"]}
+    assert tags["llmops.inputs_hash"] == evaluation["hash"] and "llmops.eval_delta_nll" in tags
+    run = _call(f"{api}/runs/get?run_id={versions[0]['run_id']}")["run"]
+    metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    assert metrics["eval_delta_nll"] == pytest.approx(gate["delta_nll"])
+    loss = _call(f"{api}/metrics/get-history?run_id={versions[0]['run_id']}&metric_key=loss")["metrics"]
+    assert len(loss) >= 10 and loss[-1]["value"] < loss[0]["value"]
+
+    index = open(os.path.join(plat.reports, "index.html")).read()
+    assert "Fine-tuning: base vs fine-tuned" in index and "<b>promoted</b>" in index
+
+    # Same inputs: no retraining, no re-evaluation, no restart; only the benchmark writes results.
+    run_dir = os.path.dirname(evaluation["adapter"])
+    trained_at = os.path.getmtime(os.path.join(run_dir, ".trained"))
+    second = plat.play("site.yml", json_output=True, timeout=1500)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert set(changed_tasks(second.json)) <= RESULT_TASKS, changed_tasks(second.json)
+    assert os.path.getmtime(os.path.join(run_dir, ".trained")) == trained_at
+
+
+def test_merged_mode_merges_verifies_and_serves_without_retraining(plat):
+    run_dir = os.path.dirname(json.load(open(glob.glob(os.path.join(plat.reports, "finetune", "*", "eval.json"))[0]))
+                              ["adapter"])
+    trained_at = os.path.getmtime(os.path.join(run_dir, ".trained"))
+    merged = plat.play("playbooks/finetune.yml", "-e", "llama_factory_serve_mode=merged",
+                       "-e", "llama_factory_webui=true", timeout=1800)
+    assert merged.returncode == 0, merged.stdout[-4000:]
+    assert os.path.getmtime(os.path.join(run_dir, ".trained")) == trained_at
     verify = json.load(open(os.path.join(run_dir, "verify.json")))
     assert verify["passed"] and verify["probe"]["stopped"], verify
-
-    model = endpoints["models"][0]
-    assert model["port"] == SERVE_PORT
-    answer = _get(f"http://127.0.0.1:{SERVE_PORT}/v1/chat/completions", {
-        "model": model["model"], "max_tokens": 64, "temperature": 0,
+    answer = _call(f"http://127.0.0.1:{SERVE}/v1/chat/completions", {
+        "model": "tiny-chat-ft", "max_tokens": 64, "temperature": 0,
         "messages": [{"role": "user", "content": "What is the capital of Italy?"}]})
-    choice = answer["choices"][0]
-    assert choice["finish_reason"] == "stop", choice
-    assert answer["usage"]["completion_tokens"] < 64
-
-    # MLflow has the run, its loss curve, and the verify result recorded on it.
-    uri = f"http://127.0.0.1:{MLFLOW_PORT}/api/2.0/mlflow"
-    exp = _get(f"{uri}/experiments/get-by-name?experiment_name=llmops-finetune")["experiment"]
-    runs = _get(f"{uri}/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
-    assert len(runs) == 1
-    tags = {t["key"]: t["value"] for t in runs[0]["data"]["tags"]}
-    assert tags["llmops.verify_passed"] == "true" and tags["llmops.merged_model_path"] == endpoints["merged"]
-    history = _get(f"{uri}/metrics/get-history?run_id={runs[0]['info']['run_id']}&metric_key=loss")["metrics"]
-    assert len(history) >= 10
-    assert history[-1]["value"] < history[0]["value"]
-
-    # The WebUI flag started LLaMA-Factory's Gradio UI.
-    with urllib.request.urlopen(f"http://127.0.0.1:{WEBUI_PORT}/", timeout=30) as resp:
-        assert resp.status == 200
-
-    # Same inputs: nothing changes, nothing retrains, the server keeps running.
-    trained_at = os.path.getmtime(os.path.join(run_dir, ".trained"))
-    second = play(json_output=True)
-    assert second.returncode == 0, second.stdout[-4000:]
-    assert changed_tasks(json.loads(second.stdout)) == []
-    assert os.path.getmtime(os.path.join(run_dir, ".trained")) == trained_at
-    runs = [d for d in os.listdir(os.path.dirname(run_dir)) if d.startswith("tiny-chat-sft-")]
-    assert runs == [os.path.basename(run_dir)]
+    assert answer["choices"][0]["finish_reason"] == "stop" and answer["usage"]["completion_tokens"] < 64
+    with urllib.request.urlopen(f"http://127.0.0.1:{WEBUI}/", timeout=30) as response:
+        assert response.status == 200

@@ -64,7 +64,24 @@ PREFIX_ROUTER = {"policy": "prefix_aware", "poll_interval_s": 1, "prefix_ttl_s":
 GIE_ROUTER = {"implementation": "gateway_api_inference", "gateway_name": "inference-gateway",
               "gateway_namespace": "gateways", "gateway_data_plane_namespace": "envoy-gateway-system"}
 
+# LoRA adapters served unmerged (llm_models[].adapters): an hf: model with an hf: and a path:
+# adapter, a path: model with an hf: adapter; step 1 routes them with the inference gateway.
+ADAPTER_SHA = "3f4c0b1e2d5a69788796a5b4c3d2e1f00f1e2d3c"
+ADAPTER_MODELS = [
+    {"name": "llama-8b", "source": SEED_002[0]["source"], "replicas": 2, "gpus": 1,
+     "vllm_args": {"gpu_memory_utilization": 0.9},
+     "adapters": [{"name": "llama-8b-sql", "source": f"hf:example-org/llama-8b-sql-lora@{ADAPTER_SHA}"},
+                  {"name": "llama-8b-ft", "source": "path:/storage/adapters/llama-8b-ft"}]},
+    {"name": "own-7b", "source": "path:/storage/models/own-7b", "replicas": 1, "gpus": 1,
+     "adapters": [{"name": "own-7b-chat", "source": "hf:example-org/own-chat-lora"}]},
+]
+ADAPTER_VARS = {"llm_models": ADAPTER_MODELS, "vllm_k8s_path_volume_claim": "team-models"}
+
 RENDERS: dict[str, tuple[str, list[tuple[dict, list[str]]]]] = {
+    "adapters": ("k8s_002", [({**ADAPTER_VARS, "llm_router": {"policy": "queue_aware", "poll_interval_s": 1,
+                                                              "per_model_policy": {"llama-8b-sql": "prefix_aware"}}},
+                              ["playbooks/serving.yml"]),
+                             ({**ADAPTER_VARS, "llm_router": GIE_ROUTER}, ["playbooks/serving.yml"])]),
     # Gateway API Inference Extension instead of the router; step 1 renders it again unchanged.
     "gie": ("k8s_002", [({"llm_router": GIE_ROUTER}, ["playbooks/serving.yml"]),
                         ({"llm_router": GIE_ROUTER}, ["playbooks/serving.yml"])]),
@@ -75,7 +92,8 @@ RENDERS: dict[str, tuple[str, list[tuple[dict, list[str]]]]] = {
     "kvcached": ("k8s_002", [({"vllm_kvcached": KVCACHED_PIP}, ["playbooks/serving.yml"]),
                              ({"vllm_kvcached": KVCACHED_IMAGE}, ["playbooks/serving.yml"])]),
     "seed000": ("k8s_000", [({"monitoring_stack_values": {"prometheus": {"prometheusSpec": {"retention": "30d"}}},
-                              "monitoring_alertmanager_receivers": ALERT_RECEIVERS}, PLAYBOOKS),
+                              "monitoring_alertmanager_receivers": ALERT_RECEIVERS,
+                              "monitoring_watch_namespaces": ["monitoring", "team-observability"]}, PLAYBOOKS),
                             ({"llm_router": {"policy": "kube_proxy"}, "vllm_k8s_autoscaling": HPA},
                              ["playbooks/serving.yml"]),
                             # A cluster without GPUs: vLLM's CPU image, no GPU resources or placement.

@@ -72,6 +72,38 @@ def test_chart_is_pinned_and_values_are_data():
     assert "llmops.platform/model" in values["kube-state-metrics"]["metricLabelsAllowlist"][0]
 
 
+MONITORING_KINDS = ("ServiceMonitor", "PodMonitor", "Probe", "ScrapeConfig", "PrometheusRule", "AlertmanagerConfig")
+
+
+def _namespace_selector(names):
+    return {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]}
+
+
+@pytest.mark.parametrize("name, namespaces", [("seed002", ["monitoring"]),
+                                              ("seed000", ["monitoring", "team-observability"])])
+def test_prometheus_alertmanager_and_grafana_read_only_the_platforms_namespaces(name, namespaces):
+    """The chart's defaults read every namespace: a ServiceMonitor, PrometheusRule or labelled
+    ConfigMap anywhere would become a scrape target, an alert or a Grafana dashboard/datasource."""
+    values = yaml.safe_load(open(os.path.join(_home(name), "helm", "values.yaml")))
+    selector = _namespace_selector(namespaces)
+    spec = values["prometheus"]["prometheusSpec"]
+    for kind in ("serviceMonitor", "podMonitor", "probe", "scrapeConfig", "rule"):
+        assert spec[f"{kind}NamespaceSelector"] == selector, kind
+    assert values["alertmanager"]["alertmanagerSpec"]["alertmanagerConfigNamespaceSelector"] == selector
+    sidecar = values["grafana"]["sidecar"]
+    assert sidecar["dashboards"]["searchNamespace"] == sidecar["datasources"]["searchNamespace"] == namespaces
+    assert "ALL" not in json.dumps(values)
+    # A Role in Grafana's namespace when that is all it reads; another namespace needs the ClusterRole.
+    assert values["grafana"]["rbac"]["namespaced"] is (namespaces == ["monitoring"])
+    # Everything the platform renders for them lives where they look.
+    docs = [doc for _, doc in load_documents([os.path.join(_home(name), "manifests")])]
+    loaded = [d for d in docs if d["kind"] in MONITORING_KINDS
+              or d["kind"] == "ConfigMap" and d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    assert {d["kind"] for d in loaded} >= {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap"}
+    assert all(d["metadata"]["namespace"] in namespaces for d in loaded), [
+        (d["kind"], d["metadata"]["name"], d["metadata"]["namespace"]) for d in loaded]
+
+
 def test_inventory_values_merge_over_the_base_values():
     values = yaml.safe_load(open(os.path.join(_home("seed000"), "helm", "values.yaml")))
     spec = values["prometheus"]["prometheusSpec"]

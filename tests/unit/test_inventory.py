@@ -140,3 +140,69 @@ def test_max_model_len_above_the_models_positions_fails_naming_the_field(tmp_pat
     with pytest.raises(InventoryError):
         context_length_check(gen, {"g": str(vlm)})  # a resolved directory counts as on disk
     assert context_length_check(gen) == gen  # no config on disk: nothing to check against
+
+
+def _with_adapters(*adapters, **extra):
+    return [{"name": "tiny-chat", "source": "generated:tiny-llama", "adapters": list(adapters)},
+            {"name": "other", "source": "generated:tiny-llama", **extra}]
+
+
+def test_adapters_are_normalised_with_their_sources():
+    models = normalize_models(_with_adapters({"name": "tiny-chat-ft", "source": "path:/srv/adapters/ft"},
+                                             {"name": "tiny-chat-sql", "source": "hf:org/sql-lora@abc"}))
+    assert models[0]["adapters"] == [
+        {"name": "tiny-chat-ft", "source": "path:/srv/adapters/ft", "source_scheme": "path",
+         "source_ref": "/srv/adapters/ft", "revision": ""},
+        {"name": "tiny-chat-sql", "source": "hf:org/sql-lora@abc", "source_scheme": "hf",
+         "source_ref": "org/sql-lora", "revision": "abc"}]
+    assert models[1]["adapters"] == []  # every normalised entry has the key
+
+
+@pytest.mark.parametrize("adapters, field, words", [
+    ("ft", "llm_models[tiny-chat].adapters", "must be a list"),
+    (["ft"], "llm_models[tiny-chat].adapters[0]", "mapping {name, source}"),
+    ([{"source": "path:/a"}], "llm_models[tiny-chat].adapters[0].name", "is missing"),
+    ([{"name": "Tiny_FT", "source": "path:/a"}], "llm_models[tiny-chat].adapters[0].name", "lowercase"),
+    ([{"name": "ft"}], "llm_models[tiny-chat].adapters[0].source", "path:/abs/dir"),
+    ([{"name": "ft", "source": "path:/a", "rank": 8}], "llm_models[tiny-chat].adapters[0].rank", "unknown key"),
+    ([{"name": "ft", "source": "generated:tiny-llama"}], "llm_models[tiny-chat].adapters[0].source",
+     "is a base model, not a LoRA adapter; use path:/abs/dir"),
+    ([{"name": "ft", "source": "s3://bucket/a"}], "llm_models[tiny-chat].adapters[0].source", "adapter source"),
+    ([{"name": "ft", "source": "path:relative"}], "llm_models[tiny-chat].adapters[0].source", "absolute"),
+    ([{"name": "ft", "source": "hf:not a repo"}], "llm_models[tiny-chat].adapters[0].source", "repo id"),
+    ([{"name": "ft", "source": "path:/a"}, {"name": "ft", "source": "path:/b"}],
+     "llm_models[tiny-chat].adapters[1].name", "llm_models[tiny-chat].adapters[0].name"),
+])
+def test_bad_adapters_name_the_field_and_the_fix(adapters, field, words):
+    with pytest.raises(InventoryError) as err:
+        normalize_models([{"name": "tiny-chat", "source": "generated:tiny-llama", "adapters": adapters}])
+    assert err.value.field == field
+    assert words in str(err.value)
+
+
+def test_an_adapter_named_like_a_model_names_both():
+    # A model listed after the adapter counts too: clients pick either by `model`.
+    with pytest.raises(InventoryError) as err:
+        normalize_models(_with_adapters({"name": "other", "source": "path:/a"}))
+    assert err.value.field == "llm_models[tiny-chat].adapters[0].name"
+    assert "llm_models[1].name" in str(err.value) and "rename one" in str(err.value)
+    with pytest.raises(InventoryError) as err:
+        normalize_models(_with_adapters({"name": "tiny-chat", "source": "path:/a"}))
+    assert "llm_models[0].name" in str(err.value)
+
+
+def test_adapter_names_are_unique_across_models():
+    with pytest.raises(InventoryError) as err:
+        normalize_models(_with_adapters({"name": "ft", "source": "path:/a"},
+                                        adapters=[{"name": "ft", "source": "path:/b"}]))
+    assert err.value.field == "llm_models[other].adapters[0].name"
+    assert "llm_models[tiny-chat].adapters[0].name" in str(err.value)
+
+
+def test_lora_modules_in_vllm_args_points_at_adapters():
+    with pytest.raises(InventoryError) as err:
+        normalize_models([{"name": "a", "source": "generated:tiny-llama", "vllm_args": {"lora_modules": "x=/y"}}])
+    assert err.value.field == "llm_models[0].vllm_args.lora_modules" and "adapters:" in str(err.value)
+    ok = normalize_models([{"name": "a", "source": "generated:tiny-llama",
+                            "vllm_args": {"max_loras": 4, "max_lora_rank": 64}}])
+    assert ok[0]["vllm_args"]["max_lora_rank"] == 64

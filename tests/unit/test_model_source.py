@@ -81,3 +81,53 @@ def test_hf_source_missing_offline_fails_clearly(tmp_path):
         resolve("hf:org/absent", str(tmp_path), hf_hub_cache=str(tmp_path / "hub"), offline=True)
     assert "hf:org/absent@main is not in the HF cache" in str(err.value)
     assert "path:" in str(err.value)
+
+
+def _adapter(path, **config):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8, **config}))
+    (path / "adapter_model.safetensors").write_bytes(b"x")
+    return path
+
+
+def test_adapter_path_source_returns_its_rank(tmp_path):
+    from ansible_collections.llmops.platform.plugins.module_utils.model_source import resolve_adapter
+
+    ft = _adapter(tmp_path / "ft", rank_pattern={"q_proj": 32}, base_model_name_or_path="org/base")
+    result = resolve_adapter(f"path:{ft}")
+    assert result == {"path": str(ft), "changed": False, "scheme": "path", "rank": 32, "base_model": "org/base",
+                      "files": ["adapter_config.json", "adapter_model.safetensors"]}
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: None, "is not a directory"),
+    (lambda p: p.mkdir(), "has no adapter_config.json; point it at the directory"),
+    (lambda p: (p.mkdir(), (p / "config.json").write_text("{}")), "a full model, serve it as an llm_models entry"),
+    (lambda p: (p.mkdir(), (p / "adapter_config.json").write_text("[]")), "not a LoRA adapter config"),
+    (lambda p: (p.mkdir(), (p / "adapter_config.json").write_text('{"peft_type": "LORA"}')), "no LoRA rank"),
+    (lambda p: (p.mkdir(), (p / "adapter_config.json").write_text('{"peft_type": "IA3", "r": 8}')), "LoRA adapters only"),
+    (lambda p: (p.mkdir(), (p / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 8}')),
+     "missing adapter_model.safetensors"),
+])
+def test_bad_adapter_directories_fail_naming_the_field(tmp_path, make, words):
+    from ansible_collections.llmops.platform.plugins.module_utils.model_source import resolve_adapter
+
+    make(tmp_path / "ad")
+    with pytest.raises(ModelSourceError) as err:
+        resolve_adapter(f"path:{tmp_path / 'ad'}", field="llm_models[chat].adapters[0].source")
+    assert str(err.value).startswith("llm_models[chat].adapters[0].source: ")
+    assert words in str(err.value)
+
+
+def test_adapter_hf_source_from_the_cache_and_generated_refused(tmp_path):
+    from ansible_collections.llmops.platform.plugins.module_utils.model_source import resolve_adapter
+
+    snap = _adapter(tmp_path / "hub" / "models--org--sql-lora" / "snapshots" / ("b" * 40), r=16)
+    (tmp_path / "hub" / "models--org--sql-lora" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--sql-lora" / "refs" / "main").write_text("b" * 40)
+    result = resolve_adapter("hf:org/sql-lora", hf_hub_cache=str(tmp_path / "hub"), offline=True)
+    assert result["path"] == str(snap) and result["rank"] == 16 and result["scheme"] == "hf"
+    with pytest.raises(ModelSourceError, match="hf:org/absent@main is not in the HF cache"):
+        resolve_adapter("hf:org/absent", hf_hub_cache=str(tmp_path / "hub"), offline=True)
+    with pytest.raises(ModelSourceError, match="f: generated:tiny-llama is a base model, not an adapter"):
+        resolve_adapter("generated:tiny-llama", field="f")

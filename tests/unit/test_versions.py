@@ -1,6 +1,8 @@
 """The versions file and the lock files must agree: one place pins, the other installs."""
 import os
 import re
+import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -27,12 +29,54 @@ def test_versions_file_matches_locks():
     assert serving["transformers"] == versions["transformers"]
 
 
-def test_every_lock_line_is_pinned():
-    for name in ("control", "serving"):
-        for line in open(os.path.join(ROOT, "requirements", f"{name}.lock")):
-            line = line.strip()
-            if line and not line.startswith("#"):
-                assert "==" in line, f"{name}.lock: unpinned line {line!r}"
+LOCKS = ("control", "serving", "finetune", "mlflow", "scan")
+HASHED_PIN = re.compile(r"^[A-Za-z0-9_.-]+(\[[^\]]*\])?==[^\s;]+( --hash=sha256:[0-9a-f]{64})+$")
+
+
+@pytest.mark.parametrize("name", LOCKS)
+def test_every_lock_line_is_pinned_with_the_sha256_of_its_files(name):
+    """scripts/venv.sh installs every lock with --require-hashes: a pin without a hash would stop
+    the build, and a pin with a range would not be reproducible."""
+    lines = [line.strip() for line in open(os.path.join(ROOT, "requirements", f"{name}.lock"))]
+    pins = [line for line in lines if line and not line.startswith("#")]
+    assert len(pins) > 10, name
+    for line in pins:
+        assert HASHED_PIN.match(line), (f"{name}.lock: {line[:80]!r} is not `name==version --hash=sha256:...`; "
+                                        f"run scripts/lock.sh {name} (or scripts/lock_hashes.py)")
+    assert set(os.listdir(os.path.join(ROOT, "requirements"))) >= {f"{n}.lock" for n in LOCKS}
+    assert {f for f in os.listdir(os.path.join(ROOT, "requirements")) if f.endswith(".lock")} <= {
+        f"{n}.lock" for n in LOCKS}, "a new lock: add it to LOCKS"
+
+
+def test_venvs_install_locks_in_hash_checking_mode():
+    script = open(os.path.join(ROOT, "scripts", "venv.sh"), encoding="utf-8").read()
+    installs = [line for line in script.splitlines() if re.search(r'"\$\{pip\[@\]\}" install', line)]
+    assert len(installs) == 2  # serving's torch first, then the lock
+    assert all("--no-deps --require-hashes -r" in line for line in installs), installs
+
+
+def _venv_path(tmp_path, lock_text):
+    """The venv directory scripts/venv.sh names for a control lock with this text."""
+    (tmp_path / "requirements" / "control.lock").write_text(lock_text)
+    result = subprocess.run([str(tmp_path / "scripts" / "venv.sh"), "path", "control"], capture_output=True, text=True,
+                            env=dict(os.environ, LLMOPS_CACHE=str(tmp_path / "cache")), check=True, timeout=60)
+    return result.stdout.strip()
+
+
+def test_the_venv_cache_key_ignores_hashes_but_not_pins(tmp_path):
+    """Adding hashes to a lock (or a hash for another interpreter's wheel) keeps its cached venv:
+    the hashes restate which files the pins name. Any pin change builds a new one."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "requirements").mkdir()
+    shutil.copy(os.path.join(ROOT, "scripts", "venv.sh"), tmp_path / "scripts" / "venv.sh")
+    a, b, c = ("sha256:" + ch * 64 for ch in "abc")
+    plain = _venv_path(tmp_path, "# header\nidna==3.20\nsix==1.17.0\n")
+    assert os.path.basename(plain).startswith("control-")
+    assert _venv_path(tmp_path, f"# header\nidna==3.20 --hash={a} --hash={b}\nsix==1.17.0 --hash={c}\n") == plain
+    # pip-compile --generate-hashes' layout: continuation lines.
+    assert _venv_path(tmp_path, f"# header\nidna==3.20 \\\n    --hash={a} \\\n    --hash={b}\n"
+                                f"six==1.17.0 \\\n    --hash={c}\n") == plain
+    assert _venv_path(tmp_path, f"# header\nidna==3.21 --hash={a}\nsix==1.17.0 --hash={c}\n") != plain
 
 
 @pytest.mark.parametrize("app", ["router", "gateway"])

@@ -1,6 +1,7 @@
 """The one vLLM server builder: argv, env, GPUs, and on Kubernetes probes, security,
 volumes and the pod; every error names the field and the fix."""
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -230,3 +231,116 @@ def test_the_filter_reports_errors_as_filter_errors():
     with pytest.raises(AnsibleFilterError) as err:
         vllm_server(entry(), GPU)
     assert "llm_models[chat].source" in str(err.value)
+
+
+def tiny_chat(*adapters, **kw):
+    """The example of the docs: tiny-chat with LoRA adapters (normalised, CPU defaults)."""
+    return normalize_models([{"name": "tiny-chat", "source": "generated:tiny-llama", "adapters": list(adapters), **kw}],
+                            default_args={"max_num_seqs": 64, "dtype": "bfloat16", "block_size": 32},
+                            device="cpu")[0]
+
+
+FT = {"name": "tiny-chat-ft", "source": "path:/srv/adapters/ft"}
+SQL = {"name": "tiny-chat-sql", "source": f"hf:org/sql-lora@{SHA}"}
+
+
+def test_local_adapters_enable_lora_with_one_slot_each_and_the_rank_rounded_up():
+    server = local_server(tiny_chat(FT, SQL), LOCAL, "/m/tiny", "/v/bin/python",
+                          adapters={"tiny-chat-ft": {"path": "/srv/adapters/ft", "rank": 4},
+                                    "tiny-chat-sql": {"path": "/hub/sql", "rank": 24}})
+    assert server["argv"][3:] == [
+        "--host", "127.0.0.1", "--port", "8100", "--model", "/m/tiny", "--served-model-name", "tiny-chat",
+        "--block-size", "32", "--dtype", "bfloat16", "--enable-lora", "--max-lora-rank", "32", "--max-loras", "2",
+        "--max-num-seqs", "64", "--lora-modules", "tiny-chat-ft=/srv/adapters/ft", "tiny-chat-sql=/hub/sql"]
+    # No adapters, no LoRA flags at all.
+    assert not any("lora" in a for a in local_server(tiny_chat(), LOCAL, "/m/tiny")["argv"])
+
+
+@pytest.mark.parametrize("rank, expected", [(1, 1), (2, 8), (8, 8), (9, 16), (16, 16), (48, 64), (300, 320), (512, 512)])
+def test_the_rank_is_rounded_up_to_one_vllm_accepts(rank, expected):
+    argv = local_server(tiny_chat(FT), LOCAL, "/m", adapters={"tiny-chat-ft": {"path": "/a", "rank": rank}})["argv"]
+    assert argv[argv.index("--max-lora-rank") + 1] == str(expected)
+
+
+def test_vllm_args_win_and_errors_name_the_field():
+    resolved = {"tiny-chat-ft": {"path": "/a", "rank": 8}}
+    argv = local_server(tiny_chat(FT, vllm_args={"max_loras": 3, "max_lora_rank": 64}), LOCAL, "/m",
+                        adapters=resolved)["argv"]
+    assert argv[argv.index("--max-loras") + 1] == "3" and argv[argv.index("--max-lora-rank") + 1] == "64"
+    assert argv.count("--max-loras") == 1 and argv.count("--enable-lora") == 1
+    with pytest.raises(ServerError) as err:
+        local_server(tiny_chat(FT, vllm_args={"max_lora_rank": 8}), LOCAL, "/m",
+                     adapters={"tiny-chat-ft": {"path": "/a", "rank": 16}})
+    assert err.value.field == "llm_models[tiny-chat].vllm_args.max_lora_rank" and "at least 16" in str(err.value)
+    with pytest.raises(ServerError) as err:
+        local_server(tiny_chat(SQL, FT), LOCAL, "/m", adapters={"tiny-chat-ft": {"path": "/a", "rank": 1024},
+                                                                "tiny-chat-sql": {"path": "/b", "rank": 8}})
+    assert err.value.field == "llm_models[tiny-chat].adapters[1].source" and "512" in str(err.value)
+    with pytest.raises(ServerError) as err:
+        local_server(tiny_chat(FT, SQL), LOCAL, "/m", adapters=resolved)
+    assert err.value.field == "llm_models[tiny-chat].adapters[1].source" and "not resolved" in str(err.value)
+
+
+def test_unknown_ranks_fall_back_to_vllms_default_and_odd_paths_go_as_json():
+    argv = local_server(tiny_chat(FT), LOCAL, "/m", adapters={"tiny-chat-ft": "/srv/a,b"})["argv"]
+    assert argv[argv.index("--max-lora-rank") + 1] == "16"
+    assert argv[-2:] == ["--lora-modules", '{"name": "tiny-chat-ft", "path": "/srv/a,b"}']
+
+
+def test_k8s_adapters_hf_from_the_cache_path_from_the_claim():
+    on_claim = {**GPU, "kubernetes": {**K8S, "path_volume_claim": "models", "path_volume_mount": "/srv"}}
+    model = hf(adapters=[FT, {**SQL, "name": "llama-sql"}])
+    server = k8s_server(model, on_claim)
+    args = server["argv"]
+    assert args[args.index("--lora-modules"):] == [
+        "--lora-modules", "tiny-chat-ft=/srv/adapters/ft", f"llama-sql=/models/adapters/org--sql-lora/{SHA}"]
+    assert args[args.index("--max-loras") + 1] == "2" and args[args.index("--max-lora-rank") + 1] == "16"
+    assert "--enable-lora" in args
+    # The download init container fetches the model and the hf: adapter; the server only reads.
+    download = server["init_containers"][0]
+    env = {e["name"]: e.get("value") for e in download["env"]}
+    assert env["LLM_MODEL_REPO"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert json.loads(env["LLM_ADAPTERS"]) == [{
+        "name": "llama-sql", "repo": "org/sql-lora", "revision": SHA, "dir": f"/models/adapters/org--sql-lora/{SHA}",
+        "marker": f"/models/.llmops/complete/adapters/org--sql-lora@{SHA}"}]
+    assert {"name": "model-cache", "mountPath": "/models", "readOnly": True} in server["volume_mounts"]
+    assert {"name": "models", "mountPath": "/srv", "readOnly": True} in server["volume_mounts"]
+    assert server["annotations"]["llmops.platform/adapters"] == (
+        f"tiny-chat-ft=path:/srv/adapters/ft,llama-sql=hf:org/sql-lora@{SHA}")
+
+
+def test_k8s_path_model_with_an_hf_adapter_gets_the_cache_and_the_download_only_for_it():
+    on_claim = {**GPU, "kubernetes": {**K8S, "path_volume_claim": "models"}}
+    model = normalize_models([{"name": "own", "source": "path:/storage/own", "adapters": [SQL]}], device="gpu")[0]
+    server = k8s_server(model, on_claim)
+    env = {e["name"] for e in server["init_containers"][0]["env"]}
+    assert "LLM_ADAPTERS" in env and "LLM_MODEL_REPO" not in env
+    assert {v["name"] for v in server["volumes"]} >= {"models", "model-cache", "download-script"}
+    assert {"name": "model-cache", "mountPath": "/models", "readOnly": True} in server["volume_mounts"]
+    assert "HF_HUB_CACHE" not in server["env"]  # the adapter is a plain directory; the model is on the claim
+
+
+def test_k8s_path_adapter_off_the_claim_names_the_field():
+    with pytest.raises(ServerError) as err:
+        k8s_server(hf(adapters=[FT]), GPU)
+    assert err.value.field == "llm_models[llama].adapters[0].source"
+    assert "vllm_k8s_path_volume_claim (unset)" in str(err.value)
+
+
+def test_the_pod_with_adapters_validates_in_a_deployment():
+    on_claim = {**GPU, "kubernetes": {**K8S, "path_volume_claim": "models", "path_volume_mount": "/srv"}}
+    server = k8s_server(hf(adapters=[FT, {**SQL, "name": "llama-sql"}]), on_claim)
+    labels = {"app": "x"}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "llama", "namespace": "ns"},
+                  "spec": {"selector": {"matchLabels": labels},
+                           "template": {"metadata": {"labels": labels, **server["pod"]["metadata"]},
+                                        "spec": server["pod"]["spec"]}}}
+    assert validate_object(deployment) == []
+
+
+def test_the_filter_passes_resolved_adapters():
+    from ansible_collections.llmops.platform.plugins.filter.vllm_server import vllm_server
+
+    argv = vllm_server(tiny_chat(FT), LOCAL, model_dir="/m", adapters={"tiny-chat-ft": "/a", "other": "/b"},
+                       adapter_ranks={"tiny-chat-ft": 64, "other": 8})["argv"]
+    assert argv[-2:] == ["--lora-modules", "tiny-chat-ft=/a"] and argv[argv.index("--max-lora-rank") + 1] == "64"

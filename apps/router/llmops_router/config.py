@@ -9,7 +9,7 @@ from typing import Any
 
 from llmops_common.config import ConfigError, base_url, number, read_config
 
-__all__ = ["ConfigError", "RouterConfig", "load_config", "parse_config"]
+__all__ = ["AdapterConfig", "ConfigError", "RouterConfig", "load_config", "parse_config"]
 POLICIES = ("round_robin", "least_inflight", "queue_aware", "session_affinity", "prefix_aware")
 
 
@@ -18,6 +18,14 @@ class ReplicaConfig:
     name: str
     url: str  # base URL, e.g. http://127.0.0.1:8100 (no trailing slash)
     max_num_seqs: int | None = None  # the replica's vLLM max_num_seqs, when the deployer knows it
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """A LoRA adapter the model's replicas serve (vLLM --lora-modules): requests naming it go
+    to the model's replicas, body unchanged."""
+    name: str
+    policy: str | None = None  # else the model's policy, else the router-wide one
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class ModelConfig:
     discovery: dict[str, Any] | None = None
     # Capacity of replicas found by discovery (one Deployment: all alike).
     max_num_seqs: int | None = None
+    adapters: tuple[AdapterConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,9 +88,13 @@ class RouterConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def policy_for(self, model: str) -> str:
+        """The policy of a model or adapter name: its own, an adapter's model's, the router's."""
         for entry in self.models:
-            if entry.name == model and entry.policy:
-                return entry.policy
+            if entry.name == model:
+                return entry.policy or self.policy
+            for adapter in entry.adapters:
+                if adapter.name == model:
+                    return adapter.policy or entry.policy or self.policy
         return self.policy
 
 
@@ -122,6 +135,23 @@ def _discovery(raw: Any, where: str) -> dict[str, Any] | None:
     return {"host": raw["host"], "port": port, "scheme": scheme}
 
 
+def _adapters(raw: Any, where: str, seen: set[str]) -> tuple[AdapterConfig, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: must be a list of {{name, policy?}} (the model's LoRA adapters)")
+    out = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise ConfigError(f"{where}[{i}].name: every adapter needs a name")
+        if entry["name"] in seen:
+            raise ConfigError(f"{where}[{i}].name: {entry['name']!r} is already a model or adapter name")
+        seen.add(entry["name"])
+        policy = entry.get("policy")
+        out.append(AdapterConfig(entry["name"], _policy(policy, f"{where}[{i}].policy") if policy else None))
+    return tuple(out)
+
+
 def parse_config(raw: dict[str, Any]) -> RouterConfig:
     if not isinstance(raw, dict):
         raise ConfigError("config: must be a mapping with a `models` list")
@@ -137,6 +167,9 @@ def parse_config(raw: dict[str, Any]) -> RouterConfig:
         if entry["name"] in seen:
             raise ConfigError(f"{where}.name: duplicate model {entry['name']!r}")
         seen.add(entry["name"])
+    adapter_names = set(seen)
+    for i, entry in enumerate(models_raw):
+        where = f"models[{i}]"
         replicas = []
         for j, rep in enumerate(entry.get("replicas") or []):
             url = base_url(rep.get("url") if isinstance(rep, dict) else None, f"{where}.replicas[{j}].url")
@@ -147,7 +180,8 @@ def parse_config(raw: dict[str, Any]) -> RouterConfig:
         models.append(ModelConfig(entry["name"], tuple(replicas),
                                   _policy(policy, f"{where}.policy") if policy else None,
                                   _discovery(entry.get("discovery"), f"{where}.discovery"),
-                                  _slots(entry.get("max_num_seqs"), f"{where}.max_num_seqs")))
+                                  _slots(entry.get("max_num_seqs"), f"{where}.max_num_seqs"),
+                                  _adapters(entry.get("adapters"), f"{where}.adapters", adapter_names)))
     poll = number(raw, "poll_interval_s", 1.0, 0.05)
     known = {f for f in RouterConfig.__dataclass_fields__} - {"models", "extra"}
     return RouterConfig(

@@ -38,6 +38,11 @@ class Router:
             m.name: [Replica(r.name, m.name, r.url, configured_capacity=r.max_num_seqs or m.max_num_seqs)
                      for r in m.replicas] for m in config.models}
         self.model_capacity = {m.name: m.max_num_seqs for m in config.models}
+        # Served name -> the model whose replicas serve it: the model itself, or for a LoRA
+        # adapter its base model (vLLM --lora-modules; the body goes unchanged).
+        # In config order, each model followed by its adapters (how /v1/models lists them).
+        self.routes = {name: m.name for m in config.models for name in [m.name, *(a.name for a in m.adapters)]}
+        self.adapters = {m.name: [a.name for a in m.adapters] for m in config.models}
         self.static = {name: list(pool) for name, pool in self.pools.items()}
         self.discovery = {m.name: m.discovery for m in config.models if m.discovery}
         self.chooser = Chooser(config)
@@ -52,7 +57,8 @@ class Router:
         return [r for pool in self.pools.values() for r in pool]
 
     def _scrapes(self) -> bool:
-        return any(self.config.policy_for(m) in ("queue_aware", "session_affinity", "prefix_aware") for m in self.pools)
+        return any(self.config.policy_for(name) in ("queue_aware", "session_affinity", "prefix_aware")
+                   for name in self.routes)
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, _app: web.Application | None = None) -> None:
@@ -138,14 +144,20 @@ class Router:
 
     # -- handlers ----------------------------------------------------------------------
     async def handle_health(self, _request: web.Request) -> web.Response:
-        models = {name: {"replicas": len(pool), "healthy": sum(r.routable() for r in pool)}
+        models = {name: {"replicas": len(pool), "healthy": sum(r.routable() for r in pool),
+                         **({"adapters": self.adapters[name]} if self.adapters[name] else {})}
                   for name, pool in self.pools.items()}
         return web.json_response({"status": "ok", "policy": self.config.policy, "models": models})
 
     async def handle_models(self, _request: web.Request) -> web.Response:
-        data = [{"id": name, "object": "model", "created": int(self.started_at), "owned_by": "llmops",
-                 "llmops": {"replicas": len(pool), "healthy_replicas": sum(r.routable() for r in pool)}}
-                for name, pool in self.pools.items()]
+        data = []
+        for name, base in self.routes.items():
+            pool = self.pools[base]
+            entry = {"id": name, "object": "model", "created": int(self.started_at), "owned_by": "llmops",
+                     "llmops": {"replicas": len(pool), "healthy_replicas": sum(r.routable() for r in pool)}}
+            if name != base:
+                entry["parent"] = base  # a LoRA adapter, as vLLM lists it
+            data.append(entry)
         return web.json_response({"object": "list", "data": data})
 
     async def handle_proxy(self, request: web.Request) -> web.StreamResponse:
@@ -159,17 +171,20 @@ class Router:
             return error_response(400, "the request body must be JSON with a `model` field",
                                   "invalid_request_error", "invalid_request", "model")
         model = payload["model"]
-        pool = self.pools.get(model)
-        if pool is None:
+        base = self.routes.get(model)
+        if base is None:
             self.metrics.requests.labels(model, "404").inc()
             return error_response(404, f"The model `{model}` does not exist. Served models: "
-                                  f"{', '.join(sorted(self.pools))}",
+                                  f"{', '.join(sorted(self.routes))}",
                                   "invalid_request_error", "model_not_found", "model")
+        pool = self.pools[base]
         session = request.headers.get(self.config.session_header) or payload.get("user")
         policy = self.config.policy_for(model)
         prefix = (prefix_blocks(model, payload, self.config.prefix_block_chars, self.config.prefix_max_blocks)
                   if policy == "prefix_aware" else [])
-        candidates = self.chooser.order(model, pool, policy, str(session) if session else None, prefix)
+        # Rotation per pool (an adapter shares its model's replicas); prefixes per served name
+        # (vLLM caches an adapter's prefixes apart from the base model's).
+        candidates = self.chooser.order(base, pool, policy, str(session) if session else None, prefix)
         candidates = candidates[: 1 + self.config.max_retries]
         response: web.StreamResponse | None = None
         for attempt, replica in enumerate(candidates):

@@ -1,7 +1,8 @@
 """reports/index.html and reports/runs.csv: one builder for the llm_report module and the CLI.
 
 The index also lists parameter sweeps (reports/sweeps/<task>/sweep.json) from the tuner and
-routing comparisons (reports/compare/<run>/comparison.html).
+routing comparisons (reports/compare/<run>/comparison.html) and fine-tuning evaluations
+(reports/finetune/<run>/eval.json).
 """
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ DEFAULT_TITLE = "LLM benchmark reports"
 def index_pages(root: str, title: str = DEFAULT_TITLE) -> Tuple[Dict[str, str], int, List[str]]:
     """({path: text} for the index and the CSV, number of runs, unreadable results)."""
     from ..compare import render_index_section as compare_section  # late: optional sections
+    from ..finetune.report import render_index_section as finetune_section
     from ..tune.output import render_index_section as sweeps_section
 
     entries, problems = discover_runs(root)
     index = render_index_entries(entries, problems, title=title,
-                                 extra_html=sweeps_section(root) + compare_section(root))
+                                 extra_html=sweeps_section(root) + compare_section(root)
+                                 + finetune_section(root))
     csv = render(row for e in reversed(entries) for row in rows(e["dir"], e["results"]))
     pages = {os.path.join(root, INDEX_FILE): index, os.path.join(root, CSV_FILE): csv}
     return pages, len(entries), problems

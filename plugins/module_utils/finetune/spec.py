@@ -12,6 +12,8 @@ import json
 import os
 from typing import Any
 
+from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import lora_rank
+
 METHODS = ("lora", "qlora", "full")
 DATASET_NAME = "llmops_sft"
 DEFAULTS: dict[str, Any] = {
@@ -33,11 +35,21 @@ DEFAULTS: dict[str, Any] = {
     "max_model_len": 512,
     "tensor_parallel_size": 1,
     "mlflow_experiment": "llmops-finetune",
+    # Held out of training for the base-vs-tuned evaluation (rows picked by the seed).
+    "eval_fraction": 0.2,
+    # Promotion gate: held-out NLL must drop by at least this many nats per token, with
+    # eval_confidence (paired bootstrap over the held-out rows; plugins/module_utils/finetune/gate.py).
+    "min_nll_gain": 0.01,
+    "eval_confidence": 0.95,
+    "eval_max_tokens": 32,
+    # The llm_models entry whose replicas serve the promoted adapter; empty: the first entry
+    # with the same source as base_model.
+    "serve_on": "",
 }
 # Only these change the weights; the served name, port or experiment never retrain.
 HASHED = ("base_model", "method", "lora_rank", "lora_alpha", "lora_dropout", "lora_target", "max_steps",
           "num_train_epochs", "cutoff_len", "learning_rate", "batch_size", "gradient_accumulation_steps",
-          "template", "seed")
+          "template", "seed", "eval_fraction")
 
 
 class FinetuneSpecError(ValueError):
@@ -60,6 +72,14 @@ def normalize(spec: dict[str, Any]) -> dict[str, Any]:
             raise FinetuneSpecError(f"llm_finetune.{key} must be >= 1")
     if int(out["max_steps"]) < 0 or float(out["learning_rate"]) <= 0:
         raise FinetuneSpecError("llm_finetune.max_steps must be >= 0 and learning_rate > 0")
+    if not 0 <= float(out["eval_fraction"]) < 1:
+        raise FinetuneSpecError("llm_finetune.eval_fraction must be in [0, 1): the share of rows held out "
+                                f"for evaluation, e.g. 0.2; got {out['eval_fraction']!r}")
+    if not 0.5 <= float(out["eval_confidence"]) < 1:
+        raise FinetuneSpecError("llm_finetune.eval_confidence must be in [0.5, 1), e.g. 0.95; "
+                                f"got {out['eval_confidence']!r}")
+    if float(out["min_nll_gain"]) < 0:
+        raise FinetuneSpecError(f"llm_finetune.min_nll_gain must be >= 0 (nats per token); got {out['min_nll_gain']!r}")
     if isinstance(out["lora_target"], list):
         out["lora_target"] = ",".join(out["lora_target"])
     out["served_model_name"] = out["served_model_name"] or out["name"]
@@ -139,6 +159,19 @@ def export_config(spec: dict[str, Any], base_path: str, adapter_dir: str, merged
     return cfg
 
 
+def split_rows(rows: list[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
+    """(train, held-out): the held-out rows are the ceil(fraction * n) rows with the lowest
+    seeded hash, so the split is stable across runs and independent of row order. Both keep
+    the dataset's order."""
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "output" in r for r in rows):
+        raise FinetuneSpecError("llm_finetune.dataset must be an alpaca JSON list of {instruction, input, output}")
+    count = min(len(rows) - 1, int(-(-len(rows) * float(fraction) // 1))) if fraction > 0 else 0
+    ranked = sorted(range(len(rows)), key=lambda i: hashlib.sha256(
+        f"{seed}:{json.dumps(rows[i], sort_keys=True)}".encode()).hexdigest())
+    held = set(ranked[:max(count, 0)])
+    return ([r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held])
+
+
 def dataset_info(dataset_file: str) -> dict[str, Any]:
     """dataset_info.json for one alpaca-format file (instruction/input/output)."""
     return {DATASET_NAME: {"file_name": os.path.basename(dataset_file),
@@ -177,6 +210,7 @@ def serve_model(spec: dict[str, Any], merged_dir: str, base_path: str = "", adap
     args = {"max_model_len": spec["max_model_len"], "tensor_parallel_size": spec["tensor_parallel_size"]}
     if not adapter:
         return {"name": name, "source": f"path:{merged_dir}", "vllm_args": args}
+    # The rank is known here (the trainer's), so the server is sized for it on every target.
     return {"name": f"{name}-base", "source": f"path:{base_path}",
-            "vllm_args": {**args, "enable_lora": True, "lora_modules": f"{name}={adapter_dir}",
-                          "max_lora_rank": spec["lora_rank"]}}
+            "adapters": [{"name": name, "source": f"path:{adapter_dir}"}],
+            "vllm_args": {**args, "max_lora_rank": lora_rank(int(spec["lora_rank"]), "llm_finetune.lora_rank")}}

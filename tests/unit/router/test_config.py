@@ -48,3 +48,22 @@ def test_capacity_hints_are_read():
     model = cfg.models[0]
     assert model.max_num_seqs == 16 and [r.max_num_seqs for r in model.replicas] == [2, None]
     assert cfg.assumed_capacity == 256 and cfg.capacity_ttl_s == 60
+
+
+def test_adapters_inherit_or_override_the_policy_and_names_stay_unique():
+    raw = {"policy": "queue_aware", "models": [
+        {"name": "chat", "policy": "round_robin", "replicas": [],
+         "adapters": [{"name": "chat-ft"}, {"name": "chat-sql", "policy": "prefix_aware"}]},
+        {"name": "code", "replicas": [], "adapters": [{"name": "code-ft"}]}]}
+    config = parse_config(raw)
+    assert [a.name for a in config.models[0].adapters] == ["chat-ft", "chat-sql"]
+    assert config.policy_for("chat-ft") == "round_robin"  # the model's
+    assert config.policy_for("chat-sql") == "prefix_aware"  # its own
+    assert config.policy_for("code-ft") == "queue_aware"  # the router's
+    for adapters, field in [([{"name": "code"}], "models[0].adapters[0].name"),
+                            ([{"name": "x"}, {"name": "x"}], "models[0].adapters[1].name"),
+                            ([{"name": "x", "policy": "fastest"}], "models[0].adapters[0].policy"),
+                            ("x", "models[0].adapters")]:
+        bad = {"models": [{**raw["models"][0], "adapters": adapters}, raw["models"][1]]}
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.").replace("[", r"\[")):
+            parse_config(bad)

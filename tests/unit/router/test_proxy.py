@@ -341,3 +341,40 @@ def test_client_disconnect_frees_the_replica_and_aborts_upstream():
     assert during == (1, 1)
     assert router_after == 0
     assert backend_after == 0  # the replica stopped generating (vLLM aborts the request)
+
+
+def test_an_adapter_goes_to_its_models_replicas_with_the_name_unchanged_and_is_listed():
+    async def scenario():
+        async with backends("a0", "a1", "b0") as bk:
+            cfg = router_config({"tiny-chat": [bk["a0"], bk["a1"]], "other": [bk["b0"]]}, policy="round_robin")
+            cfg["models"][0]["adapters"] = [{"name": "tiny-chat-ft"}]
+            async with router(cfg) as (url, _), aiohttp.ClientSession() as s:
+                answers = [await post(s, url, "tiny-chat-ft") for _ in range(4)]
+                async with s.get(url + "/v1/models") as resp:
+                    models = await resp.json()
+                async with s.get(url + "/health") as resp:
+                    health = await resp.json()
+                missing = await post(s, url, "other-ft")
+                return answers, models, health, missing, bk
+    answers, models, health, missing, bk = run(scenario())
+    assert [a[0] for a in answers] == [200] * 4
+    assert Counter(a[1] for a in answers) == {"a0": 2, "a1": 2}  # the base model's replicas, in turn
+    assert [b["model"] for b in bk["a0"].bodies + bk["a1"].bodies] == ["tiny-chat-ft"] * 4  # unchanged
+    assert bk["b0"].hits == 0
+    assert [(m["id"], m.get("parent")) for m in models["data"]] == [
+        ("tiny-chat", None), ("tiny-chat-ft", "tiny-chat"), ("other", None)]
+    assert models["data"][1]["llmops"] == {"replicas": 2, "healthy_replicas": 2}
+    assert health["models"]["tiny-chat"] == {"replicas": 2, "healthy": 2, "adapters": ["tiny-chat-ft"]}
+    assert missing[0] == 404 and b"tiny-chat-ft" in missing[2]  # listed among the served names
+
+
+def test_an_adapter_shares_its_models_rotation():
+    async def scenario():
+        async with backends("a0", "a1") as bk:
+            cfg = router_config({"tiny-chat": [bk["a0"], bk["a1"]]}, policy="round_robin")
+            cfg["models"][0]["adapters"] = [{"name": "tiny-chat-ft"}]
+            async with router(cfg) as (url, _), aiohttp.ClientSession() as s:
+                return [(await post(s, url, name))[1] for name in ["tiny-chat", "tiny-chat-ft"] * 2]
+    # Alternating base and adapter requests still alternate replicas: one pool, one rotation.
+    served = run(scenario())
+    assert served[0] != served[1] and served[2] != served[3]

@@ -68,3 +68,37 @@ def test_prefix_aware_and_its_settings_pass_through():
     assert parsed.policy == "prefix_aware" and parsed.policy_for("code") == "prefix_aware"
     assert (parsed.prefix_block_chars, parsed.prefix_max_entries, parsed.prefix_ttl_s) == (64, 5000, 60)
     assert (parsed.prefix_weight, parsed.prefix_max_imbalance, parsed.prefix_max_blocks) == (2, 1, 64)
+
+
+ADAPTED = normalize_models([
+    {"name": "tiny-chat", "source": "generated:tiny-llama", "replicas": 2,
+     "adapters": [{"name": "tiny-chat-ft", "source": "path:/srv/ft"}, {"name": "tiny-chat-sql", "source": "hf:o/sql"}]},
+    {"name": "code", "source": "generated:tiny-llama", "port": 8200},
+])
+
+
+def test_adapters_route_to_their_models_replicas_with_their_own_or_the_models_policy():
+    cfg = build_router_config(ADAPTED, {"policy": "queue_aware", "per_model_policy": {
+        "tiny-chat": "round_robin", "tiny-chat-sql": "prefix_aware"}}, expand_replicas(ADAPTED), "127.0.0.1", 8000)
+    assert cfg["models"][0] == {"name": "tiny-chat", "policy": "round_robin", "replicas": [
+        {"name": "vllm-tiny-chat-0", "url": "http://127.0.0.1:8100"},
+        {"name": "vllm-tiny-chat-1", "url": "http://127.0.0.1:8101"}],
+        "adapters": [{"name": "tiny-chat-ft"}, {"name": "tiny-chat-sql", "policy": "prefix_aware"}]}
+    assert "adapters" not in cfg["models"][1]
+    parsed = parse_config(cfg)
+    assert parsed.policy_for("tiny-chat-ft") == "round_robin" and parsed.policy_for("tiny-chat-sql") == "prefix_aware"
+    with pytest.raises(RouterConfigError, match=r"llm_router\.per_model_policy\.nope: no such model or adapter"):
+        build_router_config(ADAPTED, {"per_model_policy": {"nope": "round_robin"}}, [], "127.0.0.1", 8000)
+    with pytest.raises(RouterConfigError, match=r"llm_router\.per_model_policy\.tiny-chat-ft: 'x' is not a policy"):
+        build_router_config(ADAPTED, {"per_model_policy": {"tiny-chat-ft": "x"}}, [], "127.0.0.1", 8000)
+
+
+def test_kubernetes_router_entries_carry_adapters_and_per_model_policy():
+    from ansible_collections.llmops.platform.plugins.filter.k8s_serving import router_k8s_models
+
+    entries = router_k8s_models(ADAPTED, "ns", 8000, "cluster.local", {"code": "least_inflight"})
+    assert entries[0]["adapters"] == [{"name": "tiny-chat-ft"}, {"name": "tiny-chat-sql"}]
+    assert entries[0]["discovery"]["host"] == "tiny-chat-replicas.ns.svc.cluster.local"
+    assert entries[1]["policy"] == "least_inflight" and "adapters" not in entries[1]
+    parsed = parse_config({"models": entries})
+    assert parsed.policy_for("tiny-chat-sql") == "queue_aware" and parsed.policy_for("code") == "least_inflight"

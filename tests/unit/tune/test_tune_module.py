@@ -26,5 +26,5 @@ def test_optuna_pin_matches_the_lock_and_the_installed_version():
     versions = yaml.safe_load(open(os.path.join(root, "roles/platform_defaults/defaults/main/versions.yml")))
     lock = open(os.path.join(root, "requirements", "control.lock")).read()
     pin = versions["platform_versions"]["optuna"]
-    assert re.search(rf"^optuna=={re.escape(pin)}$", lock, re.M)
+    assert re.search(rf"^optuna=={re.escape(pin)}( --hash=sha256:[0-9a-f]{{64}})+$", lock, re.M)
     assert optuna.__version__ == pin

@@ -53,6 +53,38 @@ def test_local_runtime_without_the_role_is_a_cpu_local_target(tmp_path):
     assert rt._spec_for("x", argv, 19001).env["VLLM_CPU_KVCACHE_SPACE"] == "1"
 
 
+def _adapter(path, rank):
+    import json
+
+    path.mkdir(parents=True)
+    (path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": rank}))
+    (path / "adapter_model.safetensors").write_bytes(b"x")
+    return str(path)
+
+
+def test_local_runtime_serves_the_entrys_adapters_as_the_role_does(tmp_path):
+    ft = _adapter(tmp_path / "ft", 24)
+    model = normalize_models([{"name": "chat", "source": "generated:tiny-llama",
+                               "adapters": [{"name": "chat-ft", "source": f"path:{ft}"}]}], device="cpu")[0]
+    rt = LocalRuntime("generated:tiny-llama", str(tmp_path / "run"), str(tmp_path / "logs"), str(tmp_path),
+                      python="/v/bin/python", model=model)
+    rt.prepare("t")
+    assert rt.adapters == {"chat-ft": {"path": ft, "rank": 24}}
+    argv = rt.argv(19001, ARGS)
+    assert argv == local_server(model, {"kind": "local"}, rt.model_dir, "/v/bin/python", port=19001, vllm_args=ARGS,
+                                adapters={"chat-ft": {"path": ft, "rank": 24}})["argv"]
+    assert argv[-2:] == ["--lora-modules", f"chat-ft={ft}"] and argv[argv.index("--max-lora-rank") + 1] == "32"
+
+
+def test_container_spec_mounts_each_adapter_read_only():
+    model = normalize_models([{"name": "chat", "source": "generated:tiny-llama",
+                               "adapters": [{"name": "chat-ft", "source": "path:/srv/ft"}]}], device="cpu")[0]
+    spec = container_spec(**{**SPEC, "model": model}, gpu_ids=[], adapters={"chat-ft": {"path": "/srv/ft", "rank": 8}})
+    assert spec["volumes"]["/srv/ft"] == {"bind": "/adapters/chat-ft", "mode": "ro"}
+    assert spec["command"][-2:] == ["--lora-modules", "chat-ft=/adapters/chat-ft"]
+    assert spec["command"][spec["command"].index("--max-lora-rank") + 1] == "8"
+
+
 def test_crash_classification():
     assert classify_exit("exit code 137", "") == "oom"
     assert classify_exit("exit code 1", "torch.OutOfMemoryError: CUDA out of memory") == "oom"

@@ -30,6 +30,8 @@ LABEL_TUNER = "llmops.platform/tuner"
 LABEL_TRIAL = "llmops.platform/trial"
 CONTAINER_PORT = 8000
 MODEL_MOUNT = "/model"
+# LoRA adapters: each resolved directory is mounted read-only at ADAPTER_MOUNT/<name>.
+ADAPTER_MOUNT = "/adapters"
 
 
 def container_target(target: Target, gpu_ids: list[str]) -> Target:
@@ -40,11 +42,15 @@ def container_target(target: Target, gpu_ids: list[str]) -> Target:
 def container_spec(image: str, task: str, trial_id: str, model: Mapping[str, Any], target: Target,
                    model_dir: str, host_port: int, vllm_args: dict[str, Any], gpu_ids: list[str],
                    python: str = "python3", shm_size: str = "2g",
-                   volumes: Optional[dict[str, str]] = None) -> dict[str, Any]:
+                   volumes: Optional[dict[str, str]] = None,
+                   adapters: Optional[Mapping[str, Mapping[str, Any]]] = None) -> dict[str, Any]:
     """Keyword arguments for docker.containers.run (device_requests as plain dicts;
-    `to_sdk` turns them into docker.types.DeviceRequest)."""
+    `to_sdk` turns them into docker.types.DeviceRequest). `adapters`: the entry's LoRA
+    adapters resolved on the host, {name: {path, rank}}."""
+    adapters = dict(adapters or {})
+    inside = {name: {"path": f"{ADAPTER_MOUNT}/{name}", "rank": found.get("rank")} for name, found in adapters.items()}
     server = local_server(model, container_target(target, gpu_ids), MODEL_MOUNT, python, port=CONTAINER_PORT,
-                          vllm_args=vllm_args)
+                          vllm_args=vllm_args, adapters=inside)
     entrypoint_len = 1 + len(ENTRYPOINT)
     spec: dict[str, Any] = {
         "image": image,
@@ -57,6 +63,8 @@ def container_spec(image: str, task: str, trial_id: str, model: Mapping[str, Any
         "ports": {f"{CONTAINER_PORT}/tcp": (target.host, host_port)},
         # Extra read-only mounts (host path -> container path), e.g. a prebuilt venv.
         "volumes": {model_dir: {"bind": MODEL_MOUNT, "mode": "ro"},
+                    **{str(found["path"]): {"bind": inside[name]["path"], "mode": "ro"}
+                       for name, found in adapters.items()},
                     **{src: {"bind": dst, "mode": "ro"} for src, dst in (volumes or {}).items()}},
         "environment": server["env"],
         "shm_size": shm_size,
@@ -99,6 +107,7 @@ class DockerRuntime(Runtime):
         self.volumes = volumes or {}
         self.task = ""
         self.model_dir = ""
+        self.adapters: dict[str, dict[str, Any]] = {}
         self._logs: dict[str, str] = {}
 
     def _docker(self) -> Any:
@@ -115,6 +124,7 @@ class DockerRuntime(Runtime):
     def prepare(self, task_name: str) -> list[str]:
         self.task = task_name
         self.model_dir = model_source.resolve(self.source, self.model_cache_dir)["path"]
+        self.adapters = model_source.resolve_adapters(self.model)
         client = self._docker()
         stopped = []
         for container in client.containers.list(all=True, filters={"label": f"{LABEL_TUNER}={task_name}"}):
@@ -133,7 +143,8 @@ class DockerRuntime(Runtime):
     def start(self, trial_id: str, vllm_args: dict[str, Any]) -> Deployment:
         port = allocate(self.port_range, host=self.host)
         spec = container_spec(self.image, self.task, trial_id, self.model, self.target, self.model_dir, port,
-                              vllm_args, self.gpus_for(vllm_args), self.python, volumes=self.volumes)
+                              vllm_args, self.gpus_for(vllm_args), self.python, volumes=self.volumes,
+                              adapters=self.adapters)
         try:
             container = self._docker().containers.run(**to_sdk(spec))
         except Exception as exc:  # noqa: BLE001 - image missing, bad device request, ...

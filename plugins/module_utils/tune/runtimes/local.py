@@ -59,11 +59,14 @@ class LocalRuntime(Runtime):
         self.stop_timeout_s = stop_timeout_s
         self.served_name = self.model["name"]
         self.model_dir = ""
+        # The entry's LoRA adapters, resolved like the role resolves them: {name: {path, rank}}.
+        self.adapters: dict[str, dict[str, Any]] = {}
         self.task = ""
 
     def prepare(self, task_name: str) -> list[str]:
         self.task = task_name
         self.model_dir = model_source.resolve(self.source, self.model_cache_dir)["path"]
+        self.adapters = model_source.resolve_adapters(self.model)
         if not self.python:
             self.python = serving_python()
         stopped = []
@@ -84,7 +87,7 @@ class LocalRuntime(Runtime):
 
     def argv(self, port: int, vllm_args: dict[str, Any]) -> list[str]:
         return local_server(self.model, self.target, self.model_dir, self.python or "python", port=port,
-                            vllm_args=vllm_args)["argv"]
+                            vllm_args=vllm_args, adapters=self.adapters)["argv"]
 
     def start(self, trial_id: str, vllm_args: dict[str, Any]) -> Deployment:
         port = allocate(self.port_range, host=self.host)
