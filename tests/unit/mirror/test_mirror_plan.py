@@ -62,14 +62,21 @@ def test_kubeadm_gpu_cluster_lists_every_layer_with_pins():
 
 
 def test_k3s_release_files_without_pins_are_checked_by_the_release_checksum_list():
+    # The upgrade target has no pin in versions.yml: the release's own checksum list verifies it.
+    version = VERSIONS["k3s_upgrade"]
+    assert not (VERSIONS.get("k3s_sha256") or {}).get(version)
     arts = by_name(plan.plan(VERSIONS, {"target": "kubernetes", "nodes": True, "distribution": "k3s",
-                                        "containerd_install_method": "release", "upgrade": False}))
-    version = VERSIONS["k3s"]
+                                        "containerd_install_method": "release", "upgrade": True}))
     binary = arts[f"file:k3s-binary-amd64@{version}"]
     assert binary.sha256 == "" and "sha256sum-amd64.txt" in binary.verify
     assert binary.source.endswith(f"/{version.replace('+', '%2B')}/k3s")
     assert binary.path.endswith(f"/{version}/k3s")  # stored decoded, as a static server maps it
     assert f"file:k3s-sha256sum-amd64@{version}" in arts
+    # The default release is pinned: its files are checked against versions.yml.
+    current = VERSIONS["k3s"]
+    pins = VERSIONS["k3s_sha256"][current]["amd64"]
+    assert arts[f"file:k3s-binary-amd64@{current}"].sha256 == pins["binary"]
+    assert arts[f"file:k3s-airgap-images-amd64@{current}"].sha256 == pins["airgap_images"]
     assert not [n for n in arts if n.startswith("deb:kube")]
     containerd = arts[f"file:containerd-amd64@{VERSIONS['containerd_release']}"]
     assert containerd.sha256 == VERSIONS["containerd_release_sha256"]["amd64"]
