@@ -76,7 +76,18 @@ export LLMOPS_MOLECULE_MIRROR="${cache}/mirrors/molecule-nodes-${mirror_key}"
 mkdir -p "${LLMOPS_MOLECULE_MIRROR}"
 say "offline mirror ${LLMOPS_MOLECULE_MIRROR}"
 
-PATH="${bin}:${PATH}" molecule test "$@"
+# The whole log is long and CI keeps its tail: on a failure, repeat the failed tasks and the
+# host's state (disk, memory, swap, cgroups) last, where they are read.
+log="${cache}/molecule-last.log"
+if ! PATH="${bin}:${PATH}" molecule test "$@" 2>&1 | tee "${log}"; then
+  say "FAILED; the failed tasks (full log: ${log}):"
+  grep -n -A30 -E '(fatal|failed): \[' "${log}" | tail -n 150 >&2 || true
+  say "host: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), cgroup $(stat -fc %T /sys/fs/cgroup)"
+  df -h / /var/lib/docker 2>/dev/null >&2 || true
+  free -m >&2 || true
+  cat /proc/swaps >&2 || true
+  exit 1
+fi
 say "molecule passed after $(( $(date +%s) - start ))s"
 # Tests that need this dockerd and image too (the cluster check-mode runs): run them while
 # both are up instead of starting a second daemon. Space-separated pytest paths.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.llmops.platform.plugins.module_utils import process_supervisor
+from ansible_collections.llmops.platform.plugins.module_utils.files import write_if_changed
 
 SUPERVISOR_NAME = "llmops-supervisor.py"
 
@@ -102,17 +103,7 @@ def log_tail(path: str, lines: int = 40) -> str:
 def install_supervisor(state_dir: str) -> str:
     """Copy the supervisor script to the host; rewrite only when its content changed."""
     path = os.path.join(state_dir, "bin", SUPERVISOR_NAME)
-    source = inspect.getsource(process_supervisor)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            if handle.read() == source:
-                return path
-    except OSError:
-        pass
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(source)
-    os.replace(path + ".tmp", path)
+    write_if_changed(path, inspect.getsource(process_supervisor))
     return path
 
 

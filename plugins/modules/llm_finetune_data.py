@@ -35,8 +35,8 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.llmops.platform.plugins.module_utils.files import write_if_changed
 from ansible_collections.llmops.platform.plugins.module_utils.finetune import spec as ft
-from ansible_collections.llmops.platform.plugins.module_utils.finetune.files import write_if_changed
 
 
 def main() -> None:

@@ -64,8 +64,8 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.llmops.platform.plugins.module_utils.files import write_json_if_changed as write_json
 from ansible_collections.llmops.platform.plugins.module_utils.finetune import evaluate, gate
-from ansible_collections.llmops.platform.plugins.module_utils.finetune.files import write_json
 
 
 def main() -> None:

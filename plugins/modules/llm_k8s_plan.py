@@ -94,20 +94,15 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.llmops.platform.plugins.module_utils.files import atomic_write, same_content
 from ansible_collections.llmops.platform.plugins.module_utils.k8s import render_plan
 
 
 def _write(module: AnsibleModule, path: str, content: str) -> bool:
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            if handle.read() == content:
-                return False
+    if same_content(path, content):
+        return False
     if not module.check_mode:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.replace(tmp, path)
+        atomic_write(path, content)
     return True
 
 

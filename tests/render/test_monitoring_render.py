@@ -93,6 +93,9 @@ def test_prometheus_alertmanager_and_grafana_read_only_the_platforms_namespaces(
     sidecar = values["grafana"]["sidecar"]
     assert sidecar["dashboards"]["searchNamespace"] == sidecar["datasources"]["searchNamespace"] == namespaces
     assert "ALL" not in json.dumps(values)
+    # The operator watches the release's namespace and the other platform namespaces only.
+    assert values["prometheusOperator"]["namespaces"] == {
+        "releaseNamespace": True, "additional": [n for n in namespaces if n != "monitoring"]}
     # A Role in Grafana's namespace when that is all it reads; another namespace needs the ClusterRole.
     assert values["grafana"]["rbac"]["namespaced"] is (namespaces == ["monitoring"])
     # Everything the platform renders for them lives where they look.

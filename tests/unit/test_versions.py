@@ -83,12 +83,30 @@ def test_the_venv_cache_key_ignores_hashes_but_not_pins(tmp_path):
 def test_app_dockerfiles_pin_what_the_apps_are_tested_with(app):
     text = open(os.path.join(ROOT, "apps", app, "Dockerfile")).read()
     assert "latest" not in text
-    serving = _lock("serving")
-    for package in ("aiohttp", "prometheus-client", "uvloop"):
-        assert f"{package.replace('-', '_')}=={serving[package]}" in text.replace("-", "_")
+    # pip installs only the hashed lock, nothing by name.
+    assert "pip install --no-cache-dir --no-deps --require-hashes -r /tmp/images.lock" in text
+    assert "COPY images.lock /tmp/images.lock" in text
+    assert len(re.findall(r"pip install", text)) == 1
     # Every package the app ships is copied (build context apps/).
     for root in ("common", app):
         assert f"COPY {root}/llmops_{root} /app/llmops_{root}" in text
+
+
+def test_the_images_lock_pins_the_serving_versions_with_hashes_for_both_architectures():
+    serving = _lock("serving")
+    pins = {}
+    for line in open(os.path.join(ROOT, "apps", "images.lock")).read().splitlines():
+        if line and not line.startswith("#"):
+            name, rest = line.split("==", 1)
+            version, *hashes = rest.split()
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = (version, hashes)
+    assert {"aiohttp", "prometheus-client", "uvloop"} <= set(pins)
+    for package, (version, hashes) in pins.items():
+        assert serving.get(package) == version, f"{package}: images.lock {version}, serving.lock {serving.get(package)}"
+        assert hashes and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", h) for h in hashes), package
+    # Compiled packages carry a wheel per architecture (x86_64 and aarch64).
+    for package in ("aiohttp", "multidict", "uvloop", "yarl"):
+        assert len(pins[package][1]) == 2, package
 
 
 def test_control_and_serving_pin_the_same_app_libraries():

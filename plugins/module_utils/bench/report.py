@@ -51,6 +51,7 @@ th,td{padding:7px 10px;border-bottom:1px solid var(--line);text-align:right;whit
 font-variant-numeric:tabular-nums}
 th{background:#f1f5f9;font-size:12px;color:#374151;text-transform:uppercase;letter-spacing:.03em}
 th:first-child,td:first-child,td.l,th.l{text-align:left}
+th.w,td.w{white-space:normal}.wide{overflow-x:auto}
 tr:last-child td{border-bottom:0}tbody tr:hover{background:#f9fafb}
 a{color:var(--acc);text-decoration:none}a:hover{text-decoration:underline}
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600}

@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional
+
+from ansible_collections.llmops.platform.plugins.module_utils.files import atomic_write
 
 from . import ENGINE_VERSION
 from .metrics import summarize
@@ -129,18 +130,7 @@ def build_results(run_result: RunResult,
 
 def _atomic_write(path: str, lines: Iterable[str]) -> None:
     # A half-written results.json would break every later index render: write, then rename.
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are meant to be read and served
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, "".join(lines))
 
 
 def write_text(path: str, text: str) -> None:

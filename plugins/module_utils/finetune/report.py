@@ -43,17 +43,18 @@ def _row(entry: dict[str, Any]) -> str:
     cells = [
         f"<a href='{escape(link)}/eval.json'>{escape(str(r.get('run', link)))}</a>",
         escape(str((r.get("models") or {}).get("tuned", ""))),
-        str(gate.get("examples", "-")),
         f"{_num(gate.get('base_perplexity'), 1)} &rarr; {_num(gate.get('tuned_perplexity'), 1)}",
         delta,
         f"{_num(exact.get('base'), 2)} &rarr; {_num(exact.get('tuned'), 2)}",
         f"{_num(_bench(r, 'base', 'ttft_ms', 'median'), 1)} / {_num(_bench(r, 'tuned', 'ttft_ms', 'median'), 1)}",
         f"{_num(_bench(r, 'base', 'throughput', 'output_tokens_per_s'), 1)} / "
         f"{_num(_bench(r, 'tuned', 'throughput', 'output_tokens_per_s'), 1)}",
-        bench_links or "-",
-        f"<b>{verdict}</b><br><small>{escape(str(r.get('reason', '')))}</small>",
     ]
-    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    cells.append(f"<b>{verdict}</b>")
+    # The gate's reason is a sentence: a row of its own under the numbers, wrapped.
+    reason = (f"<td class='l w' colspan='{len(cells)}'><small>{escape(str(r.get('reason', '')))}"
+              f"{' &middot; benchmarks: ' + bench_links if bench_links else ''}</small></td>")
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr><tr>" + reason + "</tr>"
 
 
 def render_index_section(report_root: str) -> str:
@@ -61,9 +62,8 @@ def render_index_section(report_root: str) -> str:
     found = entries(report_root)
     if not found:
         return ""
-    head = ["run", "served as", "held-out rows", "perplexity base &rarr; tuned", "NLL change (nats/token) [CI]",
-            "exact match base &rarr; tuned", "TTFT p50 ms base / tuned", "output tok/s base / tuned",
-            "benchmarks", "gate"]
-    return ("<h2>Fine-tuning: base vs fine-tuned on held-out rows</h2><table><thead><tr>"
-            + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
-            + "".join(_row(e) for e in found) + "</tbody></table>")
+    head = ["run", "served as", "perplexity base &rarr; tuned", "NLL change (nats/token) [CI]",
+            "exact match base &rarr; tuned", "TTFT p50 ms base / tuned", "output tok/s base / tuned", "gate"]
+    return ("<h2>Fine-tuning: base vs fine-tuned on held-out rows</h2><div class='wide'><table><thead><tr>"
+            + "".join(f"<th class='w'>{h}</th>" for h in head) + "</tr></thead><tbody>"
+            + "".join(_row(e) for e in found) + "</tbody></table></div>")

@@ -10,11 +10,11 @@ import glob
 import io
 import json
 import os
-import tempfile
 from html import escape
 from typing import Any, Optional
 
 from ansible_collections.llmops.platform.plugins.module_utils.charts import CHART_CSS
+from ansible_collections.llmops.platform.plugins.module_utils.files import atomic_write
 from ansible_collections.llmops.platform.plugins.module_utils.vllm_server import parallel_size
 
 from .charts import objective_chart, pareto_chart, pareto_front
@@ -36,12 +36,7 @@ code{background:#f1f5f9;padding:1px 5px}pre{background:#fff;border:1px solid #e5
 """ + CHART_CSS
 
 
-def _atomic(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+_atomic = atomic_write
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
@@ -242,12 +237,30 @@ def index_entries(report_root: str) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue
         best = data.get("best") or {}
+        verdict = data.get("verdict") or {}
         entries.append({"task": data.get("task_name"), "started": data.get("started", ""),
                         "link": os.path.relpath(os.path.join(os.path.dirname(path), REPORT_FILE), report_root),
                         "strategy": data.get("strategy"), "objective": data.get("objective"),
+                        "metric": data.get("metric") or verdict.get("metric") or "",
                         "trials": len(data.get("trials", [])), "best_params": best.get("params"),
-                        "best_value": best.get("value")})
+                        "best_value": best.get("value"), "verdict": verdict})
     return sorted(entries, key=lambda e: e["started"], reverse=True)
+
+
+def _index_verdict(verdict: dict[str, Any]) -> str:
+    """The sweep's noise-aware outcome in a few words (the report has the whole sentence)."""
+    if not verdict:
+        return "-"
+    if verdict.get("exceeds_noise"):
+        return f"<b>better beyond noise</b> ({float(verdict.get('diff_pct') or 0.0):+.1f}%)"
+    return "no change beyond noise"
+
+
+def _index_params(params: Any) -> str:
+    if not params:
+        return "the default"
+    return escape(", ".join(f"{k}={v}" for k, v in sorted(params.items())) if isinstance(params, dict)
+                  else json.dumps(params, sort_keys=True))
 
 
 def render_index_section(report_root: str) -> str:
@@ -258,9 +271,11 @@ def render_index_section(report_root: str) -> str:
     rows = "".join(
         f"<tr><td><a href=\"{escape(e['link'])}\">{escape(str(e['task']))}</a></td>"
         f"<td>{escape(str(e['strategy']))}</td>"
-        f"<td>{escape(str(e['objective']))}</td><td>{e['trials']}</td><td>{_fmt(e['best_value'], 2)}</td>"
-        f"<td>{escape(json.dumps(e['best_params'], sort_keys=True))}</td><td>{escape(e['started'])}</td></tr>"
+        f"<td>{escape(str(e['objective']))}</td><td>{e['trials']}</td><td>{_index_verdict(e['verdict'])}</td>"
+        f"<td>{_index_params(e['best_params'])}</td>"
+        f"<td>{_fmt(e['best_value'], 2)} <small>{escape(str(e['metric']))}</small></td>"
+        f"<td>{escape(e['started'][:16].replace('T', ' '))}</td></tr>"
         for e in entries)
     return ("<h2>Parameter sweeps</h2><table><thead><tr><th>sweep</th><th>strategy</th><th>objective</th>"
-            "<th>trials</th><th>best</th><th>best parameters</th><th>started</th></tr></thead><tbody>"
-            + rows + "</tbody></table>")
+            "<th>trials</th><th>verdict</th><th>best parameters</th><th>best value</th><th>started (UTC)</th>"
+            "</tr></thead><tbody>" + rows + "</tbody></table>")
