@@ -5,7 +5,8 @@
 #      only if this script started it,
 #   3. build the Debian 12 systemd image (cached: skipped when the tag exists),
 #   4. `molecule test` (destroy, create, prepare, converge, idempotence, side_effect,
-#      verify, destroy).
+#      verify, destroy); prepare builds the offline mirror into ${LLMOPS_CACHE}/mirrors/
+#      (keyed by what it holds, reused by later runs) for the air-gapped node.
 # Extra arguments go to molecule (e.g. `scripts/molecule-test.sh --destroy never`).
 # LLMOPS_DOCKER_PYTEST="tests/..." then runs those pytest paths against the same daemon/image.
 set -euo pipefail
@@ -55,6 +56,26 @@ say "image ${LLMOPS_MOLECULE_IMAGE} ready after $(( $(date +%s) - start ))s"
 
 bin="$(scripts/venv.sh path control)/bin"
 [[ -x "${bin}/molecule" ]] || scripts/venv.sh ensure control >/dev/null
+
+# The offline mirror the air-gapped node installs from (molecule/default/prepare.yml builds
+# it with playbooks/mirror.yml, the mirror container serves it): outside the clone, keyed by
+# what it holds (the artifact plan of prepare.yml's selection against versions.yml), so a
+# rerun downloads no package again and a changed pin or package list builds a new one.
+mirror_key="$(PYTHONPATH="${root}/.collections" "${bin}/python" - <<'PY'
+import hashlib, json, yaml
+from ansible_collections.llmops.platform.plugins.module_utils.mirror import plan
+versions = yaml.safe_load(open("roles/platform_defaults/defaults/main/versions.yml"))["platform_versions"]
+play = next(p for p in yaml.safe_load(open("molecule/default/prepare.yml")) if "ansible.builtin.import_playbook" in p)
+selection = dict(play["vars"]["mirror_selection"], kinds=play["vars"]["mirror_kinds"])
+wanted = [a.to_dict() for a in plan.plan(versions, selection)]
+archive = [versions[k] for k in ("debian_archive_url", "debian_security_url", "debian_suite")]
+print(hashlib.sha256(json.dumps([wanted, archive], sort_keys=True).encode()).hexdigest()[:16])
+PY
+)"
+export LLMOPS_MOLECULE_MIRROR="${cache}/mirrors/molecule-nodes-${mirror_key}"
+mkdir -p "${LLMOPS_MOLECULE_MIRROR}"
+say "offline mirror ${LLMOPS_MOLECULE_MIRROR}"
+
 # The whole log is long and CI keeps its tail: on a failure, repeat the failed tasks and the
 # host's state (disk, memory, swap, cgroups) last, where they are read.
 log="${cache}/molecule-last.log"

@@ -10,6 +10,9 @@
 # clone on the same machine reuses them; a changed lock file builds a new one.
 # Every pin of a lock carries the sha256 of its files (scripts/lock_hashes.py) and is installed
 # with `pip --require-hashes`: a file whose bytes differ from the lock's is refused.
+# Offline (docs/offline.md): LLMOPS_PIP_FIND_LINKS=<mirror>/pypi/ (the offline mirror's wheel
+# page, or a directory of wheels) installs from there only (pip --no-index --find-links);
+# LLMOPS_PIP_INDEX_URL=<url> uses another package index instead of PyPI.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -87,6 +90,12 @@ echo "venv.sh: building $name venv in $dir with $python (one-time; cached by loc
 start=$(date +%s)
 "$python" -m venv "$dir"
 pip=("$dir/bin/python" -m pip --disable-pip-version-check -q)
+sources=()
+if [ -n "${LLMOPS_PIP_FIND_LINKS:-}" ]; then
+  sources=(--no-index --find-links "$LLMOPS_PIP_FIND_LINKS")
+elif [ -n "${LLMOPS_PIP_INDEX_URL:-}" ]; then
+  sources=(--index-url "$LLMOPS_PIP_INDEX_URL")
+fi
 # Hash-checking mode for every lock: pip installs only files whose sha256 the lock lists, and
 # refuses a pin without one. --no-deps: the lock is the whole resolved set (pip check below).
 if [ "$name" = serving ]; then
@@ -94,10 +103,10 @@ if [ "$name" = serving ]; then
   # the CPU wheel on disk is the only file with the lock's hash; anything else pulls CUDA.
   torch_lock=$(mktemp)
   grep -E '^torch==' "$lock" > "$torch_lock"
-  "${pip[@]}" install --no-deps --require-hashes -r "$torch_lock" >&2
+  "${pip[@]}" install --no-deps "${sources[@]}" --require-hashes -r "$torch_lock" >&2
   rm -f "$torch_lock"
 fi
-"${pip[@]}" install --no-deps --require-hashes -r "$lock" >&2
+"${pip[@]}" install --no-deps "${sources[@]}" --require-hashes -r "$lock" >&2
 "${pip[@]}" check >&2 || echo "venv.sh: pip check reported issues (see above)" >&2
 touch "$dir/.complete"
 echo "venv.sh: $name venv ready in $(( $(date +%s) - start ))s" >&2

@@ -67,17 +67,20 @@ class KubernetesSettings:
     node_selector: dict
     gpu_node_selector: dict
     gpu_tolerations: list
+    # The Hub API the download init container reads (HF_ENDPOINT): the offline mirror's, or ""
+    # for huggingface.co. Optional in the facts (callers that predate the mirror omit it).
+    hf_endpoint: str = ""
 
     @classmethod
     def from_facts(cls, facts: Mapping[str, Any], where: str = "vllm_server_target.kubernetes") -> "KubernetesSettings":
         names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in facts]
+        missing = [n for n in names if n not in facts and n not in OPTIONAL_FIELDS]
         unknown = sorted(set(facts) - set(names))
         if missing or unknown:
             key = (missing or unknown)[0]
             raise ServerError(f"{where}.{key}", ("is missing" if missing else "is unknown")
                               + f"; the keys are {', '.join(names)} (roles/vllm/tasks/target.yml)")
-        values = {name: facts[name] for name in names}
+        values = {name: facts[name] for name in names if name in facts}
         for name in INT_FIELDS:
             if values[name] is None and name == "run_as_user":
                 continue  # null keeps the image's user
@@ -88,6 +91,8 @@ class KubernetesSettings:
         return cls(**values)
 
 
+# Settings a caller may leave out (they have a default).
+OPTIONAL_FIELDS = ("hf_endpoint",)
 # Templated values may arrive as strings; these are numbers in the pod.
 INT_FIELDS = ("port", "run_as_user", "startup_timeout_s", "readiness_period_s", "liveness_period_s",
               "liveness_timeout_s", "liveness_failure_threshold", "prestop_sleep_s", "termination_grace_s")
@@ -179,6 +184,7 @@ def download_container(model: Mapping[str, Any], settings: KubernetesSettings, i
             {"name": "HF_HUB_CACHE", "value": f"{settings.model_cache_mount}/hub"},
             {"name": "HOME", "value": CACHE_ENV["HOME"]},
             {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+            *([{"name": "HF_ENDPOINT", "value": settings.hf_endpoint}] if settings.hf_endpoint else []),
             # Public models need no token, so the Secret is optional.
             {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": settings.hf_token_secret, "key": "token",
                                                                 "optional": True}}},

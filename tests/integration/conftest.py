@@ -20,10 +20,15 @@ BASE_PORT = int(os.environ.get("LLMOPS_TEST_BASE_PORT", "18100"))
 
 
 class Platform:
-    def __init__(self, home: str, reports: str, vars_file: str):
+    def __init__(self, home: str, reports: str, vars_file: str, prefix: tuple[str, ...] = (),
+                 env_extra: dict[str, str | None] | None = None):
         self.home = home
         self.reports = reports
         self.vars_file = vars_file
+        # A command the playbooks run under (e.g. `ip netns exec NAME`), and environment
+        # changes for them (None removes a variable).
+        self.prefix = list(prefix)
+        self.env_extra = dict(env_extra or {})
 
     def write_vars(self, **overrides) -> None:
         data = {
@@ -62,10 +67,15 @@ class Platform:
         )
         if json_output:
             env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+        for name, value in self.env_extra.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         return env
 
     def play(self, playbook: str, *args: str, json_output: bool = False, timeout: int = 1500):
-        cmd = [os.path.join(BIN, "ansible-playbook"), playbook, "-e", f"@{self.vars_file}", *args]
+        cmd = [*self.prefix, os.path.join(BIN, "ansible-playbook"), playbook, "-e", f"@{self.vars_file}", *args]
         result = subprocess.run(cmd, cwd=ROOT, env=self.env(json_output), capture_output=True,
                                 text=True, timeout=timeout, check=False)
         if json_output and result.stdout.strip().startswith("{"):

@@ -28,11 +28,12 @@ def render(role, template, **variables):
 CONTAINERD = dict(containerd_dropin_dir="/etc/containerd/conf.d", containerd_root_dir="/var/lib/containerd",
                   containerd_state_dir="/run/containerd", containerd_sandbox_image="registry.k8s.io/pause:3.10.2",
                   containerd_systemd_cgroup=True, containerd_default_runtime="runc",
-                  containerd_cdi_spec_dirs=["/etc/cdi", "/var/run/cdi"])
+                  containerd_cdi_spec_dirs=["/etc/cdi", "/var/run/cdi"],
+                  containerd_registry_config_dir="")  # no offline mirror (its render test sets one)
 TOOLKIT = dict(nvidia_container_toolkit_sandbox_image="registry.k8s.io/pause:3.10.2",
                nvidia_container_toolkit_systemd_cgroup=True, nvidia_container_toolkit_runtime_name="nvidia",
                nvidia_container_toolkit_runtime_binary="/usr/bin/nvidia-container-runtime",
-               nvidia_container_toolkit_default_runtime=True)
+               nvidia_container_toolkit_default_runtime=True, nvidia_container_toolkit_registry_config_dir="")
 
 
 def test_schema_2_for_containerd_16():

@@ -52,7 +52,8 @@ def test_venvs_install_locks_in_hash_checking_mode():
     script = open(os.path.join(ROOT, "scripts", "venv.sh"), encoding="utf-8").read()
     installs = [line for line in script.splitlines() if re.search(r'"\$\{pip\[@\]\}" install', line)]
     assert len(installs) == 2  # serving's torch first, then the lock
-    assert all("--no-deps --require-hashes -r" in line for line in installs), installs
+    # The offline mirror's sources (--no-index --find-links, or --index-url) may come between.
+    assert all(re.search(r'--no-deps (\"\$\{sources\[@\]\}\" )?--require-hashes -r', line) for line in installs), installs
 
 
 def _venv_path(tmp_path, lock_text):
@@ -159,8 +160,9 @@ def test_downloads_are_checked_against_pinned_values():
     for path, checksum in checksums:
         assert checksum.startswith("sha256:{{"), (path, checksum)
         if "sha256sum-" in checksum:
-            assert path.startswith("roles/k3s/") and "k3s_sha256.binary | default('') or" in checksum.replace(
-                "k3s_upgrade_sha256", "k3s_sha256"), (path, checksum)
+            normal = checksum.replace("k3s_upgrade_sha256", "k3s_sha256")
+            assert path.startswith("roles/k3s/") and any(
+                f"k3s_sha256.{part} | default('') or" in normal for part in ("binary", "airgap_images")), (path, checksum)
     assert set(versions["helm_sha256"]) == {"amd64", "arm64"}
     assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in versions["helm_sha256"].values())
     assert re.fullmatch(r"[0-9A-F]{40}", versions["kubernetes_apt_key_fingerprint"])
