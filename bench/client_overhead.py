@@ -50,14 +50,16 @@ def run(cmd: List[str], timeout: float, env: Optional[Dict[str, str]] = None) ->
             "wall_s": time.monotonic() - started}
 
 
-def ours(url: str, streams: int, n: int, work: str, model_dir: str) -> Dict[str, Any]:
-    out = os.path.join(work, f"ours-{streams}-{n}")
+def ours(url: str, streams: int, n: int, work: str, model_dir: str,
+         rx_clock: str = "kernel") -> Dict[str, Any]:
+    out = os.path.join(work, f"ours-{rx_clock}-{streams}-{n}")
     res = run([sys.executable, "-m", "ansible_collections.llmops.platform.plugins.module_utils.cli.main",
                "bench", "--base-url", url, "--model", "fixture", "--load-profile", "concurrency",
                "--concurrency", str(streams), "--num-requests", str(n), "--max-tokens",
                str(OUT_TOKENS), "--prompt-tokens", str(IN_TOKENS), "--no-server-metrics",
                "--request-timeout-s", "120", "--run-timeout-s", "600", "--quiet", "-o", out],
-              900, env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections")))
+              900, env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, ".collections"),
+                            LLMOPS_BENCH_RX_CLOCK=rx_clock))
     if res["rc"] != 0:
         return {"error": res["err"][-400:]}
     data = json.load(open(os.path.join(out, "results.json")))
@@ -152,7 +154,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--guidellm-venv", default=os.path.join(tempfile.gettempdir(), "llmops-guidellm-0.8.1"))
     parser.add_argument("--quick", action="store_true", help="smaller request counts")
-    parser.add_argument("--tools", default="ours,vllm,guidellm")
+    parser.add_argument("--tools", default="ours,vllm,guidellm",
+                        help="comma list of ours, ours-loop (our engine stamping arrivals with "
+                             "the event loop's clock instead of the kernel's), vllm, guidellm")
     args = parser.parse_args()
     from ansible_collections.llmops.platform.plugins.module_utils.model_source import resolve
     model_dir = resolve("generated:tiny-llama", os.path.join(tempfile.gettempdir(), "llmops-bench-models"))["path"]
@@ -160,7 +164,7 @@ def main() -> None:
     cases = [("sustained", 256, 2000 // scale), ("ttft64", 64, 640 // scale),
              ("ttft1024", 1024, 2048 // scale)]
     exe = guidellm_venv(args.guidellm_venv) if "guidellm" in args.tools else None
-    tools = {"ours": ours, "vllm": vllm_bench,
+    tools = {"ours": ours, "ours-loop": lambda *a: ours(*a, rx_clock="loop"), "vllm": vllm_bench,
              "guidellm": lambda *a: guidellm(*a, exe=exe)}
     table: Dict[str, Dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="client-overhead-") as work, \
