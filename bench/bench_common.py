@@ -37,9 +37,11 @@ def pin(cpus: str) -> List[str]:
 
 @contextlib.contextmanager
 def fixture_server(ttft_ms: float, itl_ms: float, port: Optional[int] = None,
-                   cpus: str = "1") -> Iterator[str]:
-    """The fake OpenAI server as its own process (pinned to `cpus`); yields its base URL."""
-    with fake_openai.running(["--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms)],
+                   cpus: str = "1", kernel_arrival: bool = False) -> Iterator[str]:
+    """The fake OpenAI server as its own process (pinned to `cpus`); yields its base URL.
+    kernel_arrival: its own TTFT starts at the kernel's receive stamp of the request."""
+    extra = ["--kernel-arrival"] if kernel_arrival else []
+    with fake_openai.running(["--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms), *extra],
                              port=port or free_port(), prefix=pin(cpus)) as url:
         yield url
 

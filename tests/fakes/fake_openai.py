@@ -50,6 +50,10 @@ SENTENCE = "Hello from the fixture model, streamed one word at a time."
 BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
 # What /fixture/config may change at run time (a running bench re-shapes the load).
 SETTABLE = ("ttft", "itl", "tokens", "mode", "slow_s", "healthy", "cut_after")
+# perf_counter seconds: when the request's bytes arrived (kernel stamp with --kernel-arrival)
+# and when the fixture's loop handed them to its protocol
+ARRIVED = web.RequestKey("arrived", float)
+ARRIVED_LOOP = web.RequestKey("arrived_loop", float)
 
 
 def free_port() -> int:
@@ -107,6 +111,9 @@ class FakeOpenAI:
         self.aborted = 0
         self.generated = 0
         self.ttfts: list[float] = []  # arrival -> first content token written, seconds
+        # the same, from when the loop handed the bytes to the protocol (== ttfts unless the
+        # fixture serves with kernel arrival stamps, --kernel-arrival)
+        self.ttfts_loop: list[float] = []
         self._slots: Optional[asyncio.Semaphore] = None
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["model_name"]
@@ -173,7 +180,7 @@ class FakeOpenAI:
         return {"index": 0, "text": piece, "finish_reason": finish}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        arrived = request.get("arrived") or time.perf_counter()
+        arrived = request.get(ARRIVED) or time.perf_counter()
         mode = request.match_info.get("mode") or self.mode
         body = await request.json()
         self.hits += 1
@@ -267,8 +274,10 @@ class FakeOpenAI:
                         chunk["usage"] = self._usage(body, i + 1)
                     await send(chunk)
                     if i == 0:
-                        first_at = time.perf_counter() - arrived
+                        written = time.perf_counter()
+                        first_at = written - arrived
                         self.ttfts.append(first_at)
+                        self.ttfts_loop.append(written - request.get(ARRIVED_LOOP, arrived))
                 if mode == "nodone":
                     await resp.write_eof()
                     return resp
@@ -298,10 +307,13 @@ class FakeOpenAI:
         return web.Response(body=generate_latest(self.registry), content_type="text/plain")
 
     async def stats(self, request: web.Request) -> web.Response:
-        data = sorted(self.ttfts)
+        data, loop_clock = sorted(self.ttfts), sorted(self.ttfts_loop)
         if request.query.get("reset"):
             self.ttfts.clear()
-        return web.json_response({"ttft_ms": [v * 1000.0 for v in data], "hits": self.hits})
+            self.ttfts_loop.clear()
+        return web.json_response({"ttft_ms": [v * 1000.0 for v in data],
+                                  "ttft_loop_ms": [v * 1000.0 for v in loop_clock],
+                                  "hits": self.hits})
 
     async def configure(self, request: web.Request) -> web.Response:
         changes = await request.json()
@@ -329,13 +341,17 @@ class FakeOpenAI:
 class _StampedHandler(web_protocol.RequestHandler):
     """aiohttp's server protocol, noting when a request's first bytes arrived: the fixture's
     own TTFT starts there, not when its handler got to run (a busy fixture's queueing is
-    the server's time, not the client's)."""
+    the server's time, not the client's). Served over a kernel-stamping transport
+    (--kernel-arrival), "arrived" is the kernel's receive stamp and the loop's clock is kept
+    beside it."""
 
     rx_first: Optional[float] = None
+    rx_first_loop: Optional[float] = None
 
     def data_received(self, data: bytes) -> None:
         if data and self.rx_first is None:
-            self.rx_first = time.perf_counter()
+            self.rx_first_loop = time.perf_counter()
+            self.rx_first = getattr(self.transport, "rx_stamp", 0.0) or self.rx_first_loop
         super().data_received(data)
 
 
@@ -350,7 +366,8 @@ def arrival(request: web.Request) -> float:
     stamp = getattr(proto, "rx_first", None)
     if stamp is None:
         return time.perf_counter()
-    proto.rx_first = None
+    request[ARRIVED_LOOP] = proto.rx_first_loop or stamp
+    proto.rx_first = proto.rx_first_loop = None
     return stamp
 
 
@@ -358,29 +375,74 @@ def arrival(request: web.Request) -> float:
 async def _stamp_arrival(request: web.Request, handler: Callable) -> web.StreamResponse:
     # Every request takes its connection's stamp, so a keep-alive connection's next request
     # never inherits an older one.
-    request["arrived"] = arrival(request)
+    request[ARRIVED] = arrival(request)
     return await handler(request)
 
 
-async def start(server: FakeOpenAI | web.Application, port: int = 0) -> tuple[web.AppRunner, int]:
+class _KernelStampedSite:
+    """Accepts on 127.0.0.1 and serves each connection over the benchmark client's
+    kernel-stamping transport (rxstamp.StampTransport), so the fixture's arrival is when the
+    request reached its socket, however busy its loop was."""
+
+    def __init__(self, runner: web.AppRunner, port: int, backlog: int) -> None:
+        from ansible_collections.llmops.platform.plugins.module_utils.bench import rxstamp
+        self._transport = rxstamp.StampTransport
+        self._handlers = runner.server
+        self._loop = asyncio.get_running_loop()
+        self.sock = socket.create_server(("127.0.0.1", port), backlog=backlog)
+        # Set on the listener, accepted sockets inherit it: bytes a client sends before the
+        # accept (a burst of new connections) are stamped too.
+        self.sock.setsockopt(socket.SOL_SOCKET, rxstamp.SO_TIMESTAMPNS, 1)
+        self.sock.setblocking(False)
+        self._loop.add_reader(self.sock.fileno(), self._accept)
+        self._runner = runner
+        runner._sites.append(self)  # so runner.cleanup() stops it
+
+    @property
+    def name(self) -> str:
+        return "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # EMFILE and the like: the next readiness retries
+            self._transport(self._loop, conn, self._handlers())
+
+    _server = None  # runner.addresses looks for an asyncio server; this site has none
+
+    async def stop(self) -> None:
+        self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        self._runner._sites.remove(self)
+
+
+async def start(server: FakeOpenAI | web.Application, port: int = 0,
+                kernel_arrival: bool = False) -> tuple[web.AppRunner, int]:
     """Serve on 127.0.0.1 in the running loop; (runner, port). Port 0: the kernel picks."""
     app = server.app() if hasattr(server, "app") else server
     runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
     await runner.setup()
     if type(runner.server) is web_server.Server:  # noqa: E721 - exactly aiohttp's, nothing else
         runner.server.__class__ = _StampedServer
-    site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096)  # the default 128 caps bursts
-    await site.start()
-    port = runner.addresses[0][1]
+    if kernel_arrival:
+        port = _KernelStampedSite(runner, port, backlog=8192).sock.getsockname()[1]
+    else:
+        site = web.TCPSite(runner, "127.0.0.1", port, backlog=4096)  # the default 128 caps bursts
+        await site.start()
+        port = runner.addresses[0][1]
     if isinstance(server, FakeOpenAI):
         server.port, server.url = port, f"http://127.0.0.1:{port}"
     return runner, port
 
 
 @contextlib.asynccontextmanager
-async def serving(server: FakeOpenAI | web.Application, port: int = 0):
+async def serving(server: FakeOpenAI | web.Application, port: int = 0, kernel_arrival: bool = False):
     """`async with serving(fake) as url:` -> http://127.0.0.1:PORT, stopped on exit."""
-    runner, port = await start(server, port)
+    runner, port = await start(server, port, kernel_arrival=kernel_arrival)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -440,6 +502,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--name", default="fixture", help="replica name (served_by, X-Llmops-Replica)")
     parser.add_argument("--replica-header", action="store_true", help="send X-Llmops-Replica like the router")
     parser.add_argument("--slow-s", type=float, default=3.0, help="delay of model `slow` and mode slow")
+    parser.add_argument("--kernel-arrival", action="store_true",
+                        help="a request's arrival is the kernel's receive stamp (Linux), not the "
+                             "moment the loop read it; /fixture/stats keeps both")
     args = parser.parse_args(argv)
     try:
         import uvloop  # optional: a faster loop keeps the fake out of the measurement
@@ -448,8 +513,23 @@ def main(argv: Optional[list[str]] = None) -> None:
         pass
     fake = FakeOpenAI(args.name, args.ttft_ms / 1000.0, args.itl_ms / 1000.0, args.tokens, args.answer,
                       args.model or ["fixture"], slow_s=args.slow_s, replica_header=args.replica_header)
-    web.run_app(fake.app(), host="127.0.0.1", port=args.port, backlog=8192, access_log=None, print=None,
-                shutdown_timeout=1.0)
+    if args.kernel_arrival:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".collections"))
+    asyncio.run(_serve_forever(fake, args.port, args.kernel_arrival))
+
+
+async def _serve_forever(fake: FakeOpenAI, port: int, kernel_arrival: bool) -> None:
+    """Serve until SIGTERM/SIGINT, through start(): the arrival-stamping protocol included."""
+    import signal  # pylint: disable=import-outside-toplevel
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner, _port = await start(fake, port, kernel_arrival=kernel_arrival)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 if __name__ == "__main__":

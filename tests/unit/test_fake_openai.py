@@ -1,9 +1,11 @@
 """The fake OpenAI server itself: the knobs other tests rely on do what they say."""
 import asyncio
 import json
+import time
+import urllib.request
 
 import aiohttp
-from fake_openai import FakeOpenAI, serving
+from fake_openai import FakeOpenAI, running, serving
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -60,3 +62,44 @@ def test_failure_modes_by_path_and_runtime_config():
     assert b"[DONE]" not in nodone
     assert config["mode"] == "fail503" and config["tokens"] == 2 and switched == 503
     assert refused == 400
+
+
+REQUEST = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n%s")
+
+
+def test_with_kernel_arrival_a_busy_fixtures_queueing_is_its_own_time():
+    """The request lands while the fixture's loop is blocked: its TTFT from the kernel's stamp
+    includes the block, the one from its loop's clock does not."""
+    async def scenario():
+        fake = FakeOpenAI(ttft=0.01, itl=0.0, tokens=1)
+        async with serving(fake, kernel_arrival=True) as url:
+            port = int(url.rsplit(":", 1)[1])
+            body = json.dumps({"model": "fixture", "prompt": "a", "stream": True}).encode()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            await asyncio.sleep(0.02)  # the fixture accepts: its connection now stamps arrivals
+            writer.write(REQUEST % (len(body), body))
+            await writer.drain()
+            time.sleep(0.15)  # the fixture's loop (this loop) is busy when the bytes land
+            answer = b""
+            while b"[DONE]" not in answer:
+                answer += await reader.read(65536)
+            writer.close()
+            return fake.ttfts, fake.ttfts_loop
+    ttfts, loop_clock = asyncio.run(scenario())
+    assert len(ttfts) == len(loop_clock) == 1
+    assert ttfts[0] >= 0.15 + 0.01 and loop_clock[0] < 0.1, (ttfts, loop_clock)
+
+
+def test_the_fixture_process_stamps_arrival_and_reports_both_clocks():
+    for extra in ([], ["--kernel-arrival"]):
+        with running(["--ttft-ms", "5", "--itl-ms", "0", *extra]) as url:
+            body = json.dumps({"model": "fixture", "prompt": "a", "max_tokens": 2, "stream": True}).encode()
+            request = urllib.request.Request(url + "/v1/completions", data=body,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                assert b"[DONE]" in resp.read()
+            with urllib.request.urlopen(url + "/fixture/stats?reset=1", timeout=10) as resp:
+                stats = json.load(resp)
+        assert len(stats["ttft_ms"]) == len(stats["ttft_loop_ms"]) == 1
+        assert stats["ttft_ms"][0] >= stats["ttft_loop_ms"][0] >= 5.0

@@ -9,6 +9,7 @@ import asyncio
 import errno
 import functools
 import json
+import os
 import time
 from collections import deque
 from typing import Any, Dict, List, Optional, Tuple
@@ -16,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
+from . import rxstamp
 from .config import BenchConfig
 from .records import RequestRecord, RunResult
 from .workload import RequestSpec, build_requests
@@ -33,6 +35,9 @@ SAT_GROWTH = 2.0
 SAT_MIN = 16
 
 _ERROR_BODY_BYTES = 2048
+# "kernel" (default where supported): chunk arrival from the kernel's receive stamps;
+# "loop": from the event loop's clock when the protocol gets the bytes (for comparison).
+RX_CLOCK_ENV = "LLMOPS_BENCH_RX_CLOCK"
 
 
 # A run stops early when this many requests in a row failed because the server is gone
@@ -113,17 +118,17 @@ def _spread_gaps(gaps: List[float], first: int) -> None:
 
 
 class StampedHandler(ResponseHandler):
-    """aiohttp's connection protocol, noting when bytes last reached the process. When many
-    streams' chunks arrive at once (64 first tokens in one burst), the event loop hands every
-    socket's bytes to its protocol first (cheap) and only then resumes the readers one by
-    one: the protocol's clock is the chunk's arrival, the reader's would add the time spent
-    on the other streams before it."""
+    """aiohttp's connection protocol, noting when bytes last arrived. Over a StampTransport
+    that is the kernel's receive stamp of the newest packet read (rxstamp.py); otherwise the
+    protocol's clock, which still beats the reader's: when many streams' chunks arrive at
+    once (64 first tokens in one burst), the loop hands every socket's bytes to its protocol
+    first and only then resumes the readers one by one."""
 
     rx_last: float = 0.0
 
     def data_received(self, data: bytes) -> None:
         if data:
-            self.rx_last = time.perf_counter()
+            self.rx_last = getattr(self.transport, "rx_stamp", 0.0) or time.perf_counter()
         super().data_received(data)
 
 
@@ -457,7 +462,9 @@ async def run_phase(session: aiohttp.ClientSession, phase: Phase, t0: float, dea
 def open_session(config: BenchConfig) -> aiohttp.ClientSession:
     # limit=0: aiohttp's default pool caps at 100 connections, which would queue requests
     # inside the client and show up as server TTFT above 100 streams.
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    kernel = rxstamp.supported() and os.environ.get(RX_CLOCK_ENV, "kernel") == "kernel"
+    connector_class = rxstamp.StampConnector if kernel else aiohttp.TCPConnector
+    connector = connector_class(limit=0, limit_per_host=0)
     factory = getattr(connector, "_factory", None)
     if isinstance(factory, functools.partial) and factory.func is ResponseHandler:
         # Arrival stamps at the protocol (StampedHandler); an aiohttp without this hook
