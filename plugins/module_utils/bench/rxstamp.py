@@ -15,6 +15,7 @@ seconds). TLS connections and platforms without SO_TIMESTAMPNS keep aiohttp's ow
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import struct
 import sys
@@ -40,9 +41,19 @@ _MAX_AGE_S = 30.0
 _HIGH_WATER = 64 * 1024
 
 
+@functools.lru_cache(maxsize=None)
 def supported() -> bool:
-    return (sys.platform.startswith("linux") and _ANC_SIZE > 0
-            and hasattr(socket.socket, "recvmsg") and aiohappyeyeballs is not None)
+    """Linux with recvmsg, and a kernel (or sandbox) that accepts SO_TIMESTAMPNS: probed once,
+    so a sandbox that refuses it keeps aiohttp's transport instead of failing every request."""
+    if not (sys.platform.startswith("linux") and _ANC_SIZE > 0
+            and hasattr(socket.socket, "recvmsg") and aiohappyeyeballs is not None):
+        return False
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
 
 
 def kernel_to_perf(ancdata: Any, now_perf: float, now_real_ns: int) -> Optional[float]:

@@ -153,3 +153,17 @@ def test_eof_and_close_reach_the_protocol():
         assert transport.rx_stamp <= time.perf_counter()
     finally:
         loop.close()
+
+
+def test_a_kernel_that_refuses_the_option_keeps_aiohttps_transport(monkeypatch):
+    class Refusing(socket.socket):
+        def setsockopt(self, *args):
+            raise OSError(92, "Protocol not available")
+    monkeypatch.setattr(socket, "socket", Refusing)
+    rxstamp.supported.cache_clear()
+    try:
+        assert rxstamp.supported() is False
+    finally:
+        monkeypatch.undo()
+        rxstamp.supported.cache_clear()
+    assert rxstamp.supported() is True
