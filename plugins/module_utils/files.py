@@ -3,13 +3,16 @@
 A reader (a report index, a supervisor, a later task) never sees a half-written file: the
 text goes to a temporary file beside the target, then is renamed over it. `write_if_changed`
 leaves an identical file alone, which is what keeps a second run at changed=0.
+`replace_dir` does the same for a whole directory tree (a model, a mirrored repository).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
-from typing import Any
+from typing import Any, Iterator
 
 
 def atomic_write(path: str, text: str, mode: int = 0o644) -> None:
@@ -49,3 +52,22 @@ def json_text(data: Any) -> str:
 
 def write_json_if_changed(path: str, data: Any) -> bool:
     return write_if_changed(path, json_text(data))
+
+
+@contextlib.contextmanager
+def replace_dir(dest: str, prefix: str = ".build-") -> Iterator[str]:
+    """Yield an empty directory beside dest; when the block succeeds it replaces dest.
+
+    An interrupted or failed build leaves dest as it was (and no temporary directory behind).
+    """
+    parent = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        yield work
+        if os.path.isdir(dest):
+            shutil.rmtree(dest)
+        os.replace(work, dest)
+    finally:
+        if os.path.isdir(work):
+            shutil.rmtree(work, ignore_errors=True)

@@ -12,10 +12,9 @@ import glob
 import json
 import os
 import re
-import shutil
-import tempfile
 from typing import Any
 
+from ansible_collections.llmops.platform.plugins.module_utils.files import replace_dir
 from ansible_collections.llmops.platform.plugins.module_utils.inventory import parse_source
 
 COMPLETE_MARKER = ".llmops-complete"
@@ -92,18 +91,10 @@ def _generated(ref: str, cache_dir: str, seed: int) -> tuple[str, bool]:
     dest = os.path.join(cache_dir, "generated", f"{ref}-v{tiny_llama.GENERATOR_VERSION}-seed{seed}")
     if os.path.isfile(os.path.join(dest, COMPLETE_MARKER)):
         return dest, False
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
     # Build beside the destination and rename, so an interrupted run never leaves a half model.
-    work = tempfile.mkdtemp(prefix=f".{ref}-", dir=os.path.dirname(dest))
-    try:
+    with replace_dir(dest, prefix=f".{ref}-") as work:
         tiny_llama.write_tiny_llama(work, seed=seed)
         open(os.path.join(work, COMPLETE_MARKER), "w").close()
-        if os.path.isdir(dest):
-            shutil.rmtree(dest)
-        os.replace(work, dest)
-    finally:
-        if os.path.isdir(work):
-            shutil.rmtree(work, ignore_errors=True)
     return dest, True
 
 

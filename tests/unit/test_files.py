@@ -1,6 +1,7 @@
 """The shared atomic, idempotent writer (module_utils/files.py)."""
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +30,20 @@ def test_a_failed_write_keeps_the_old_file_and_removes_its_temp(tmp_path, monkey
     with pytest.raises(OSError):
         files.write_if_changed(str(path), "new")
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["report.html"]
+
+
+def test_replace_dir_swaps_the_tree_only_when_the_build_succeeds(tmp_path):
+    dest = tmp_path / "model"
+    dest.mkdir()
+    (dest / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with files.replace_dir(str(dest)) as work:
+            (Path(work) / "half.txt").write_text("half")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in dest.iterdir()) == ["old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no build dir left behind
+
+    with files.replace_dir(str(dest)) as work:
+        (Path(work) / "new.txt").write_text("new")
+    assert sorted(p.name for p in dest.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

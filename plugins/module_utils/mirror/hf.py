@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from typing import Any, Optional
 
+from ansible_collections.llmops.platform.plugins.module_utils.files import replace_dir, write_if_changed
 from ansible_collections.llmops.platform.plugins.module_utils.mirror import fetch as fetchmod
 from ansible_collections.llmops.platform.plugins.module_utils.mirror.server import hf_repo_dir, hf_resolve
 
@@ -67,32 +68,15 @@ def present(root: str, repo: str, revision: str) -> Optional[dict[str, Any]]:
 def _install(root: str, repo: str, revision: str, commit: str, src_dir: str, files: list[dict[str, Any]]) -> None:
     base = hf_repo_dir(root, repo)
     dest = os.path.join(base, "commits", commit)
-    os.makedirs(os.path.join(base, "commits"), exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f".{commit}-", dir=os.path.join(base, "commits"))
-    try:
+    with replace_dir(dest, prefix=f".{commit}-") as work:
         for entry in files:
             target = os.path.join(work, *entry["path"].split("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.copyfile(os.path.join(src_dir, *entry["path"].split("/")), target)
-        if os.path.isdir(dest):
-            shutil.rmtree(dest)
-        os.replace(work, dest)
-    finally:
-        if os.path.isdir(work):
-            shutil.rmtree(work, ignore_errors=True)
     listing_json = json.dumps({"repo": repo, "commit": commit, "files": files}, indent=1, sort_keys=True)
-    _write(os.path.join(base, "commits", commit + ".json"), listing_json + "\n")
+    write_if_changed(os.path.join(base, "commits", commit + ".json"), listing_json + "\n")
     if revision and revision != commit:
-        _write(os.path.join(base, "refs", revision), commit + "\n")
-
-
-def _write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if os.path.isfile(path) and open(path, encoding="utf-8").read() == text:
-        return
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(path + ".tmp", path)
+        write_if_changed(os.path.join(base, "refs", revision), commit + "\n")
 
 
 def publish(root: str, repo: str, revision: str, model_dir: str) -> dict[str, Any]:
@@ -106,7 +90,7 @@ def publish(root: str, repo: str, revision: str, model_dir: str) -> dict[str, An
     if changed:
         _install(root, repo, revision, commit, model_dir, files)
     elif revision and revision != commit and hf_resolve(root, repo, revision) != commit:
-        _write(os.path.join(hf_repo_dir(root, repo), "refs", revision), commit + "\n")
+        write_if_changed(os.path.join(hf_repo_dir(root, repo), "refs", revision), commit + "\n")
         changed = True
     return {"commit": commit, "files": files, "size": sum(f["size"] for f in files), "changed": changed}
 
