@@ -38,14 +38,17 @@ def mirror(tmp_path):
     srv.server_close()
 
 
-def run_preflight(tmp_path, mirror_url, **extra):
+def run_preflight(tmp_path, mirror_url, hosts=None, **extra):
+    """hosts: {name: host variables}; default one localhost, with llm_models given as an extra var."""
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    hosts = {"localhost": {}} if hosts is None else hosts
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text(json.dumps({"all": {"hosts": {"localhost": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
-        "children": {"llm_serving_hosts": {"hosts": {"localhost": {}}}}}}))
+    inventory.write_text(json.dumps({"all": {"hosts": {name: {**local, **hostvars} for name, hostvars in hosts.items()},
+                                             "children": {"llm_serving_hosts": {"hosts": dict.fromkeys(hosts, {})}}}}))
     extra = {"platform_home": str(tmp_path / "home"), "platform_target": "local", "platform_offline": True,
-             "platform_mirror_url": mirror_url, "platform_mirror_venvs": ["serving"],
-             "llm_models": [{"name": "chat", "source": MODEL}], **extra}
+             "platform_mirror_url": mirror_url, "platform_mirror_venvs": ["serving"], **extra}
+    if not any("llm_models" in hostvars for hostvars in hosts.values()):
+        extra.setdefault("llm_models", [{"name": "chat", "source": MODEL}])
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_HOME=os.environ.get("ANSIBLE_HOME", os.path.join(ROOT, ".ansible")),
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
@@ -76,3 +79,19 @@ def test_offline_preflight_without_a_mirror_url_says_what_to_set(tmp_path):
     done = run_preflight(tmp_path, "")
     assert done.returncode != 0
     assert "platform_offline is true but platform_mirror_url is empty" in done.stdout
+
+
+def test_offline_preflight_checks_each_host_with_its_own_variables(tmp_path, mirror):
+    """The manifest holds the model the first host serves; the second host's own llm_models asks
+    for another one: preflight fails for that host and names its model."""
+    root, url = mirror
+    other = "hf:llmops-test/other@89abcdef0123456789abcdef0123456789abcdef"
+    write_manifest(root, [entry("wheels:serving", "wheels", sha256=lock_sha("serving")),
+                          entry(f"model:{MODEL[3:]}", "model")])
+    done = run_preflight(tmp_path, url, hosts={
+        "localhost": {"llm_models": [{"name": "chat", "source": MODEL}]},
+        "node2": {"llm_models": [{"name": "chat", "source": other}]}})
+    assert done.returncode != 0
+    assert f"fetches for node2: model:{other[3:]} ({other}) is not in the mirror's manifest" in done.stdout
+    assert "fetches for localhost" not in done.stdout
+    assert "ok: [localhost]" in done.stdout
