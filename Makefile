@@ -64,13 +64,13 @@ lint: control
 	scripts/sanity.sh
 
 unit: control monitoring-tools scan-tools
-	PATH="$(BIN):$$PATH" python -m pytest tests/unit tests/render -q
+	PATH="$(BIN):$$PATH" python -m pytest tests/unit tests/render -q --durations=15
 
 # The cluster check-mode tests need dockerd and the Molecule image: `make molecule` runs them.
 DOCKER_TESTS := tests/integration/test_cluster_check_mode.py
 
 integration: bootstrap monitoring-tools test-deps
-	PATH="$(BIN):$$PATH" python -m pytest tests/integration -q -x --ignore=$(DOCKER_TESTS)
+	PATH="$(BIN):$$PATH" python -m pytest tests/integration -q -x --durations=15 --ignore=$(DOCKER_TESTS)
 
 # Host roles in Debian 12 systemd containers (installs docker.io/debootstrap, starts dockerd,
 # builds the image once): converge, idempotence, verify; then the cluster check-mode tests
